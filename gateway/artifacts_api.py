@@ -1,0 +1,205 @@
+"""The mlflow-artifacts proxy API: PUT, GET, HEAD, DELETE, one-level listing, MPU stubs.
+
+Served under `/api/2.0/mlflow-artifacts/` and `/ajax-api/2.0/mlflow-artifacts/`. The artifact
+path is taken from the raw URL and percent-decoded exactly once, here, into an `ArtifactPath`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from aiohttp import web
+
+from gateway.digest_headers import expected_digests, repr_digest
+from gateway.downloads import head_response, send_download
+from gateway.errors import ApiError
+from repositories import ArtifactPath, ArtifactRepository, ListEntry
+from repositories.errors import InvalidPath
+
+API_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+REPOSITORY_KEY = web.AppKey("repository", ArtifactRepository)
+
+MPU_NOT_SUPPORTED = "Multipart upload is not supported for the current artifact repository"
+"""The exact message MLflow's client looks for before falling back to a single PUT."""
+PRESIGNED_NOT_SUPPORTED = "Multipart download is not supported for the current artifact repository"
+MAX_PAGE_SIZE = 10_000
+_STREAM_BATCH = 500
+
+
+def _decode_once(encoded: str) -> str:
+    try:
+        return unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError.invalid("Invalid path: not UTF-8 after percent-decoding") from None
+
+
+def _parse(text: str, *, allow_trailing_slash: bool = False) -> ArtifactPath:
+    try:
+        return ArtifactPath.parse(text, allow_trailing_slash=allow_trailing_slash)
+    except InvalidPath as exc:
+        raise ApiError.invalid(exc.message) from None
+
+
+def _url_path_text(request: web.Request, marker: str) -> str:
+    """The decoded text after `<api prefix>/<marker>/` in the request's raw URL path."""
+    raw = request.rel_url.raw_path
+    for prefix in API_PREFIXES:
+        route = f"{prefix}/{marker}/"
+        if raw.startswith(route):
+            return _decode_once(raw[len(route) :])
+    # The router matched a decoded form of the prefix; refuse URLs that encode the route itself.
+    raise ApiError.invalid("Invalid path: the route part of the URL must not be percent-encoded")
+
+
+def _url_path(request: web.Request, *, allow_trailing_slash: bool = False) -> ArtifactPath:
+    return _parse(_url_path_text(request, "artifacts"), allow_trailing_slash=allow_trailing_slash)
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """Query parameters, decoded once (form rules: '+' is a space), strict UTF-8."""
+    try:
+        pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError.invalid("Query string is not UTF-8 after percent-decoding") from None
+    return dict(pairs)
+
+
+def _repository(request: web.Request) -> ArtifactRepository:
+    return request.app[REPOSITORY_KEY]
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    request["bytes_in"] = 0
+    async for chunk in request.content.iter_any():
+        request["bytes_in"] += len(chunk)
+        yield chunk
+
+
+async def put_artifact(request: web.Request) -> web.Response:
+    text = _url_path_text(request, "artifacts")
+    if text == "" or text.endswith("/"):
+        raise ApiError.invalid("Artifact path must include a filename (cannot end with '/').")
+    path = _parse(text)
+    expected = expected_digests(request.headers)
+    info = await _repository(request).put(path, _body(request), expected=expected)
+    headers = {"ETag": f'"{info.etag}"'}
+    if info.sha256 is not None:
+        headers["Repr-Digest"] = repr_digest(info.sha256)
+    return web.json_response({"path": str(path), "file_size": info.size, "sha256": info.sha256}, headers=headers)
+
+
+async def get_artifact(request: web.Request) -> web.StreamResponse:
+    async with await _repository(request).get(_url_path(request)) as download:
+        return await send_download(request, download)
+
+
+async def head_artifact(request: web.Request) -> web.StreamResponse:
+    return await head_response(request, await _repository(request).head(_url_path(request)))
+
+
+async def delete_artifact(request: web.Request) -> web.Response:
+    path = _url_path(request, allow_trailing_slash=True)
+    if path.is_root:
+        raise ApiError.invalid("Refusing to delete the whole artifact destination; name a path to delete.")
+    await _repository(request).delete(path)
+    return web.json_response({})
+
+
+def _entry_json(prefix_free: ListEntry) -> dict[str, object]:
+    if prefix_free.is_dir:
+        return {"path": prefix_free.name, "is_dir": True}
+    return {"path": prefix_free.name, "is_dir": False, "file_size": prefix_free.size}
+
+
+def _page_token(last_name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_name}).encode()).decode()
+
+
+def _start_after(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        after = None
+    if not isinstance(after, str):
+        raise ApiError.invalid("Invalid page_token: pass back the next_page_token of the previous page")
+    return after
+
+
+def _max_results(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise ApiError.invalid(f"max_results must be an integer from 1 to {MAX_PAGE_SIZE}, got '{value}'")
+    return int(value)
+
+
+async def list_artifacts(request: web.Request) -> web.StreamResponse:
+    """One level of a directory, MLflow's shape; paged when `max_results` is given."""
+    query = _query(request)
+    path = _parse(query.get("path", ""), allow_trailing_slash=True)
+    limit = _max_results(query.get("max_results"))
+    entries = _repository(request).list(path, start_after=_start_after(query.get("page_token")))
+    if limit is not None:
+        page: list[ListEntry] = []
+        async for entry in entries:
+            if len(page) == limit:
+                body: dict[str, object] = {"files": [_entry_json(e) for e in page]}
+                body["next_page_token"] = _page_token(page[-1].name)
+                return web.json_response(body)
+            page.append(entry)
+        return web.json_response({"files": [_entry_json(e) for e in page]} if page else {})
+    return await _stream_listing(request, entries)
+
+
+async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry]) -> web.StreamResponse:
+    """The whole listing as one JSON document written in batches, never built in memory."""
+    first = await anext(entries, None)
+    if first is None:
+        return web.json_response({})
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    request["bytes_out"] = 0
+
+    async def write(text: str) -> None:
+        data = text.encode()
+        request["bytes_out"] += len(data)
+        await response.write(data)
+
+    await write('{"files": [' + json.dumps(_entry_json(first)))
+    batch: list[str] = []
+    async for entry in entries:
+        batch.append(json.dumps(_entry_json(entry)))
+        if len(batch) >= _STREAM_BATCH:
+            await write("".join(f", {item}" for item in batch))
+            batch = []
+    await write("".join(f", {item}" for item in batch) + "]}")
+    await response.write_eof()
+    return response
+
+
+async def multipart_not_supported(request: web.Request) -> web.Response:
+    raise ApiError(501, "NOT_IMPLEMENTED", MPU_NOT_SUPPORTED)
+
+
+async def presigned_not_supported(request: web.Request) -> web.Response:
+    raise ApiError(501, "NOT_IMPLEMENTED", PRESIGNED_NOT_SUPPORTED)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the artifact API under both MLflow prefixes."""
+    for prefix in API_PREFIXES:
+        app.router.add_route("PUT", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", put_artifact)
+        app.router.add_route("GET", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", get_artifact)
+        app.router.add_route("HEAD", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", head_artifact)
+        app.router.add_route("DELETE", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", delete_artifact)
+        app.router.add_route("GET", f"{prefix}/artifacts", list_artifacts)
+        app.router.add_route(
+            "POST", f"{prefix}/mpu/{{action:create|complete|abort}}/{{path:[\\s\\S]*}}", multipart_not_supported
+        )
+        app.router.add_route("GET", f"{prefix}/presigned/{{path:[\\s\\S]*}}", presigned_not_supported)

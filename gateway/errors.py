@@ -1,0 +1,53 @@
+"""MLflow-shaped error responses, and the one mapping from repository errors to HTTP.
+
+Client-side conditions get 4xx (or 501 for a feature that is off): MLflow's client retries 408,
+429 and 500/502/503/504 for minutes, so those are kept for conditions a retry can fix.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from repositories import errors as repo
+
+
+class ApiError(Exception):
+    """An error answered as `{"error_code": ..., "message": ...}` with `status`."""
+
+    def __init__(self, status: int, error_code: str, message: str, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.headers = headers or {}
+
+    @classmethod
+    def invalid(cls, message: str) -> ApiError:
+        return cls(400, "INVALID_PARAMETER_VALUE", message)
+
+    def response(self) -> web.Response:
+        return web.json_response(
+            {"error_code": self.error_code, "message": self.message}, status=self.status, headers=self.headers
+        )
+
+
+_REPOSITORY_STATUS: dict[type[repo.RepositoryError], tuple[int, str]] = {
+    repo.NotFound: (404, "RESOURCE_DOES_NOT_EXIST"),
+    repo.InvalidPath: (400, "INVALID_PARAMETER_VALUE"),
+    repo.Conflict: (400, "INVALID_PARAMETER_VALUE"),
+    repo.ChecksumMismatch: (400, "INVALID_PARAMETER_VALUE"),
+    repo.IncompleteBody: (400, "BAD_REQUEST"),
+    repo.AlreadyExists: (409, "RESOURCE_ALREADY_EXISTS"),
+    repo.PermissionDenied: (403, "PERMISSION_DENIED"),
+    repo.StorageFull: (507, "RESOURCE_EXHAUSTED"),
+    repo.NotSupported: (501, "NOT_IMPLEMENTED"),
+    repo.BackendError: (502, "INTERNAL_ERROR"),
+}
+
+
+def from_repository_error(exc: repo.RepositoryError) -> ApiError:
+    for kind in type(exc).__mro__:
+        if kind in _REPOSITORY_STATUS:
+            status, code = _REPOSITORY_STATUS[kind]
+            return ApiError(status, code, exc.message)
+    return ApiError(500, "INTERNAL_ERROR", exc.message)

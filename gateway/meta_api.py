@@ -1,0 +1,61 @@
+"""Routes that describe the server: health, version, MLflow's capability probe, disabled modes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway import __version__
+from gateway.artifacts_api import REPOSITORY_KEY
+from gateway.errors import ApiError
+from gateway.settings import Settings
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def version(request: web.Request) -> web.Response:
+    return web.Response(text=__version__)
+
+
+async def server_info(request: web.Request) -> web.Response:
+    """What MLflow's client probes before large transfers; flags are true only when they work."""
+    settings = request.app[SETTINGS_KEY]
+    repository = request.app.get(REPOSITORY_KEY)
+    body: dict[str, object] = {
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": repository is not None and repository.supports_multipart_upload,
+        "multipart_downloads_enabled": repository is not None and repository.supports_presigned_download,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {},
+        "artifact_gateway": {"version": __version__, "mode": mode_name(settings)},
+    }
+    return web.json_response(body)
+
+
+def mode_name(settings: Settings) -> str:
+    if settings.artifacts_only:
+        return "artifacts-only"
+    return "proxied" if settings.serve_artifacts else "no-proxy"
+
+
+def disabled(message: str) -> Handler:
+    """A handler answering 501 with `message`: a disabled feature must fail fast, not be retried."""
+
+    async def handler(request: web.Request) -> web.Response:
+        raise ApiError(501, "NOT_IMPLEMENTED", message)
+
+    return handler
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/version", version)
+    for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
+        app.router.add_get(f"{prefix}/server-info", server_info)

@@ -1,0 +1,127 @@
+"""The one middleware every request passes: request id, error mapping, access log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp.web_exceptions import HTTPException
+
+from gateway.errors import ApiError, from_repository_error
+from gateway.logs import event
+from repositories.errors import RepositoryError
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is in flight."""
+        await self._idle.wait()
+
+
+IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
+
+
+def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError:
+    if exc.status == 404:
+        return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.path}")
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return ApiError(
+            405,
+            "BAD_REQUEST",
+            f"Method {request.method} is not allowed here; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
+    if exc.status == 413:
+        return ApiError(413, "BAD_REQUEST", exc.text or "Request body too large")
+    return ApiError(exc.status, "BAD_REQUEST", exc.reason)
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request["request_id"] = request_id
+    started = time.perf_counter()
+    status = 500
+    outcome = "ok"
+    response: web.StreamResponse | None = None
+    try:
+        try:
+            with request.app[IN_FLIGHT_KEY]:
+                response = await handler(request)
+        except HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_exception_to_api(exc, request).response()
+        except ApiError as exc:
+            response = exc.response()
+        except RepositoryError as exc:
+            response = from_repository_error(exc).response()
+        status = response.status
+        return response
+    except ConnectionError:  # reset, aborted, broken pipe, aiohttp's ClientConnectionResetError
+        # The client went away mid-transfer: one log line, no traceback, nothing to answer.
+        outcome = "client_disconnected"
+        status = 499
+        return response if response is not None else web.Response(status=499, reason="Client Closed Request")
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        outcome = "error"
+        event(
+            "unhandled error",
+            logging.ERROR,
+            request_id=request_id,
+            method=request.method,
+            path=request.rel_url.raw_path,
+            exc_info=True,
+        )
+        response = ApiError(500, "INTERNAL_ERROR", f"Internal error; request id {request_id}").response()
+        return response
+    finally:
+        bytes_out = request.get("bytes_out")
+        if bytes_out is None and response is not None and request.method != "HEAD":
+            bytes_out = response.content_length
+        event(
+            "request",
+            request_id=request_id,
+            method=request.method,
+            path=request.rel_url.raw_path,
+            status=status,
+            bytes_in=request.get("bytes_in", 0),
+            bytes_out=bytes_out or 0,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            remote=request.remote,
+            outcome=outcome,
+        )
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Echo the request id on every response, streamed ones included (on_response_prepare)."""
+    if "request_id" in request:
+        response.headers["X-Request-Id"] = request["request_id"]

@@ -1,0 +1,154 @@
+"""All settings, from (highest first) command-line flags, the environment, a TOML config file.
+
+Every setting has an `ARTIFACT_GATEWAY_<NAME>` variable; those that `mlflow server` also has
+accept MLflow's variable too (`MLFLOW_PORT`, `MLFLOW_ARTIFACTS_DESTINATION`, ...), so a deployment
+can swap the binary without touching its environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "ARTIFACT_GATEWAY_"
+
+
+def _env(name: str, *, mlflow: str | None = None) -> AliasChoices:
+    names = [f"{ENV_PREFIX}{name}"] + ([mlflow] if mlflow else [])
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """The gateway's configuration. Field descriptions double as `--help` text."""
+
+    model_config = SettingsConfigDict(
+        validate_by_name=True, validate_by_alias=True, extra="forbid", case_sensitive=False
+    )
+
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("HOST", mlflow="MLFLOW_HOST"),
+        description="Address to listen on. Use 0.0.0.0 to accept other machines.",
+    )
+    port: int = Field(
+        5000,
+        ge=0,
+        le=65535,
+        validation_alias=_env("PORT", mlflow="MLFLOW_PORT"),
+        description="TCP port to listen on (0 picks a free one and logs it).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=_env("WORKERS", mlflow="MLFLOW_WORKERS"),
+        description="Worker processes sharing the port; about one per core.",
+    )
+    artifacts_destination: str = Field(
+        "./mlartifacts",
+        validation_alias=_env("ARTIFACTS_DESTINATION", mlflow="MLFLOW_ARTIFACTS_DESTINATION"),
+        description="Where proxied artifacts are stored: a directory or file: URI.",
+    )
+    artifacts_only: bool = Field(
+        False,
+        validation_alias=_env("ARTIFACTS_ONLY", mlflow="MLFLOW_ARTIFACTS_ONLY"),
+        description="Serve only the artifact API; tracking routes answer a clear error.",
+    )
+    serve_artifacts: bool = Field(
+        True,
+        validation_alias=_env("SERVE_ARTIFACTS", mlflow="MLFLOW_SERVE_ARTIFACTS"),
+        description="Serve the mlflow-artifacts proxy routes.",
+    )
+    backend_store_uri: str = Field(
+        "sqlite:///mlruns.db",
+        validation_alias=_env("BACKEND_STORE_URI", mlflow="MLFLOW_BACKEND_STORE_URI"),
+        description="Metadata store for experiments and runs (sqlite:/// or postgresql://); "
+        "read by the tracking API, which this version does not serve yet.",
+    )
+    default_artifact_root: str | None = Field(
+        None,
+        validation_alias=_env("DEFAULT_ARTIFACT_ROOT", mlflow="MLFLOW_DEFAULT_ARTIFACT_ROOT"),
+        description="Artifact root for new experiments (default mlflow-artifacts:/ when serving artifacts).",
+    )
+    fsync: bool = Field(
+        True,
+        validation_alias=_env("FSYNC"),
+        description="Flush each uploaded file (and its directory) to disk before answering 200.",
+    )
+    staging_ttl_seconds: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=_env("STAGING_TTL_SECONDS"),
+        description="Remove unfinished upload debris untouched for this long.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_env("SHUTDOWN_TIMEOUT_SECONDS"),
+        description="On SIGTERM, let in-flight requests finish for up to this long.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=_env("LOG_LEVEL"), description="Least severe log level written."
+    )
+
+    @model_validator(mode="after")
+    def _consistent_modes(self) -> Settings:
+        if self.artifacts_only and not self.serve_artifacts:
+            raise ValueError("--artifacts-only needs artifact serving; drop --no-serve-artifacts")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line meant for the operator."""
+
+
+def load_settings(overrides: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Build settings from flags (`overrides`), the environment and an optional TOML file."""
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file '{config_file}' does not exist")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    try:
+        return FileSettings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+    except ValueError as exc:  # unreadable TOML
+        raise SettingsError(f"config file '{config_file}': {exc}") from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        if not field:
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        name = field.upper().removeprefix(ENV_PREFIX).lower()
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{field}' (see artifact-gateway serve --help)")
+            continue
+        given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+        hint = f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
+        problems.append(f"invalid {name} [{hint}]: {error['msg']}{given}")
+    return "; ".join(problems)

@@ -1,0 +1,124 @@
+"""The repository interface every storage adapter implements, and the values it exchanges.
+
+Shaped after Rust object_store: a small set of async operations on validated paths, atomic puts,
+reads that report what they read, one-level listings in name order, and one error family
+(`repositories.errors`). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from repositories.digests import ExpectedDigests
+from repositories.paths import ArtifactPath
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What is known about one stored object."""
+
+    path: ArtifactPath
+    size: int
+    last_modified: datetime
+    etag: str
+    """Opaque strong validator, without quotes; changes whenever the content may have changed."""
+    sha256: str | None = None
+    """Hex SHA-256 of the whole object, when the backend knows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One direct child of a listed directory."""
+
+    name: str
+    is_dir: bool
+    size: int | None = None
+
+
+class Download(abc.ABC):
+    """An object opened for reading: its info now, its bytes on demand.
+
+    Opening first and streaming second lets the HTTP layer answer conditional and range requests
+    from `info` before a byte moves. Always `aclose()` it (or use `async with`).
+    """
+
+    info: ObjectInfo
+
+    @abc.abstractmethod
+    def iter_range(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        """Yield `length` bytes starting at `offset`, in chunks of bounded size."""
+
+    @property
+    def file(self) -> BinaryIO | None:
+        """An open file positioned anywhere, for zero-copy `sendfile`; None when not on disk."""
+        return None
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the file handle or connection."""
+
+    async def __aenter__(self) -> Download:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class ArtifactRepository(abc.ABC):
+    """Storage for artifact bytes under one root (a directory, bucket prefix or container)."""
+
+    kind: str
+    """Short backend name for logs and metrics: 'local', 's3', 'azure'."""
+
+    @abc.abstractmethod
+    async def put(
+        self,
+        path: ArtifactPath,
+        body: AsyncIterator[bytes],
+        *,
+        expected: ExpectedDigests | None = None,
+    ) -> ObjectInfo:
+        """Store `body` at `path` atomically: the object appears whole or not at all.
+
+        Overwrites an existing object. Raises `ChecksumMismatch` (nothing stored) when `expected`
+        does not match, `Conflict` when a directory or a file is in the way. If `body` raises,
+        nothing is stored and the exception propagates.
+        """
+
+    @abc.abstractmethod
+    async def get(self, path: ArtifactPath) -> Download:
+        """Open the object at `path`; `NotFound` if absent, `Conflict` if it is a directory."""
+
+    @abc.abstractmethod
+    async def head(self, path: ArtifactPath) -> ObjectInfo:
+        """Describe the object at `path`; same errors as `get`."""
+
+    @abc.abstractmethod
+    def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+        """Yield the direct children of directory `path` in name order, after `start_after`.
+
+        Yields nothing when `path` is missing or names a file.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, path: ArtifactPath) -> None:
+        """Delete the object or the whole tree at `path`; deleting nothing is not an error."""
+
+    async def sweep_abandoned(self, older_than_s: float) -> int:
+        """Remove debris of uploads untouched for `older_than_s` (after a crash); return the count."""
+        return 0
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
+        """Release clients and background tasks."""
+
+    @property
+    def supports_multipart_upload(self) -> bool:
+        return False
+
+    @property
+    def supports_presigned_download(self) -> bool:
+        return False

@@ -1,0 +1,405 @@
+"""Local-disk repository: staging file + atomic rename for writes, sendfile-ready reads.
+
+Every blocking filesystem call runs in aiofiles' executor, batched so that one thread hop moves
+about a MiB (write and hash together), never one hop per network chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+import aiofiles.os
+
+from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo
+from repositories.digests import DigestAccumulator, ExpectedDigests
+from repositories.errors import (
+    BackendError,
+    Conflict,
+    InvalidPath,
+    NotFound,
+    PermissionDenied,
+    RepositoryError,
+    StorageFull,
+)
+from repositories.paths import ArtifactPath
+
+STAGING_DIR_NAME = ".artifact-gateway-staging"
+"""Reserved top-level directory holding in-progress uploads; hidden from listings."""
+
+WRITE_BATCH_BYTES = 1 << 20
+READ_CHUNK_BYTES = 1 << 20
+LIST_STAT_BATCH = 512
+_SHA256_XATTR = "user.artifact_gateway.sha256"
+
+T = TypeVar("T")
+_Names = list[str]  # aliases: inside the class, `list` names the method
+_Entries = list[ListEntry]
+
+
+async def _in_thread(func: Callable[..., T], *args: object) -> T:
+    """Run `func` in aiofiles' executor; if cancelled, let the thread finish before unwinding.
+
+    Waiting matters: cleanup after a cancel closes file descriptors the thread may still use.
+    """
+    task = asyncio.ensure_future(aiofiles.os.wrap(func)(*args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
+async def _fs(path: ArtifactPath, func: Callable[..., T], *args: object) -> T:
+    """`_in_thread` for file-system work on `path`: an OSError becomes a repository error."""
+    try:
+        return await _in_thread(func, *args)
+    except OSError as exc:
+        raise _os_error(exc, path) from exc
+
+
+def _os_error(exc: OSError, path: ArtifactPath) -> RepositoryError:
+    """Translate an OSError into the repository error family."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StorageFull(f"No space left on the artifact destination for '{path}'")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(f"The artifact destination refused access to '{path}'")
+    if exc.errno in (errno.ENOENT,):
+        return NotFound(path)
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY):
+        return Conflict(f"'{path}' collides with an existing file or directory")
+    if exc.errno == errno.ENAMETOOLONG:
+        return InvalidPath(str(path), "name too long for the file system")
+    return BackendError(f"Local file system error on '{path}': {exc.strerror or exc}")
+
+
+@dataclass
+class _Staged:
+    """An upload in progress: an open staging file and what has been hashed so far."""
+
+    fd: int
+    path: Path
+    digests: DigestAccumulator
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+def _write_batch(staged: _Staged, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        staged.digests.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.write(staged.fd, view)
+            view = view[written:]
+
+
+def _discard(staged: _Staged) -> None:
+    staged.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staged.path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _record_sha256(fd: int, sha256: str, st: os.stat_result) -> None:
+    """Remember the digest beside the bytes; tied to size and mtime so edits invalidate it."""
+    with contextlib.suppress(OSError):  # file systems without user xattrs just lose the digest
+        os.setxattr(fd, _SHA256_XATTR, f"{sha256}:{st.st_size}:{st.st_mtime_ns}".encode())
+
+
+def _recorded_sha256(fd_or_path: int | Path, st: os.stat_result) -> str | None:
+    try:
+        raw = os.getxattr(fd_or_path, _SHA256_XATTR).decode()
+    except OSError:
+        return None
+    sha256, _, rest = raw.partition(":")
+    return sha256 if rest == f"{st.st_size}:{st.st_mtime_ns}" else None
+
+
+def _info(path: ArtifactPath, st: os.stat_result, sha256: str | None) -> ObjectInfo:
+    return ObjectInfo(
+        path=path,
+        size=st.st_size,
+        last_modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        etag=sha256 or f"{st.st_mtime_ns:x}-{st.st_size:x}",
+        sha256=sha256,
+    )
+
+
+class LocalDownload(Download):
+    """An open regular file."""
+
+    def __init__(self, file: BinaryIO, info: ObjectInfo) -> None:
+        self._file = file
+        self.info = info
+
+    @property
+    def file(self) -> BinaryIO:
+        return self._file
+
+    async def iter_range(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        fd = self._file.fileno()
+        end = offset + length
+        while offset < end:
+            chunk = await _in_thread(os.pread, fd, min(READ_CHUNK_BYTES, end - offset), offset)
+            if not chunk:  # truncated under us: stop short, the client sees a short body
+                return
+            offset += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        if not self._file.closed:
+            await _in_thread(self._file.close)
+
+
+class LocalRepository(ArtifactRepository):
+    """Artifacts as files under `root`."""
+
+    kind = "local"
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self._staging = root / STAGING_DIR_NAME
+
+    @classmethod
+    def open(cls, root: str | Path, *, fsync: bool = True) -> LocalRepository:
+        """Create `root` (and its staging dir) if needed and check it is writable (at startup)."""
+        resolved = Path(root).expanduser().resolve()
+        try:
+            (resolved / STAGING_DIR_NAME).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermissionDenied(f"cannot create artifact destination '{resolved}': {exc.strerror}") from exc
+        if not os.access(resolved / STAGING_DIR_NAME, os.W_OK | os.X_OK):
+            raise PermissionDenied(f"artifact destination '{resolved}' is not writable")
+        return cls(resolved, fsync=fsync)
+
+    # -- path handling -----------------------------------------------------------------------
+
+    def _fs_path(self, path: ArtifactPath) -> Path:
+        if path.parts and path.parts[0] == STAGING_DIR_NAME:
+            raise InvalidPath(str(path), f"'{STAGING_DIR_NAME}' is reserved for uploads in progress")
+        return self.root.joinpath(*path.parts)
+
+    def _require_inside(self, fs_path: Path, path: ArtifactPath) -> None:
+        """Refuse a path whose real location (after symlinks) leaves the root."""
+        real = os.path.realpath(fs_path)
+        if real != str(self.root) and not real.startswith(str(self.root) + os.sep):
+            raise InvalidPath(str(path), "resolves outside the artifact destination")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        path: ArtifactPath,
+        body: AsyncIterator[bytes],
+        *,
+        expected: ExpectedDigests | None = None,
+    ) -> ObjectInfo:
+        if path.is_root:
+            raise InvalidPath("", "an upload needs a file name")
+        target = self._fs_path(path)
+        staged = await _fs(path, self._open_staging, expected)
+        try:
+            batch: list[bytes] = []
+            pending = 0
+            async for chunk in body:  # errors from the body (a client gone) propagate unchanged
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= WRITE_BATCH_BYTES:
+                    await _fs(path, _write_batch, staged, batch)
+                    batch, pending = [], 0
+            if batch:
+                await _fs(path, _write_batch, staged, batch)
+            return await _fs(path, self._commit, staged, target, path)
+        except BaseException:
+            await _in_thread(_discard, staged)
+            raise
+
+    def _open_staging(self, expected: ExpectedDigests | None) -> _Staged:
+        staging = self._staging / f"{uuid.uuid4().hex}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(staging, flags, 0o666)
+        except FileNotFoundError:  # staging dir removed by hand while running
+            self._staging.mkdir(parents=True, exist_ok=True)
+            fd = os.open(staging, flags, 0o666)
+        return _Staged(fd, staging, DigestAccumulator(expected))
+
+    def _commit(self, staged: _Staged, target: Path, path: ArtifactPath) -> ObjectInfo:
+        sha256 = staged.digests.finish()
+        if self.fsync:
+            os.fsync(staged.fd)
+        st = os.fstat(staged.fd)
+        _record_sha256(staged.fd, sha256, st)
+        staged.close()
+        created = self._make_parents(target.parent, path)
+        try:
+            os.replace(staged.path, target)
+        except OSError:
+            for directory in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+            raise
+        if self.fsync:
+            for directory in {target.parent, *(d.parent for d in created)}:
+                _fsync_dir(directory)
+        return _info(path, st, sha256)
+
+    def _make_parents(self, directory: Path, path: ArtifactPath) -> list[Path]:
+        """Create the missing directories up to `directory`; return those created, in order."""
+        missing: list[Path] = []
+        current = directory
+        while not current.exists():
+            if current == self.root:
+                break
+            missing.append(current)
+            current = current.parent
+        if not current.is_dir():
+            raise Conflict(f"A file is in the way of '{path}': a parent directory is an existing file")
+        self._require_inside(current, path)
+        created: list[Path] = []
+        try:
+            for new_dir in reversed(missing):
+                try:
+                    os.mkdir(new_dir)
+                    created.append(new_dir)
+                except FileExistsError:
+                    if not new_dir.is_dir():
+                        raise
+        except OSError:
+            for new_dir in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(new_dir)
+            raise
+        return created
+
+    async def delete(self, path: ArtifactPath) -> None:
+        if path.is_root:
+            raise InvalidPath("", "refusing to delete the whole artifact destination")
+        await _fs(path, self._delete, self._fs_path(path), path)
+
+    def _delete(self, fs_path: Path, path: ArtifactPath) -> None:
+        self._require_inside(fs_path.parent, path)  # the link itself may go; what it points to may not
+        try:
+            st = os.lstat(fs_path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(fs_path)
+        else:
+            os.unlink(fs_path)
+
+    async def sweep_abandoned(self, older_than_s: float) -> int:
+        return await _in_thread(self._sweep_staging, older_than_s)
+
+    def _sweep_staging(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        removed = 0
+        try:
+            entries = list(os.scandir(self._staging))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.name.endswith(".part") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, path: ArtifactPath) -> Download:
+        return await _fs(path, self._open_for_read, self._fs_path(path), path)
+
+    def _open_for_read(self, fs_path: Path, path: ArtifactPath) -> LocalDownload:
+        try:
+            self._require_inside(fs_path, path)
+            # O_NONBLOCK: opening a FIFO someone planted must not hang a thread.
+            fd = os.open(fs_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(path) from None
+        try:
+            st = os.fstat(fd)
+            self._require_regular_file(st, path)
+            info = _info(path, st, _recorded_sha256(fd, st))
+        except BaseException:
+            os.close(fd)
+            raise
+        return LocalDownload(os.fdopen(fd, "rb", buffering=0), info)
+
+    @staticmethod
+    def _require_regular_file(st: os.stat_result, path: ArtifactPath) -> None:
+        if stat.S_ISDIR(st.st_mode):
+            raise Conflict(f"Artifact path refers to a directory, not a file: '{path}'")
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound(path)
+
+    async def head(self, path: ArtifactPath) -> ObjectInfo:
+        return await _fs(path, self._head, self._fs_path(path), path)
+
+    def _head(self, fs_path: Path, path: ArtifactPath) -> ObjectInfo:
+        try:
+            self._require_inside(fs_path, path)
+            st = os.stat(fs_path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(path) from None
+        self._require_regular_file(st, path)
+        return _info(path, st, _recorded_sha256(fs_path, st))
+
+    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+        fs_path = self._fs_path(path)
+        names = await _fs(path, self._sorted_children, fs_path, path, start_after)
+        for offset in range(0, len(names), LIST_STAT_BATCH):
+            for entry in await _fs(path, self._describe, fs_path, names[offset : offset + LIST_STAT_BATCH]):
+                yield entry
+
+    def _sorted_children(self, fs_path: Path, path: ArtifactPath, start_after: str | None) -> _Names:
+        """Names of the children after `start_after`, sorted; stat-free so huge dirs stay cheap."""
+        try:
+            self._require_inside(fs_path, path)
+            with os.scandir(fs_path) as entries:
+                names = [entry.name for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        if path.is_root:
+            names = [name for name in names if name != STAGING_DIR_NAME]
+        if start_after is not None:
+            names = [name for name in names if name > start_after]
+        names.sort()
+        return names
+
+    def _describe(self, directory: Path, names: _Names) -> _Entries:
+        described: _Entries = []
+        for name in names:
+            try:
+                st = os.stat(directory / name)
+            except OSError:  # vanished or a dangling symlink
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                described.append(ListEntry(name=name, is_dir=True))
+            elif stat.S_ISREG(st.st_mode):
+                described.append(ListEntry(name=name, is_dir=False, size=st.st_size))
+        return described

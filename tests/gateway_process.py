@@ -1,0 +1,113 @@
+"""Start the real `artifact-gateway serve` in a subprocess and talk to it over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+@dataclass
+class RunningGateway:
+    proc: subprocess.Popen[bytes]
+    port: int
+    destination: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def artifact_url(self, path: str) -> str:
+        return f"{self.url}{ARTIFACTS}/{path}"
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                lines.append(json.loads(raw))
+        return lines
+
+    def raw_request(
+        self, method: str, target: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send `target` byte for byte (no client-side normalisation of `..` or escapes)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.putrequest(method, target, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                connection.putheader(name, value)
+            if body is not None:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+
+def _wait_for_port(proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for raw in log_path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                line = json.loads(raw)
+                if line.get("msg") == "listening":
+                    return int(line["port"])
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+    raise TimeoutError(f"gateway did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def gateway_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", *args]
+
+
+@contextlib.contextmanager
+def run_gateway(
+    workdir: Path, *args: str, env: dict[str, str] | None = None, destination: Path | None = None
+) -> Iterator[RunningGateway]:
+    """Run `artifact-gateway serve --port 0 ...` with its cwd in `workdir` until the block ends."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    destination = destination or workdir / "mlartifacts"
+    log_path = workdir / f"gateway-{time.monotonic_ns()}.log"
+    command = gateway_command("serve", "--port", "0", "--artifacts-destination", str(destination), *args)
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    process_env.update(env or {})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=process_env,
+            start_new_session=True,
+        )
+    try:
+        port = _wait_for_port(proc, log_path)
+        yield RunningGateway(proc, port, destination, log_path)
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode

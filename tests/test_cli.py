@@ -1,0 +1,213 @@
+"""`artifact-gateway serve`: flags, environment, config file, modes, workers, clean failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.gateway_process import gateway_command, run_gateway
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    return subprocess.run(
+        gateway_command(*args), capture_output=True, text=True, timeout=60, env={**clean, **(env or {})}, cwd=cwd
+    )
+
+
+def test_help_explains_every_flag_with_its_environment_variables() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    for flag in (
+        "--host",
+        "--port",
+        "--workers",
+        "--artifacts-destination",
+        "--artifacts-only",
+        "--serve-artifacts",
+        "--no-serve-artifacts",
+        "--backend-store-uri",
+        "--default-artifact-root",
+        "--fsync",
+        "--config",
+        "MLFLOW_ARTIFACTS_DESTINATION",
+        "ARTIFACT_GATEWAY_PORT",
+        "MLFLOW_PORT",
+    ):
+        assert flag in result.stdout
+    top = run_cli("--help")
+    assert "serve" in top.stdout
+    assert run_cli("--version").stdout.startswith("artifact-gateway ")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "fragment"),
+    [
+        (["--port", "70000"], {}, "invalid port"),
+        ([], {"ARTIFACT_GATEWAY_PORT": "not-a-port"}, "invalid port"),
+        (["--port", "0"], {"MLFLOW_WORKERS": "0"}, "invalid workers"),
+        (["--port", "0", "--artifacts-only", "--no-serve-artifacts"], {}, "--artifacts-only needs artifact serving"),
+        (["--port", "0", "--config", "/no/such/file.toml"], {}, "does not exist"),
+        (["--port", "0", "--artifacts-destination", "s3://bucket/prefix"], {}, "scheme 's3://' is not supported"),
+        (["--port", "0", "--artifacts-destination", "/proc/forbidden/dest"], {}, "artifacts destination"),
+        (["--port", "0", "--host", "no-such-host.invalid"], {}, "cannot resolve --host"),
+    ],
+)
+def test_bad_settings_fail_at_start_with_one_clear_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], fragment: str
+) -> None:
+    result = run_cli("serve", *args, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("artifact-gateway: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_contents_fail_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("wrokers = 2\n")
+    (tmp_path / "broken.toml").write_text("port = \n")
+    for name, fragment in (("bad.toml", "unknown setting 'wrokers'"), ("broken.toml", "broken.toml")):
+        result = run_cli("serve", "--config", str(tmp_path / name), cwd=tmp_path)
+        assert result.returncode == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert fragment in result.stderr
+
+
+def test_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_default_destination_is_mlartifacts_in_the_working_directory(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gateway_command("serve", "--port", "0"),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while '"listening"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "mlartifacts").is_dir()
+        assert f'"artifacts_destination": "{tmp_path / "mlartifacts"}"' in log.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def test_mlflow_environment_names_are_accepted(tmp_path: Path) -> None:
+    destination = tmp_path / "from-mlflow-env"
+    with run_gateway(
+        tmp_path, env={"MLFLOW_ARTIFACTS_DESTINATION": str(destination)}, destination=destination
+    ) as gateway:
+        pass
+    assert destination.is_dir()
+    # An explicit flag beats the environment, which beats the config file.
+    (tmp_path / "gw.toml").write_text('artifacts_destination = "from-file"\nfsync = false\n')
+    env = {"ARTIFACT_GATEWAY_CONFIG": str(tmp_path / "gw.toml")}
+    with run_gateway(tmp_path / "cfg", env=env, destination=tmp_path / "from-flag") as gateway:
+        assert requests.put(gateway.artifact_url("x.txt"), data=b"x", timeout=30).status_code == 200
+    assert (tmp_path / "from-flag" / "x.txt").exists()
+    assert not (tmp_path / "cfg" / "from-file").exists()
+
+
+def test_config_file_sets_the_destination(tmp_path: Path) -> None:
+    (tmp_path / "gw.toml").write_text(f'artifacts_destination = "{tmp_path / "configured"}"\n')
+    log = tmp_path / "out.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gateway_command("serve", "--port", "0", "--config", str(tmp_path / "gw.toml")),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while '"listening"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "configured").is_dir()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def test_artifacts_only_mode_disables_tracking_with_a_fast_failing_error(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, "--artifacts-only") as gateway:
+        response = requests.post(f"{gateway.url}/api/2.0/mlflow/experiments/create", json={"name": "x"}, timeout=30)
+        assert response.status_code == 501
+        assert response.json()["error_code"] == "NOT_IMPLEMENTED"
+        assert "--artifacts-only" in response.json()["message"]
+        assert requests.put(gateway.artifact_url("a.txt"), data=b"a", timeout=30).status_code == 200
+        info = requests.get(f"{gateway.url}/api/3.0/mlflow/server-info", timeout=30).json()
+        assert info["artifact_gateway"]["mode"] == "artifacts-only"
+        assert requests.get(f"{gateway.url}/health", timeout=30).text == "OK"
+
+
+def test_no_serve_artifacts_mode_answers_501_on_artifact_routes(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, "--no-serve-artifacts") as gateway:
+        for method in ("GET", "PUT", "DELETE"):
+            response = requests.request(method, gateway.artifact_url("a.txt"), timeout=30)
+            assert response.status_code == 501
+            assert "--no-serve-artifacts" in response.json()["message"]
+        assert not gateway.destination.exists()
+
+
+def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, "--workers", "2") as gateway:
+        import psutil
+
+        children = psutil.Process(gateway.proc.pid).children()
+        assert len(children) == 2
+        for index in range(20):
+            assert requests.put(gateway.artifact_url(f"w/{index}.txt"), data=b"w", timeout=30).status_code == 200
+        os.kill(children[0].pid, signal.SIGKILL)  # a crashed worker is replaced
+        deadline = time.monotonic() + 15
+        while len(psutil.Process(gateway.proc.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(psutil.Process(gateway.proc.pid).children()) == 2
+        assert requests.get(gateway.artifact_url("w/3.txt"), timeout=30).content == b"w"
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert gateway.proc.wait(30) == 0
+    assert len(list((tmp_path / "mlartifacts" / "w").iterdir())) == 20
+
+
+def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
+    with run_gateway(tmp_path) as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+            body = os.urandom(2_000_000)
+            sock.sendall(
+                f"PUT /api/2.0/mlflow-artifacts/artifacts/slow.bin HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:1_000_000]
+            )
+            time.sleep(0.3)
+            gateway.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            sock.sendall(body[1_000_000:])
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        assert gateway.proc.wait(30) == 0
+        assert (gateway.destination / "slow.bin").read_bytes() == body

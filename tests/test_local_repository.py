@@ -1,0 +1,159 @@
+"""The local-disk adapter used directly: atomicity, cleanup, digests, listing order."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from repositories import ArtifactPath, ExpectedDigests
+from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied
+from repositories.local import STAGING_DIR_NAME, LocalRepository
+
+
+def p(text: str) -> ArtifactPath:
+    return ArtifactPath.parse(text)
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def failing_after(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+    raise ConnectionResetError("client went away")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> LocalRepository:
+    return LocalRepository.open(tmp_path / "dest")
+
+
+def debris(repo: LocalRepository) -> list[str]:
+    return os.listdir(repo.root / STAGING_DIR_NAME)
+
+
+async def test_put_get_round_trip_with_digest(repo: LocalRepository) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    info = await repo.put(p("a/b/c.bin"), chunks(data[:100], data[100:]))
+    assert info.size == len(data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    async with await repo.get(p("a/b/c.bin")) as download:
+        assert download.info.sha256 == info.sha256
+        assert b"".join([chunk async for chunk in download.iter_range(0, len(data))]) == data
+        assert b"".join([chunk async for chunk in download.iter_range(5, 10)]) == data[5:15]
+    assert (await repo.head(p("a/b/c.bin"))).etag == info.sha256
+
+
+async def test_failing_body_leaves_no_object_no_staging_and_no_directories(repo: LocalRepository) -> None:
+    with pytest.raises(ConnectionResetError):
+        await repo.put(p("new/dir/x.bin"), failing_after(os.urandom(2 * 1024 * 1024)))
+    assert not (repo.root / "new").exists()
+    assert debris(repo) == []
+
+
+async def test_checksum_mismatch_stores_nothing_and_keeps_old_version(repo: LocalRepository) -> None:
+    await repo.put(p("x.bin"), chunks(b"old"))
+    wrong = ExpectedDigests(sha256=hashlib.sha256(b"other").digest())
+    with pytest.raises(ChecksumMismatch):
+        await repo.put(p("x.bin"), chunks(b"new"), expected=wrong)
+    assert (repo.root / "x.bin").read_bytes() == b"old"
+    right = ExpectedDigests(md5=hashlib.md5(b"new").digest(), sha256=hashlib.sha256(b"new").digest())
+    await repo.put(p("x.bin"), chunks(b"new"), expected=right)
+    assert (repo.root / "x.bin").read_bytes() == b"new"
+    assert debris(repo) == []
+
+
+async def test_conflicts_are_reported_and_roll_back_created_directories(repo: LocalRepository) -> None:
+    await repo.put(p("file"), chunks(b"x"))
+    with pytest.raises(Conflict):
+        await repo.put(p("file/sub/y"), chunks(b"y"))
+    await repo.put(p("dir/inner"), chunks(b"x"))
+    with pytest.raises(Conflict):
+        await repo.put(p("dir"), chunks(b"y"))
+    with pytest.raises(Conflict):
+        await repo.get(p("dir"))
+    assert sorted(os.listdir(repo.root)) == sorted([STAGING_DIR_NAME, "file", "dir"])
+    assert debris(repo) == []
+
+
+async def test_missing_paths(repo: LocalRepository) -> None:
+    for path in ("nope", "nope/deeper"):
+        with pytest.raises(NotFound):
+            await repo.get(p(path))
+        with pytest.raises(NotFound):
+            await repo.head(p(path))
+        assert [entry async for entry in repo.list(p(path))] == []
+        await repo.delete(p(path))  # idempotent
+
+
+async def test_reserved_and_root_paths_are_refused(repo: LocalRepository) -> None:
+    with pytest.raises(InvalidPath):
+        await repo.put(p(f"{STAGING_DIR_NAME}/x.part"), chunks(b"x"))
+    with pytest.raises(InvalidPath):
+        await repo.delete(ArtifactPath(()))
+    with pytest.raises(InvalidPath):
+        await repo.put(ArtifactPath(()), chunks(b"x"))
+
+
+async def test_listing_is_sorted_and_resumes_after_a_name(repo: LocalRepository) -> None:
+    for name in ("b", "a", "c/d", "e"):
+        await repo.put(p(f"dir/{name}"), chunks(name.encode()))
+    names = [(entry.name, entry.is_dir, entry.size) async for entry in repo.list(p("dir"))]
+    assert names == [("a", False, 1), ("b", False, 1), ("c", True, None), ("e", False, 1)]
+    assert [entry.name async for entry in repo.list(p("dir"), start_after="b")] == ["c", "e"]
+    root = [entry.name async for entry in repo.list(ArtifactPath(()))]
+    assert root == ["dir"]
+
+
+async def test_sweep_removes_only_stale_staging_files(repo: LocalRepository) -> None:
+    stale = repo.root / STAGING_DIR_NAME / "old.part"
+    fresh = repo.root / STAGING_DIR_NAME / "new.part"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"in progress")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert await repo.sweep_abandoned(3600) == 1
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+async def test_fsync_off_still_writes_atomically(tmp_path: Path) -> None:
+    repo = LocalRepository.open(tmp_path / "nofsync", fsync=False)
+    await repo.put(p("x"), chunks(b"data"))
+    assert (repo.root / "x").read_bytes() == b"data"
+
+
+def test_open_refuses_an_unwritable_destination(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(PermissionDenied):
+        LocalRepository.open(blocker / "dest")
+
+
+async def test_disk_full_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
+    """A write that hits ENOSPC (a full disk) maps to StorageFull and removes its staging file."""
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("/dev/full is not available")
+    repo = LocalRepository.open(tmp_path / "dest")
+    staging = repo.root / STAGING_DIR_NAME
+    # Route the staging file to /dev/full by swapping the staging directory for a symlinked one.
+    original = repo._open_staging
+
+    def open_on_full_device(expected: ExpectedDigests | None):  # type: ignore[no-untyped-def]
+        staged = original(expected)
+        os.dup2(os.open(full, os.O_WRONLY), staged.fd)
+        return staged
+
+    repo._open_staging = open_on_full_device  # type: ignore[method-assign]
+    from repositories.errors import StorageFull
+
+    with pytest.raises(StorageFull):
+        await repo.put(p("big/file.bin"), chunks(os.urandom(2 * 1024 * 1024)))
+    assert os.listdir(staging) == []
+    assert not (repo.root / "big").exists()
