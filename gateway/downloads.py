@@ -16,6 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -176,6 +177,19 @@ def _can_sendfile(request: web.BaseRequest) -> bool:
     return transport is not None and transport.get_extra_info("sslcontext") is None
 
 
+async def _sendfile(request: web.BaseRequest, file: BinaryIO, offset: int, length: int) -> None:
+    """Zero-copy send; a client gone before or during it is a ConnectionError like any other."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("client went away before the body was sent")
+    try:
+        await asyncio.get_running_loop().sendfile(transport, file, offset, length)
+    except RuntimeError as exc:  # asyncio's "Transport is closing"
+        if transport.is_closing():
+            raise ConnectionResetError(str(exc)) from exc
+        raise
+
+
 async def send_download(request: web.Request, download: Download) -> web.StreamResponse:
     """Stream `download` as the answer to GET, honouring validators and one range."""
     info = download.info
@@ -199,9 +213,7 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
     if part.length:
         file = download.file
         if file is not None and _can_sendfile(request):
-            transport = request.transport
-            assert transport is not None
-            await asyncio.get_running_loop().sendfile(transport, file, part.offset, part.length)
+            await _sendfile(request, file, part.offset, part.length)
             request["bytes_out"] = part.length
         else:
             async for chunk in download.iter_range(part.offset, part.length):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from repositories import ArtifactPath, ExpectedDigests
-from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied
+from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
 from repositories.local import STAGING_DIR_NAME, LocalRepository
 
 
@@ -137,12 +137,10 @@ def test_open_refuses_an_unwritable_destination(tmp_path: Path) -> None:
 
 async def test_disk_full_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
     """A write that hits ENOSPC (a full disk) maps to StorageFull and removes its staging file."""
-    full = Path("/dev/full")
-    if not full.exists():
-        pytest.skip("/dev/full is not available")
+    full = Path("/dev/full")  # every write to it fails with ENOSPC
     repo = LocalRepository.open(tmp_path / "dest")
     staging = repo.root / STAGING_DIR_NAME
-    # Route the staging file to /dev/full by swapping the staging directory for a symlinked one.
+    # Point the staging file's descriptor at /dev/full once it is open.
     original = repo._open_staging
 
     def open_on_full_device(expected: ExpectedDigests | None):  # type: ignore[no-untyped-def]
@@ -151,8 +149,6 @@ async def test_disk_full_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
         return staged
 
     repo._open_staging = open_on_full_device  # type: ignore[method-assign]
-    from repositories.errors import StorageFull
-
     with pytest.raises(StorageFull):
         await repo.put(p("big/file.bin"), chunks(os.urandom(2 * 1024 * 1024)))
     assert os.listdir(staging) == []

@@ -7,12 +7,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from tests.gateway_process import RunningGateway
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
