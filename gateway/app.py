@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import artifacts_api, meta_api
-from gateway.artifacts_api import REPOSITORY_KEY
+from gateway import artifacts_api, meta_api, multipart_api
+from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.logs import event
-from gateway.meta_api import SETTINGS_KEY, TRACKING_PREFIXES
+from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
+from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings
 from repositories import ArtifactRepository
 
@@ -27,8 +28,11 @@ ARTIFACTS_ONLY_MESSAGE = (
 TRACKING_NOT_BUILT_MESSAGE = "The tracking API is not available in this version of artifact-gateway."
 
 
-def create_app(settings: Settings, repository: ArtifactRepository | None) -> web.Application:
-    """The application for `settings`; `repository` is None when artifacts are not served."""
+def create_app(settings: Settings, repository: ArtifactRepository | None, signing_key: bytes) -> web.Application:
+    """The application for `settings`; `repository` is None when artifacts are not served.
+
+    `signing_key` signs multipart part URLs; every worker that should accept a URL needs the same key.
+    """
     app = web.Application(middlewares=[request_middleware])
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
@@ -36,7 +40,9 @@ def create_app(settings: Settings, repository: ArtifactRepository | None) -> web
     meta_api.add_routes(app)
     if settings.serve_artifacts and repository is not None:
         app[REPOSITORY_KEY] = repository
+        app[SIGNING_KEY] = signing_key
         artifacts_api.add_routes(app)
+        multipart_api.add_routes(app)
         app.cleanup_ctx.append(_repository_lifecycle)
     else:
         for prefix in artifacts_api.API_PREFIXES:
@@ -48,9 +54,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None) -> web
 
 
 async def _repository_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Sweep upload debris at start and then periodically; close the repository at the end."""
+    """Start the repository, sweep upload debris now and periodically, close it at the end."""
     repository = app[REPOSITORY_KEY]
     settings = app[SETTINGS_KEY]
+    await repository.start()
     sweeper = asyncio.create_task(_sweep_forever(repository, settings.staging_ttl_seconds))
     yield
     sweeper.cancel()

@@ -17,49 +17,50 @@ from aiohttp import web
 from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
+from gateway.settings import Settings
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import InvalidPath
 
 API_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
 REPOSITORY_KEY = web.AppKey("repository", ArtifactRepository)
+SETTINGS_KEY = web.AppKey("settings", Settings)
 
-MPU_NOT_SUPPORTED = "Multipart upload is not supported for the current artifact repository"
-"""The exact message MLflow's client looks for before falling back to a single PUT."""
-PRESIGNED_NOT_SUPPORTED = "Multipart download is not supported for the current artifact repository"
+ANY_PATH = "{path:[\\s\\S]*}"
+"""Route pattern for the rest of the URL; '.*' would stop at a newline, which must reach the validator."""
 MAX_PAGE_SIZE = 10_000
 _STREAM_BATCH = 500
 
 
-def _decode_once(encoded: str) -> str:
+def decode_once(encoded: str) -> str:
     try:
         return unquote_to_bytes(encoded).decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError.invalid("Invalid path: not UTF-8 after percent-decoding") from None
 
 
-def _parse(text: str, *, allow_trailing_slash: bool = False) -> ArtifactPath:
+def parse_path(text: str, *, allow_trailing_slash: bool = False) -> ArtifactPath:
     try:
         return ArtifactPath.parse(text, allow_trailing_slash=allow_trailing_slash)
     except InvalidPath as exc:
         raise ApiError.invalid(exc.message) from None
 
 
-def _url_path_text(request: web.Request, marker: str) -> str:
+def url_path_text(request: web.Request, marker: str) -> str:
     """The decoded text after `<api prefix>/<marker>/` in the request's raw URL path."""
     raw = request.rel_url.raw_path
     for prefix in API_PREFIXES:
         route = f"{prefix}/{marker}/"
         if raw.startswith(route):
-            return _decode_once(raw[len(route) :])
+            return decode_once(raw[len(route) :])
     # The router matched a decoded form of the prefix; refuse URLs that encode the route itself.
     raise ApiError.invalid("Invalid path: the route part of the URL must not be percent-encoded")
 
 
-def _url_path(request: web.Request, *, allow_trailing_slash: bool = False) -> ArtifactPath:
-    return _parse(_url_path_text(request, "artifacts"), allow_trailing_slash=allow_trailing_slash)
+def url_path(request: web.Request, *, marker: str = "artifacts", allow_trailing_slash: bool = False) -> ArtifactPath:
+    return parse_path(url_path_text(request, marker), allow_trailing_slash=allow_trailing_slash)
 
 
-def _query(request: web.Request) -> dict[str, str]:
+def query_params(request: web.Request) -> dict[str, str]:
     """Query parameters, decoded once (form rules: '+' is a space), strict UTF-8."""
     try:
         pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict")
@@ -68,11 +69,11 @@ def _query(request: web.Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def _repository(request: web.Request) -> ArtifactRepository:
+def repository_of(request: web.Request) -> ArtifactRepository:
     return request.app[REPOSITORY_KEY]
 
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     request["bytes_in"] = 0
     async for chunk in request.content.iter_any():
         request["bytes_in"] += len(chunk)
@@ -80,12 +81,14 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
 
 
 async def put_artifact(request: web.Request) -> web.Response:
-    text = _url_path_text(request, "artifacts")
+    text = url_path_text(request, "artifacts")
     if text == "" or text.endswith("/"):
         raise ApiError.invalid("Artifact path must include a filename (cannot end with '/').")
-    path = _parse(text)
+    path = parse_path(text)
     expected = expected_digests(request.headers)
-    info = await _repository(request).put(path, _body(request), expected=expected)
+    info = await repository_of(request).put(
+        path, body_chunks(request), expected=expected, content_length=request.content_length
+    )
     headers = {"ETag": f'"{info.etag}"'}
     if info.sha256 is not None:
         headers["Repr-Digest"] = repr_digest(info.sha256)
@@ -93,19 +96,26 @@ async def put_artifact(request: web.Request) -> web.Response:
 
 
 async def get_artifact(request: web.Request) -> web.StreamResponse:
-    async with await _repository(request).get(_url_path(request)) as download:
+    repository = repository_of(request)
+    path = url_path(request)
+    settings = request.app[SETTINGS_KEY]
+    if settings.artifacts_redirect and repository.can_presign:
+        await repository.head(path)  # 404 and 400 (a directory) here, not from the storage
+        target = await repository.presign_get(path, settings.presigned_url_ttl_seconds)
+        raise web.HTTPTemporaryRedirect(target.url)
+    async with await repository.get(path) as download:
         return await send_download(request, download)
 
 
 async def head_artifact(request: web.Request) -> web.StreamResponse:
-    return await head_response(request, await _repository(request).head(_url_path(request)))
+    return await head_response(request, await repository_of(request).head(url_path(request)))
 
 
 async def delete_artifact(request: web.Request) -> web.Response:
-    path = _url_path(request, allow_trailing_slash=True)
+    path = url_path(request, allow_trailing_slash=True)
     if path.is_root:
         raise ApiError.invalid("Refusing to delete the whole artifact destination; name a path to delete.")
-    await _repository(request).delete(path)
+    await repository_of(request).delete(path)
     return web.json_response({})
 
 
@@ -115,8 +125,8 @@ def _entry_json(prefix_free: ListEntry) -> dict[str, object]:
     return {"path": prefix_free.name, "is_dir": False, "file_size": prefix_free.size}
 
 
-def _page_token(last_name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_name}).encode()).decode()
+def _page_token(last: ListEntry) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last.sort_key}).encode()).decode()
 
 
 def _start_after(token: str | None) -> str | None:
@@ -141,16 +151,16 @@ def _max_results(value: str | None) -> int | None:
 
 async def list_artifacts(request: web.Request) -> web.StreamResponse:
     """One level of a directory, MLflow's shape; paged when `max_results` is given."""
-    query = _query(request)
-    path = _parse(query.get("path", ""), allow_trailing_slash=True)
+    query = query_params(request)
+    path = parse_path(query.get("path", ""), allow_trailing_slash=True)
     limit = _max_results(query.get("max_results"))
-    entries = _repository(request).list(path, start_after=_start_after(query.get("page_token")))
+    entries = repository_of(request).list(path, start_after=_start_after(query.get("page_token")))
     if limit is not None:
         page: list[ListEntry] = []
         async for entry in entries:
             if len(page) == limit:
                 body: dict[str, object] = {"files": [_entry_json(e) for e in page]}
-                body["next_page_token"] = _page_token(page[-1].name)
+                body["next_page_token"] = _page_token(page[-1])
                 return web.json_response(body)
             page.append(entry)
         return web.json_response({"files": [_entry_json(e) for e in page]} if page else {})
@@ -183,23 +193,11 @@ async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry
     return response
 
 
-async def multipart_not_supported(request: web.Request) -> web.Response:
-    raise ApiError(501, "NOT_IMPLEMENTED", MPU_NOT_SUPPORTED)
-
-
-async def presigned_not_supported(request: web.Request) -> web.Response:
-    raise ApiError(501, "NOT_IMPLEMENTED", PRESIGNED_NOT_SUPPORTED)
-
-
 def add_routes(app: web.Application) -> None:
     """Register the artifact API under both MLflow prefixes."""
     for prefix in API_PREFIXES:
-        app.router.add_route("PUT", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", put_artifact)
-        app.router.add_route("GET", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", get_artifact)
-        app.router.add_route("HEAD", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", head_artifact)
-        app.router.add_route("DELETE", f"{prefix}/artifacts/{{path:[\\s\\S]*}}", delete_artifact)
+        app.router.add_route("PUT", f"{prefix}/artifacts/{ANY_PATH}", put_artifact)
+        app.router.add_route("GET", f"{prefix}/artifacts/{ANY_PATH}", get_artifact)
+        app.router.add_route("HEAD", f"{prefix}/artifacts/{ANY_PATH}", head_artifact)
+        app.router.add_route("DELETE", f"{prefix}/artifacts/{ANY_PATH}", delete_artifact)
         app.router.add_route("GET", f"{prefix}/artifacts", list_artifacts)
-        app.router.add_route(
-            "POST", f"{prefix}/mpu/{{action:create|complete|abort}}/{{path:[\\s\\S]*}}", multipart_not_supported
-        )
-        app.router.add_route("GET", f"{prefix}/presigned/{{path:[\\s\\S]*}}", presigned_not_supported)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from gateway import __version__
 from gateway.logs import configure
@@ -34,6 +35,15 @@ def _help(name: str) -> str:
     return f"{field.description} [env {env}; default {default}]".replace("%", "%%")
 
 
+def _metavar(name: str, kind: type) -> str:
+    for suffix, metavar in (("_seconds", "SECONDS"), ("_mib", "MIB"), ("_uri", "URI"), ("_url", "URL")):
+        if name.endswith(suffix):
+            return metavar
+    if name in ("artifacts_destination", "default_artifact_root"):
+        return "URI"
+    return "N" if kind is int else "VALUE"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="artifact-gateway", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -43,19 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser(
         "serve", help="run the server", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    for name, field in Settings.model_fields.items():  # every setting is a flag, named after it
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        if annotation is bool:
+            serve_parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=_help(name))
+        elif get_origin(annotation) is Literal:
+            serve_parser.add_argument(flag, choices=get_args(annotation), help=_help(name))
+        else:
+            kind = int if annotation is int else float if annotation is float else str
+            serve_parser.add_argument(flag, type=kind, metavar=_metavar(name, kind), help=_help(name))
     add = serve_parser.add_argument
-    add("--host", help=_help("host"))
-    add("--port", type=int, help=_help("port"))
-    add("--workers", type=int, help=_help("workers"))
-    add("--artifacts-destination", metavar="URI", help=_help("artifacts_destination"))
-    add("--artifacts-only", action="store_const", const=True, help=_help("artifacts_only"))
-    add("--serve-artifacts", action=argparse.BooleanOptionalAction, help=_help("serve_artifacts"))
-    add("--backend-store-uri", metavar="URI", help=_help("backend_store_uri"))
-    add("--default-artifact-root", metavar="URI", help=_help("default_artifact_root"))
-    add("--fsync", action=argparse.BooleanOptionalAction, help=_help("fsync"))
-    add("--staging-ttl-seconds", type=float, metavar="SECONDS", help=_help("staging_ttl_seconds"))
-    add("--shutdown-timeout-seconds", type=float, metavar="SECONDS", help=_help("shutdown_timeout_seconds"))
-    add("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
     add(
         "--config",
         type=Path,

@@ -38,6 +38,7 @@ _REPOSITORY_STATUS: dict[type[repo.RepositoryError], tuple[int, str]] = {
     repo.ChecksumMismatch: (400, "INVALID_PARAMETER_VALUE"),
     repo.IncompleteBody: (400, "BAD_REQUEST"),
     repo.AlreadyExists: (409, "RESOURCE_ALREADY_EXISTS"),
+    repo.TooLarge: (413, "INVALID_PARAMETER_VALUE"),
     repo.PermissionDenied: (403, "PERMISSION_DENIED"),
     repo.StorageFull: (507, "RESOURCE_EXHAUSTED"),
     repo.NotSupported: (501, "NOT_IMPLEMENTED"),

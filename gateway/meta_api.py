@@ -6,11 +6,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import __version__
-from gateway.artifacts_api import REPOSITORY_KEY
+from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
 from gateway.settings import Settings
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
 TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
 
@@ -29,8 +28,10 @@ async def server_info(request: web.Request) -> web.Response:
     body: dict[str, object] = {
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
-        "multipart_uploads_enabled": repository is not None and repository.supports_multipart_upload,
-        "multipart_downloads_enabled": repository is not None and repository.supports_presigned_download,
+        "multipart_uploads_enabled": repository is not None and settings.multipart_upload != "off",
+        "multipart_downloads_enabled": repository is not None
+        and settings.presigned_downloads
+        and repository.can_presign,
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
         "features_enabled": {},

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -24,19 +25,60 @@ from gateway.meta_api import mode_name
 from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
 from repositories import ArtifactRepository, open_repository
+from repositories.azure import AzureOptions
 from repositories.errors import RepositoryError
+from repositories.factory import RepositoryOptions
+from repositories.s3 import S3Options
 
 _RESTART_BACKOFF_S = 1.0
 
 
+def repository_options(settings: Settings) -> RepositoryOptions:
+    part_size = settings.upload_part_size_mib << 20
+    return RepositoryOptions(
+        fsync=settings.fsync,
+        s3=S3Options(
+            endpoint_url=settings.s3_endpoint_url,
+            addressing_style=settings.s3_addressing_style,
+            checksums=settings.s3_checksums,
+            part_size=part_size,
+            max_parts_in_flight=settings.upload_parts_in_flight,
+        ),
+        azure=AzureOptions(
+            api_version=settings.azure_api_version,
+            block_size=part_size,
+            max_blocks_in_flight=settings.upload_parts_in_flight,
+        ),
+    )
+
+
 def open_destination(settings: Settings) -> ArtifactRepository | None:
-    """The artifact repository, or None when artifacts are not served; fails with one line."""
+    """The artifact repository (not started), or None when artifacts are not served."""
     if not settings.serve_artifacts:
         return None
     try:
-        return open_repository(settings.artifacts_destination, fsync=settings.fsync)
+        return open_repository(settings.artifacts_destination, repository_options(settings))
     except RepositoryError as exc:
         raise SettingsError(f"artifacts destination: {exc.message}") from None
+
+
+async def _preflight(repository: ArtifactRepository) -> None:
+    try:
+        await repository.start()
+        await repository.check()
+    finally:
+        await repository.close()
+
+
+def check_destination(settings: Settings) -> None:
+    """Fail at start, in one line, when the destination cannot be reached or used."""
+    repository = open_destination(settings)
+    if repository is None:
+        return
+    try:
+        asyncio.run(_preflight(repository))
+    except RepositoryError as exc:
+        raise SettingsError(f"artifacts destination '{settings.artifacts_destination}': {exc.message}") from None
 
 
 def bind(settings: Settings) -> socket.socket:
@@ -61,7 +103,10 @@ def bind(settings: Settings) -> socket.socket:
 
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT."""
-    repository = open_destination(settings)  # validate the destination before forking
+    check_destination(settings)  # before forking: a bad destination is one line, not N worker crashes
+    repository = open_destination(settings)
+    # Forked workers inherit the key, so a part URL signed by one is accepted by all of them.
+    signing_key = settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
     event(
@@ -74,17 +119,19 @@ def serve(settings: Settings) -> None:
         artifacts_destination=str(getattr(repository, "root", None) or settings.artifacts_destination),
     )
     if settings.workers == 1:
-        asyncio.run(_run_worker(settings, sock, repository))
+        asyncio.run(_run_worker(settings, sock, repository, signing_key))
     else:
-        _supervise(settings, sock)
+        _supervise(settings, sock, signing_key)
 
 
-async def _run_worker(settings: Settings, sock: socket.socket, repository: ArtifactRepository | None) -> None:
+async def _run_worker(
+    settings: Settings, sock: socket.socket, repository: ArtifactRepository | None, signing_key: bytes
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    app = create_app(settings, repository)
+    app = create_app(settings, repository, signing_key)
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -109,25 +156,25 @@ async def _run_worker(settings: Settings, sock: socket.socket, repository: Artif
     await runner.cleanup()
 
 
-def _worker_main(settings: Settings, sock: socket.socket) -> int:
+def _worker_main(settings: Settings, sock: socket.socket, signing_key: bytes) -> int:
     try:
-        asyncio.run(_run_worker(settings, sock, open_destination(settings)))
+        asyncio.run(_run_worker(settings, sock, open_destination(settings), signing_key))
         return 0
     except Exception:
         event("worker failed", logging.ERROR, pid=os.getpid(), exc_info=True)
         return 1
 
 
-def _spawn(settings: Settings, sock: socket.socket) -> int:
+def _spawn(settings: Settings, sock: socket.socket, signing_key: bytes) -> int:
     pid = os.fork()
     if pid == 0:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)
-        os._exit(_worker_main(settings, sock))
+        os._exit(_worker_main(settings, sock, signing_key))
     return pid
 
 
-def _supervise(settings: Settings, sock: socket.socket) -> None:
+def _supervise(settings: Settings, sock: socket.socket, signing_key: bytes) -> None:
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -140,7 +187,7 @@ def _supervise(settings: Settings, sock: socket.socket) -> None:
     workers: set[int] = set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers.update(_spawn(settings, sock) for _ in range(settings.workers))
+    workers.update(_spawn(settings, sock, signing_key) for _ in range(settings.workers))
     while workers:
         try:
             pid, status = os.wait()
@@ -151,5 +198,5 @@ def _supervise(settings: Settings, sock: socket.socket) -> None:
             event("worker exited; restarting", logging.WARNING, pid=pid, status=os.waitstatus_to_exitcode(status))
             time.sleep(_RESTART_BACKOFF_S)
             if not stopping:
-                workers.add(_spawn(settings, sock))
+                workers.add(_spawn(settings, sock, signing_key))
     sock.close()

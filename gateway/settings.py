@@ -83,11 +83,93 @@ class Settings(BaseSettings):
         validation_alias=_env("FSYNC"),
         description="Flush each uploaded file (and its directory) to disk before answering 200.",
     )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=_env("S3_ENDPOINT_URL", mlflow="MLFLOW_S3_ENDPOINT_URL"),
+        description="S3-compatible endpoint (default: AWS, or AWS_ENDPOINT_URL).",
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        validation_alias=_env("S3_ADDRESSING_STYLE"),
+        description="S3 bucket addressing: path for most S3-compatible servers.",
+    )
+    s3_checksums: Literal["when_supported", "when_required"] = Field(
+        "when_supported",
+        validation_alias=_env("S3_CHECKSUMS"),
+        description="botocore request checksums; when_required for S3-compatible servers that reject them.",
+    )
+    upload_part_size_mib: int = Field(
+        8,
+        ge=5,
+        le=5120,
+        validation_alias=_env("UPLOAD_PART_SIZE_MIB"),
+        description="Part (S3) or block (Azure) size for streamed uploads, in MiB.",
+    )
+    upload_parts_in_flight: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias=_env("UPLOAD_PARTS_IN_FLIGHT"),
+        description="Parts of one upload sent at once; memory per upload is about size x this.",
+    )
+    azure_api_version: str | None = Field(
+        None,
+        validation_alias=_env("AZURE_API_VERSION"),
+        description="Azure Storage API version to request (for emulators that lag behind).",
+    )
+    multipart_upload: Literal["proxy", "direct", "off"] = Field(
+        "proxy",
+        validation_alias=_env("MULTIPART_UPLOAD"),
+        description="How MLflow's multipart uploads send parts: proxy (through the gateway, signed part URLs), "
+        "direct (presigned S3 / SAS Azure URLs; clients must reach the storage), or off.",
+    )
+    signing_key: str | None = Field(
+        None,
+        validation_alias=_env("SIGNING_KEY"),
+        description="Secret that signs part URLs; set the same value on every replica (default: random per start).",
+    )
+    part_url_ttl_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        validation_alias=_env("PART_URL_TTL_SECONDS"),
+        description="How long a multipart part URL stays valid.",
+    )
+    max_proxied_part_size_mib: int = Field(
+        128,
+        ge=5,
+        le=5120,
+        validation_alias=_env("MAX_PROXIED_PART_SIZE_MIB"),
+        description="Largest part accepted through a gateway part URL for S3/Azure (held in memory while sent).",
+    )
+    presigned_downloads: bool = Field(
+        False,
+        validation_alias=_env("PRESIGNED_DOWNLOADS"),
+        description="Offer presigned S3/Azure download URLs (MLflow's multipart download); clients must reach the "
+        "storage.",
+    )
+    artifacts_redirect: bool = Field(
+        False,
+        validation_alias=_env("ARTIFACTS_REDIRECT"),
+        description="Answer artifact GETs with a redirect to a short-lived S3/Azure URL instead of streaming.",
+    )
+    presigned_url_ttl_seconds: int = Field(
+        300,
+        ge=1,
+        le=604800,
+        validation_alias=_env("PRESIGNED_URL_TTL_SECONDS"),
+        description="Lifetime of presigned download URLs and redirects.",
+    )
+    public_url: str | None = Field(
+        None,
+        validation_alias=_env("PUBLIC_URL"),
+        description="External base URL (https://host:port) for part URLs when behind a proxy that rewrites Host.",
+    )
     staging_ttl_seconds: float = Field(
         3600.0,
         gt=0,
         validation_alias=_env("STAGING_TTL_SECONDS"),
-        description="Remove unfinished upload debris untouched for this long.",
+        description="Remove unfinished uploads (staging files, multipart uploads) untouched for this long.",
     )
     shutdown_timeout_seconds: float = Field(
         30.0,

@@ -8,12 +8,13 @@ reads that report what they read, one-level listings in name order, and one erro
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 from repositories.digests import ExpectedDigests
+from repositories.errors import NotSupported
 from repositories.paths import ArtifactPath
 
 
@@ -37,6 +38,25 @@ class ListEntry:
     name: str
     is_dir: bool
     size: int | None = None
+
+    @property
+    def sort_key(self) -> str:
+        """Listing order: storage key order, in which a directory sorts as its name plus '/'."""
+        return f"{self.name}/" if self.is_dir else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedRequest:
+    """A URL (plus headers to send with it) that reaches the storage directly, for a limited time."""
+
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    number: int
+    etag: str
 
 
 class Download(abc.ABC):
@@ -81,8 +101,11 @@ class ArtifactRepository(abc.ABC):
         body: AsyncIterator[bytes],
         *,
         expected: ExpectedDigests | None = None,
+        content_length: int | None = None,
     ) -> ObjectInfo:
         """Store `body` at `path` atomically: the object appears whole or not at all.
+
+        `content_length`, when the client declared one, lets a backend size its parts.
 
         Overwrites an existing object. Raises `ChecksumMismatch` (nothing stored) when `expected`
         does not match, `Conflict` when a directory or a file is in the way. If `body` raises,
@@ -99,14 +122,52 @@ class ArtifactRepository(abc.ABC):
 
     @abc.abstractmethod
     def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
-        """Yield the direct children of directory `path` in name order, after `start_after`.
+        """Yield the direct children of directory `path` in `ListEntry.sort_key` order.
 
-        Yields nothing when `path` is missing or names a file.
+        Only entries whose sort key is greater than `start_after` are yielded, so a page token can
+        carry the last sort key seen. Yields nothing when `path` is missing or names a file.
         """
 
     @abc.abstractmethod
     async def delete(self, path: ArtifactPath) -> None:
         """Delete the object or the whole tree at `path`; deleting nothing is not an error."""
+
+    # -- multipart uploads: the state lives in the backend, so any worker or replica can finish one --
+
+    @abc.abstractmethod
+    async def create_multipart(self, path: ArtifactPath) -> str:
+        """Begin a multipart upload to `path`; return its upload id."""
+
+    @abc.abstractmethod
+    async def put_part(
+        self, path: ArtifactPath, upload_id: str, number: int, body: AsyncIterator[bytes], *, content_length: int | None
+    ) -> str:
+        """Store part `number` (1-based) of the upload; return its ETag. Re-sending a part replaces it."""
+
+    @abc.abstractmethod
+    async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
+        """Assemble the listed parts, in number order, into the object; it appears whole or not at all.
+
+        `NotFound` for an unknown upload, `Conflict` when a part is missing or its ETag differs.
+        """
+
+    @abc.abstractmethod
+    async def abort_multipart(self, path: ArtifactPath, upload_id: str) -> None:
+        """Discard the upload and its parts; aborting an unknown upload is not an error."""
+
+    async def presign_part(self, path: ArtifactPath, upload_id: str, number: int, expires_s: int) -> PresignedRequest:
+        """A URL through which a client sends part `number` straight to the storage."""
+        raise NotSupported(f"{self.kind} storage cannot presign upload parts")
+
+    async def presign_get(self, path: ArtifactPath, expires_s: int) -> PresignedRequest:
+        """A URL through which a client reads the object straight from the storage."""
+        raise NotSupported(f"{self.kind} storage cannot presign downloads")
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open clients; called once in the event loop that will use the repository."""
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Prove the destination is reachable and usable; raise a `RepositoryError` saying why not."""
 
     async def sweep_abandoned(self, older_than_s: float) -> int:
         """Remove debris of uploads untouched for `older_than_s` (after a crash); return the count."""
@@ -116,9 +177,6 @@ class ArtifactRepository(abc.ABC):
         """Release clients and background tasks."""
 
     @property
-    def supports_multipart_upload(self) -> bool:
-        return False
-
-    @property
-    def supports_presigned_download(self) -> bool:
+    def can_presign(self) -> bool:
+        """Whether `presign_part` and `presign_get` work with the configured credentials."""
         return False

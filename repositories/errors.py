@@ -48,6 +48,10 @@ class IncompleteBody(RepositoryError):
     """The request body ended before its declared length; nothing was stored."""
 
 
+class TooLarge(RepositoryError):
+    """The object exceeds what the backend can store in one upload; nothing was stored."""
+
+
 class PermissionDenied(RepositoryError):
     """The backend refused the operation for lack of rights."""
 

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from repositories.azure import AzureOptions, AzureRepository
 from repositories.base import ArtifactRepository
 from repositories.errors import NotSupported
 from repositories.local import LocalRepository
+from repositories.s3 import S3Options, S3Repository
+
+_WASBS = re.compile(r"^wasbs?://(?P<container>[^@/]+)@(?P<host>[^/]+)(?:/(?P<prefix>.*))?$")
 
 
-def open_repository(destination: str, *, fsync: bool = True) -> ArtifactRepository:
-    """Open the repository for `destination`: a directory path or a `file:` URI.
+@dataclass(frozen=True, slots=True)
+class RepositoryOptions:
+    fsync: bool = True
+    s3: S3Options = field(default_factory=S3Options)
+    azure: AzureOptions = field(default_factory=AzureOptions)
 
-    Raises `NotSupported` for schemes this build cannot serve, `PermissionDenied` when the
-    directory cannot be created or written.
+
+def open_repository(destination: str, options: RepositoryOptions | None = None) -> ArtifactRepository:
+    """The repository for `destination`: a directory or `file:` URI, `s3://bucket/prefix`, or
+    `wasbs://container@account.blob.core.windows.net/prefix`. Call `start()` before use.
+
+    Raises `NotSupported` for other schemes, `PermissionDenied` for an unusable local directory.
     """
-    scheme = urlsplit(destination).scheme.lower()
+    options = options or RepositoryOptions()
+    parts = urlsplit(destination)
+    scheme = parts.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and destination[1:2] == ":"):
-        path = unquote(urlsplit(destination).path) if scheme == "file" else destination
-        return LocalRepository.open(path, fsync=fsync)
+        path = unquote(parts.path) if scheme == "file" else destination
+        return LocalRepository.open(path, fsync=options.fsync)
+    if scheme in ("s3", "s3a"):
+        if not parts.netloc:
+            raise NotSupported(f"'{destination}' names no bucket; use s3://bucket/prefix")
+        return S3Repository(parts.netloc, parts.path, options.s3)
+    if scheme in ("wasbs", "wasb"):
+        match = _WASBS.match(destination)
+        if match is None:
+            raise NotSupported(f"'{destination}' is not wasbs://container@account.blob.core.windows.net/prefix")
+        return AzureRepository(match["container"], match["host"], match["prefix"] or "", options.azure)
     raise NotSupported(
-        f"artifacts destination scheme '{scheme}://' is not supported; use a local directory or a file: URI"
+        f"artifacts destination scheme '{scheme}://' is not supported; use a directory, file:, s3:// or wasbs://"
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
+import re
 import shutil
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import BinaryIO, TypeVar
 
 import aiofiles.os
 
-from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo
+from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo, UploadedPart
 from repositories.digests import DigestAccumulator, ExpectedDigests
 from repositories.errors import (
     BackendError,
@@ -41,7 +43,10 @@ STAGING_DIR_NAME = ".artifact-gateway-staging"
 WRITE_BATCH_BYTES = 1 << 20
 READ_CHUNK_BYTES = 1 << 20
 LIST_STAT_BATCH = 512
+MULTIPART_DIR_NAME = "mpu"
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA256_XATTR = "user.artifact_gateway.sha256"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 T = TypeVar("T")
 _Names = list[str]  # aliases: inside the class, `list` names the method
@@ -107,6 +112,28 @@ def _write_batch(staged: _Staged, chunks: list[bytes]) -> None:
         while view:
             written = os.write(staged.fd, view)
             view = view[written:]
+
+
+def _concatenate(staged: _Staged, files: list[Path]) -> None:
+    """Append `files` to the staging file, hashing as it goes (one executor hop for the lot)."""
+    for name in files:
+        with open(name, "rb") as part:
+            while block := part.read(WRITE_BATCH_BYTES):
+                _write_batch(staged, [block])
+
+
+async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """Group network chunks into ~1 MiB batches: one executor hop per batch, not per chunk."""
+    batch: list[bytes] = []
+    pending = 0
+    async for chunk in body:
+        batch.append(chunk)
+        pending += len(chunk)
+        if pending >= WRITE_BATCH_BYTES:
+            yield batch
+            batch, pending = [], 0
+    if batch:
+        yield batch
 
 
 def _discard(staged: _Staged) -> None:
@@ -217,21 +244,14 @@ class LocalRepository(ArtifactRepository):
         body: AsyncIterator[bytes],
         *,
         expected: ExpectedDigests | None = None,
+        content_length: int | None = None,
     ) -> ObjectInfo:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
         target = self._fs_path(path)
         staged = await _fs(path, self._open_staging, expected)
         try:
-            batch: list[bytes] = []
-            pending = 0
-            async for chunk in body:  # errors from the body (a client gone) propagate unchanged
-                batch.append(chunk)
-                pending += len(chunk)
-                if pending >= WRITE_BATCH_BYTES:
-                    await _fs(path, _write_batch, staged, batch)
-                    batch, pending = [], 0
-            if batch:
+            async for batch in _batches(body):  # errors from the body (a client gone) propagate unchanged
                 await _fs(path, _write_batch, staged, batch)
             return await _fs(path, self._commit, staged, target, path)
         except BaseException:
@@ -316,18 +336,96 @@ class LocalRepository(ArtifactRepository):
         return await _in_thread(self._sweep_staging, older_than_s)
 
     def _sweep_staging(self, older_than_s: float) -> int:
+        """Remove stale staging files and multipart uploads whose newest part is stale."""
         cutoff = time.time() - older_than_s
         removed = 0
-        try:
-            entries = list(os.scandir(self._staging))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):
-                if entry.name.endswith(".part") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            for entry in list(os.scandir(self._staging)):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.name.endswith(".part") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            for upload in list(os.scandir(self._staging / MULTIPART_DIR_NAME)):
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(item.stat().st_mtime for item in [upload, *os.scandir(upload.path)])
+                    if newest < cutoff:
+                        shutil.rmtree(upload.path, ignore_errors=True)
+                        removed += 1
         return removed
+
+    # -- multipart uploads: <staging>/mpu/<upload id>/ holds upload.json and NNNNN.<sha256>.part --
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise NotFound(f"upload {upload_id[:64]}")
+        return self._staging / MULTIPART_DIR_NAME / upload_id
+
+    async def create_multipart(self, path: ArtifactPath) -> str:
+        if path.is_root:
+            raise InvalidPath("", "an upload needs a file name")
+        self._fs_path(path)  # refuses reserved names now rather than at completion
+        upload_id = uuid.uuid4().hex
+        await _fs(path, self._create_upload_dir, self._upload_dir(upload_id), path)
+        return upload_id
+
+    @staticmethod
+    def _create_upload_dir(directory: Path, path: ArtifactPath) -> None:
+        directory.mkdir(parents=True)
+        (directory / "upload.json").write_text(json.dumps({"path": str(path), "created": time.time()}))
+
+    def _require_upload(self, directory: Path, path: ArtifactPath) -> None:
+        try:
+            recorded = json.loads((directory / "upload.json").read_text())["path"]
+        except (OSError, ValueError, KeyError):
+            raise NotFound(f"upload {directory.name}") from None
+        if recorded != str(path):
+            raise NotFound(f"upload {directory.name} for '{path}'")
+
+    async def put_part(
+        self, path: ArtifactPath, upload_id: str, number: int, body: AsyncIterator[bytes], *, content_length: int | None
+    ) -> str:
+        directory = self._upload_dir(upload_id)
+        await _fs(path, self._require_upload, directory, path)
+        staged = await _fs(path, self._open_staging, None)
+        try:
+            async for chunk in _batches(body):
+                await _fs(path, _write_batch, staged, chunk)
+            return await _fs(path, self._keep_part, staged, directory, number)
+        except BaseException:
+            await _in_thread(_discard, staged)
+            raise
+
+    @staticmethod
+    def _keep_part(staged: _Staged, directory: Path, number: int) -> str:
+        etag = staged.digests.finish()
+        staged.close()
+        for old in directory.glob(f"{number:05d}.*.part"):
+            old.unlink(missing_ok=True)
+        os.replace(staged.path, directory / f"{number:05d}.{etag}.part")
+        return etag
+
+    async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
+        directory = self._upload_dir(upload_id)
+        await _fs(path, self._require_upload, directory, path)
+        files = []
+        for part in sorted(parts, key=lambda item: item.number):
+            candidate = directory / f"{part.number:05d}.{part.etag}.part"
+            if not _SHA256_HEX.match(part.etag) or not await aiofiles.os.path.exists(candidate):
+                raise Conflict(f"part {part.number} of the upload is missing or its ETag differs")
+            files.append(candidate)
+        staged = await _fs(path, self._open_staging, None)
+        try:
+            await _fs(path, _concatenate, staged, files)
+            info = await _fs(path, self._commit, staged, self._fs_path(path), path)
+        except BaseException:
+            await _in_thread(_discard, staged)
+            raise
+        await _in_thread(shutil.rmtree, directory, True)
+        return info
+
+    async def abort_multipart(self, path: ArtifactPath, upload_id: str) -> None:
+        await _in_thread(shutil.rmtree, self._upload_dir(upload_id), True)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -377,19 +475,19 @@ class LocalRepository(ArtifactRepository):
                 yield entry
 
     def _sorted_children(self, fs_path: Path, path: ArtifactPath, start_after: str | None) -> _Names:
-        """Names of the children after `start_after`, sorted; stat-free so huge dirs stay cheap."""
+        """Names of the children after `start_after` in sort-key order; stat-free for huge dirs."""
         try:
             self._require_inside(fs_path, path)
             with os.scandir(fs_path) as entries:
-                names = [entry.name for entry in entries]
+                keys = [f"{entry.name}/" if entry.is_dir() else entry.name for entry in entries]
         except (FileNotFoundError, NotADirectoryError):
             return []
         if path.is_root:
-            names = [name for name in names if name != STAGING_DIR_NAME]
+            keys = [key for key in keys if key != f"{STAGING_DIR_NAME}/"]
         if start_after is not None:
-            names = [name for name in names if name > start_after]
-        names.sort()
-        return names
+            keys = [key for key in keys if key > start_after]
+        keys.sort()
+        return [key.removesuffix("/") for key in keys]
 
     def _describe(self, directory: Path, names: _Names) -> _Entries:
         described: _Entries = []

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.storage_servers import AzureServer, S3Server, azurite_blob, seaweed_s3
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +32,76 @@ def tree_snapshot(root: Path) -> dict[str, bytes | None]:
         for path in sorted(root.rglob("*"))
         if path.suffix != ".log"
     }
+
+
+def _missing(what: str, exc: Exception) -> None:
+    """A missing server fails the run in CI and skips locally, naming the fix."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} unavailable in CI: {exc}")
+    pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS with SigV4 auth on a random loopback port, for the whole session."""
+    try:
+        context = seaweed_s3(tmp_path_factory.mktemp("seaweed"))
+        server, _ = context.__enter__()
+    except FileNotFoundError as exc:
+        _missing("SeaweedFS", exc)
+    yield server
+    context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """Azurite's blob service on a random loopback port, for the whole session."""
+    try:
+        context = azurite_blob(tmp_path_factory.mktemp("azurite"))
+        server, _ = context.__enter__()
+    except FileNotFoundError as exc:
+        _missing("Azurite", exc)
+    yield server
+    context.__exit__(None, None, None)
+
+
+def s3_client(server: S3Server) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """A fresh, empty bucket; emptied (objects and open multipart uploads) and removed afterwards."""
+    client = s3_client(s3_server)
+    name = f"t-{uuid.uuid4().hex[:20]}"
+    client.create_bucket(Bucket=name)
+    yield name
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if objects:
+            client.delete_objects(Bucket=name, Delete={"Objects": objects})
+    for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def azure_container(azure_server: AzureServer) -> Iterator[str]:
+    """A fresh container, deleted afterwards."""
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azure_server.connection_string)
+    name = f"t-{uuid.uuid4().hex[:20]}"
+    service.create_container(name)
+    yield name
+    service.delete_container(name)

@@ -420,30 +420,11 @@ def test_delete_of_a_symlink_removes_the_link_not_its_target(gateway: RunningGat
 # -- other routes ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["create", "complete", "abort"])
-def test_multipart_endpoints_answer_the_fallback_501(gateway: RunningGateway, action: str) -> None:
-    response = requests.post(
-        f"{gateway.url}/api/2.0/mlflow-artifacts/mpu/{action}/exp/run/artifacts",
-        json={"path": "big.bin", "num_parts": 2},
-        timeout=30,
-    )
-    assert response.status_code == 501
-    assert response.json() == {
-        "error_code": "NOT_IMPLEMENTED",
-        "message": "Multipart upload is not supported for the current artifact repository",
-    }
-
-
-def test_presigned_download_answers_501(gateway: RunningGateway) -> None:
-    response = requests.get(f"{gateway.url}/api/2.0/mlflow-artifacts/presigned/a/b.txt", timeout=30)
-    assert_mlflow_error(response, 501, "NOT_IMPLEMENTED", "Multipart download is not supported")
-
-
 def test_server_info_health_and_version(gateway: RunningGateway) -> None:
     for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
         info = requests.get(f"{gateway.url}{prefix}/server-info", timeout=30).json()
-        assert info["multipart_uploads_enabled"] is False
-        assert info["multipart_downloads_enabled"] is False
+        assert info["multipart_uploads_enabled"] is True  # through the gateway's own part URLs
+        assert info["multipart_downloads_enabled"] is False  # local disk cannot presign
         assert info["artifact_gateway"]["mode"] == "proxied"
     assert requests.get(f"{gateway.url}/health", timeout=30).text == "OK"
     import gateway as package

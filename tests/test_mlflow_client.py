@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from tests.gateway_process import RunningGateway
+from tests.gateway_process import RunningGateway, run_gateway
 
 
 @pytest.fixture(autouse=True)
@@ -106,36 +106,39 @@ def test_log_list_download_delete_round_trip(
     assert repo.list_artifacts() == []
 
 
-def test_large_file_probes_server_info_and_uploads_with_a_single_put(
+def test_large_file_probes_server_info_and_uploads_in_parallel_parts(
     gateway: RunningGateway, fresh_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Above the threshold the client asks server-info, sees multipart on, and uploads in parts."""
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * 1024 * 1024))
     big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(6 * 1024 * 1024 + 3))
+    big.write_bytes(os.urandom(16 * 1024 * 1024 + 3))
     repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{gateway.port}/{fresh_dir}")
     repo.log_artifact(str(big))
     assert (gateway.destination / fresh_dir / "big.bin").read_bytes() == big.read_bytes()
-    paths = [line.get("path") for line in gateway.log_lines()]
-    assert "/api/3.0/mlflow/server-info" in paths
+    requests_seen = [(line.get("method"), line.get("path"), line.get("status")) for line in gateway.log_lines()]
+    assert ("GET", "/api/3.0/mlflow/server-info", 200) in requests_seen
+    assert ("POST", f"/api/2.0/mlflow-artifacts/mpu/create/{fresh_dir}", 200) in requests_seen
+    assert sum(1 for item in requests_seen if item == ("PUT", "/api/2.0/mlflow-artifacts/mpu/part", 200)) == 4
+    assert ("POST", f"/api/2.0/mlflow-artifacts/mpu/complete/{fresh_dir}", 200) in requests_seen
+    assert not any(item[0] == "PUT" and str(item[1]).endswith("big.bin") for item in requests_seen)
 
 
-def test_forced_multipart_falls_back_to_single_put_on_the_501(
-    gateway: RunningGateway, fresh_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
-    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
-    big = tmp_path / "forced.bin"
-    big.write_bytes(os.urandom(3 * 1024 * 1024))
-    repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{gateway.port}/{fresh_dir}")
-    repo.log_artifact(str(big))
-    assert (gateway.destination / fresh_dir / "forced.bin").read_bytes() == big.read_bytes()
-    statuses = [
-        (line.get("method"), line.get("status"))
-        for line in gateway.log_lines()
-        if fresh_dir in str(line.get("path", ""))
-    ]
-    assert ("POST", 501) in statuses
-    assert ("PUT", 200) in statuses
+def test_client_falls_back_to_one_put_when_multipart_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with run_gateway(tmp_path / "gw", "--multipart-upload", "off") as off:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", off.url)
+        monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
+        monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")  # forced: the 501 text matters
+        big = tmp_path / "forced.bin"
+        big.write_bytes(os.urandom(3 * 1024 * 1024))
+        get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{off.port}/x").log_artifact(str(big))
+        assert (off.destination / "x" / "forced.bin").read_bytes() == big.read_bytes()
+        statuses = [
+            (line.get("method"), line.get("status")) for line in off.log_lines() if "x" in str(line.get("path"))
+        ]
+        assert ("POST", 501) in statuses
+        assert ("PUT", 200) in statuses
 
 
 def test_missing_artifact_fails_fast_with_a_clear_error(

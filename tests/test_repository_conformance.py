@@ -1,0 +1,328 @@
+"""One conformance suite for every repository adapter, run against real backends.
+
+Local disk, SeaweedFS (S3) and Azurite (Azure Blob) must all pass the same tests: an adapter is done
+when it passes this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from repositories import ArtifactPath, ArtifactRepository, ExpectedDigests
+from repositories.azure import AzureOptions, AzureRepository
+from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, RepositoryError
+from repositories.local import LocalRepository
+from repositories.s3 import S3Options, S3Repository
+from tests.conftest import s3_client
+from tests.storage_servers import AzureServer, S3Server
+
+MIB = 1 << 20
+PART = 5 * MIB  # S3's minimum part size, so a 12 MiB object takes the multipart path everywhere
+
+
+def p(text: str) -> ArtifactPath:
+    return ArtifactPath.parse(text)
+
+
+async def body(data: bytes, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+    for offset in range(0, len(data), chunk):
+        yield data[offset : offset + chunk]
+
+
+async def failing_body(data: bytes) -> AsyncIterator[bytes]:
+    async for chunk in body(data):
+        yield chunk
+    raise ConnectionResetError("client went away mid-upload")
+
+
+async def read_all(repository: ArtifactRepository, path: str, offset: int = 0, length: int | None = None) -> bytes:
+    async with await repository.get(p(path)) as download:
+        size = download.info.size if length is None else length
+        return b"".join([chunk async for chunk in download.iter_range(offset, size)])
+
+
+@pytest.fixture(params=["local", "s3", "azure"])
+async def repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ArtifactRepository]:
+    kind = request.param
+    repo: ArtifactRepository
+    if kind == "local":
+        repo = LocalRepository.open(tmp_path / "dest")
+    elif kind == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        repo = S3Repository(
+            bucket,
+            "pre/fix",
+            S3Options(endpoint_url=server.endpoint, addressing_style="path", part_size=PART, max_parts_in_flight=2),
+        )
+    else:
+        azure: AzureServer = request.getfixturevalue("azure_server")
+        container = request.getfixturevalue("azure_container")
+        repo = AzureRepository(
+            container,
+            f"{azure.account}.blob.core.windows.net",
+            "pre/fix",
+            AzureOptions(connection_string=azure.connection_string, block_size=PART, max_blocks_in_flight=2),
+        )
+    await repo.start()
+    await repo.check()
+    yield repo
+    await repo.close()
+
+
+def open_uploads(repository: ArtifactRepository, request: pytest.FixtureRequest) -> list[object]:
+    """Multipart uploads still open on the backend (S3 only; others have none to leak)."""
+    if not isinstance(repository, S3Repository):
+        return []
+    client = s3_client(request.getfixturevalue("s3_server"))
+    return list(client.list_multipart_uploads(Bucket=repository.bucket).get("Uploads", []))
+
+
+async def test_small_round_trip_with_digest(repository: ArtifactRepository) -> None:
+    data = b"hello, artifact"
+    info = await repository.put(p("a/b/hello.txt"), body(data))
+    assert info.size == len(data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    head = await repository.head(p("a/b/hello.txt"))
+    assert (head.size, head.sha256, head.etag) == (len(data), info.sha256, info.etag)
+    assert await read_all(repository, "a/b/hello.txt") == data
+
+
+@pytest.mark.parametrize("content_length", [None, 12 * MIB + 7])
+async def test_multipart_round_trip_and_ranges(repository: ArtifactRepository, content_length: int | None) -> None:
+    data = os.urandom(12 * MIB + 7)
+    info = await repository.put(p("big/model.bin"), body(data, MIB + 3), content_length=content_length)
+    assert info.size == len(data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    head = await repository.head(p("big/model.bin"))
+    assert head.size == len(data)
+    assert head.sha256 in (None, info.sha256)  # S3 cannot attach metadata at multipart completion
+    assert await read_all(repository, "big/model.bin") == data
+    for offset, length in [(0, 1), (PART - 3, 10), (len(data) - 5, 5), (3 * MIB, 4 * MIB)]:
+        assert await read_all(repository, "big/model.bin", offset, length) == data[offset : offset + length]
+
+
+async def test_empty_object_and_overwrite(repository: ArtifactRepository) -> None:
+    await repository.put(p("e.txt"), body(b""))
+    assert (await repository.head(p("e.txt"))).size == 0
+    assert await read_all(repository, "e.txt") == b""
+    first = await repository.put(p("e.txt"), body(b"second"))
+    assert await read_all(repository, "e.txt") == b"second"
+    second = await repository.put(p("e.txt"), body(b"third!"))
+    assert first.etag != second.etag
+
+
+async def test_missing_and_directory_paths(repository: ArtifactRepository) -> None:
+    await repository.put(p("dir/inner.txt"), body(b"x"))
+    for missing in ("nope.txt", "dir/nope.txt", "nope/deeper.txt"):
+        with pytest.raises(NotFound):
+            await repository.get(p(missing))
+        with pytest.raises(NotFound):
+            await repository.head(p(missing))
+    for directory in ("dir",):
+        with pytest.raises(Conflict, match="directory"):
+            await repository.get(p(directory))
+        with pytest.raises(Conflict, match="directory"):
+            await repository.head(p(directory))
+
+
+async def test_listing_one_level_in_key_order_with_paging(repository: ArtifactRepository) -> None:
+    names = {"sub/a.txt": b"a", "sub.txt": b"bb", "b.bin": b"ccc", "a/deep/x": b"x", "z": b"", "sub-x": b"1"}
+    for name, data in names.items():
+        await repository.put(p(f"tree/{name}"), body(data))
+    entries = [entry async for entry in repository.list(p("tree"))]
+    listed = [(entry.name, entry.is_dir, entry.size) for entry in entries]
+    assert listed == [
+        ("a", True, None),
+        ("b.bin", False, 3),
+        ("sub-x", False, 1),
+        ("sub.txt", False, 2),
+        ("sub", True, None),
+        ("z", False, 0),
+    ]
+    resumed: list[str] = []
+    after = None
+    while True:
+        page = [entry async for entry in repository.list(p("tree"), start_after=after)][:1]
+        if not page:
+            break
+        resumed.append(page[0].name)
+        after = page[0].sort_key
+    assert resumed == [name for name, _, _ in listed]
+    assert [entry async for entry in repository.list(p("tree/missing"))] == []
+    assert [entry async for entry in repository.list(p("tree/b.bin"))] == []
+    assert [entry.name async for entry in repository.list(ArtifactPath(()))] == ["tree"]
+
+
+async def test_delete_file_tree_idempotent_and_root_refused(repository: ArtifactRepository) -> None:
+    for name in ("d/x.txt", "d/sub/y.txt", "d2/z.txt", "keep.txt"):
+        await repository.put(p(name), body(name.encode()))
+    await repository.delete(p("d"))
+    with pytest.raises(NotFound):
+        await repository.head(p("d/sub/y.txt"))
+    assert await read_all(repository, "d2/z.txt") == b"d2/z.txt"
+    await repository.delete(p("d"))
+    await repository.delete(p("keep.txt"))
+    with pytest.raises(NotFound):
+        await repository.head(p("keep.txt"))
+    with pytest.raises(InvalidPath):
+        await repository.delete(ArtifactPath(()))
+    assert [entry.name async for entry in repository.list(ArtifactPath(()))] == ["d2"]
+
+
+@pytest.mark.parametrize("size", [100_000, 12 * MIB])
+async def test_failed_body_leaves_nothing_visible(
+    repository: ArtifactRepository, request: pytest.FixtureRequest, size: int
+) -> None:
+    await repository.put(p("keep/old.bin"), body(b"previous"))
+    with pytest.raises(ConnectionResetError):
+        await repository.put(p("keep/old.bin"), failing_body(os.urandom(size)))
+    with pytest.raises(ConnectionResetError):
+        await repository.put(p("fresh/new.bin"), failing_body(os.urandom(size)))
+    assert await read_all(repository, "keep/old.bin") == b"previous"
+    with pytest.raises(NotFound):
+        await repository.head(p("fresh/new.bin"))
+    assert [entry.name async for entry in repository.list(ArtifactPath(()))] == ["keep"]
+    assert open_uploads(repository, request) == []
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MIB])
+async def test_checksum_mismatch_stores_nothing(
+    repository: ArtifactRepository, request: pytest.FixtureRequest, size: int
+) -> None:
+    data = os.urandom(size)
+    wrong = ExpectedDigests(sha256=hashlib.sha256(data + b"!").digest())
+    with pytest.raises(ChecksumMismatch):
+        await repository.put(p("c/x.bin"), body(data), expected=wrong)
+    with pytest.raises(NotFound):
+        await repository.head(p("c/x.bin"))
+    assert open_uploads(repository, request) == []
+    right = ExpectedDigests(md5=hashlib.md5(data).digest(), sha256=hashlib.sha256(data).digest())
+    await repository.put(p("c/x.bin"), body(data), expected=right)
+    assert await read_all(repository, "c/x.bin") == data
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "with space.txt",
+        "ünïcödé.txt",
+        "a+b=c&d.txt",
+        "emoji-🙂.bin",
+        "100%.txt",
+        "semi;colon",
+        "model..v2.bin",
+        "UPPER.TXT",
+        "tab\tnot.txt".replace("\t", "_"),
+    ],
+)
+async def test_odd_names_round_trip_and_list(repository: ArtifactRepository, name: str) -> None:
+    await repository.put(p(f"odd/{name}"), body(name.encode()))
+    assert await read_all(repository, f"odd/{name}") == name.encode()
+    assert [entry.name async for entry in repository.list(p("odd"))] == [name]
+
+
+async def test_bad_credentials_are_permission_denied(
+    repository: ArtifactRepository, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(repository, LocalRepository):
+        blocked = Path(repository.root) / "blocked"
+        blocked.write_bytes(b"")
+        with pytest.raises(PermissionDenied):
+            LocalRepository.open(blocked / "dest")
+        return
+    bad: ArtifactRepository
+    if isinstance(repository, S3Repository):
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        bad = S3Repository(repository.bucket, "x", repository.options)
+    else:
+        assert isinstance(repository, AzureRepository)
+        server: AzureServer = request.getfixturevalue("azure_server")
+        wrong = server.connection_string.replace(server.key, "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmc=")
+        bad = AzureRepository(
+            repository.container_name, repository.account_host, "x", AzureOptions(connection_string=wrong)
+        )
+    await bad.start()
+    try:
+        with pytest.raises(PermissionDenied):
+            await bad.check()
+        with pytest.raises(PermissionDenied):
+            await bad.put(p("x.txt"), body(b"x"))
+    finally:
+        await bad.close()
+
+
+async def test_missing_bucket_or_container_fails_the_check(
+    repository: ArtifactRepository, request: pytest.FixtureRequest
+) -> None:
+    missing: ArtifactRepository
+    if isinstance(repository, LocalRepository):
+        return  # a local destination is created on open
+    if isinstance(repository, S3Repository):
+        missing = S3Repository("no-such-bucket-here", "", repository.options)
+    else:
+        assert isinstance(repository, AzureRepository)
+        missing = AzureRepository("no-such-container", repository.account_host, "", repository.options)
+    await missing.start()
+    try:
+        with pytest.raises(RepositoryError):
+            await missing.check()
+    finally:
+        await missing.close()
+
+
+# -- multipart uploads through the API (parts may arrive out of order, from any worker) -------------
+
+
+async def test_multipart_upload_assembles_parts_in_number_order(
+    repository: ArtifactRepository, request: pytest.FixtureRequest
+) -> None:
+    from repositories.base import UploadedPart
+
+    chunks = [os.urandom(PART), os.urandom(PART), os.urandom(1234)]
+    upload_id = await repository.create_multipart(p("mpu/model.bin"))
+    etags = {}
+    for number in (3, 1, 2):  # any order
+        etags[number] = await repository.put_part(
+            p("mpu/model.bin"), upload_id, number, body(chunks[number - 1]), content_length=len(chunks[number - 1])
+        )
+    etags[2] = await repository.put_part(p("mpu/model.bin"), upload_id, 2, body(chunks[1]), content_length=PART)
+    with pytest.raises(NotFound):  # nothing visible before completion
+        await repository.head(p("mpu/model.bin"))
+    info = await repository.complete_multipart(
+        p("mpu/model.bin"), upload_id, [UploadedPart(n, etags[n]) for n in (2, 3, 1)]
+    )
+    assert info.size == sum(len(chunk) for chunk in chunks)
+    assert await read_all(repository, "mpu/model.bin") == b"".join(chunks)
+    assert open_uploads(repository, request) == []
+
+
+async def test_multipart_missing_part_or_unknown_upload(
+    repository: ArtifactRepository, request: pytest.FixtureRequest
+) -> None:
+    from repositories.base import UploadedPart
+
+    upload_id = await repository.create_multipart(p("mpu/x.bin"))
+    first = await repository.put_part(p("mpu/x.bin"), upload_id, 1, body(os.urandom(PART)), content_length=PART)
+    with pytest.raises(Conflict):
+        await repository.complete_multipart(p("mpu/x.bin"), upload_id, [UploadedPart(1, first), UploadedPart(2, first)])
+    with pytest.raises(Conflict):
+        await repository.complete_multipart(p("mpu/x.bin"), upload_id, [UploadedPart(1, "0" * 64)])
+    await repository.abort_multipart(p("mpu/x.bin"), upload_id)
+    await repository.abort_multipart(p("mpu/x.bin"), upload_id)  # idempotent
+    with pytest.raises(NotFound):
+        await repository.head(p("mpu/x.bin"))
+    assert open_uploads(repository, request) == []
+    if not isinstance(repository, AzureRepository):  # Azure keeps no upload state to forget
+        with pytest.raises((NotFound, Conflict)):
+            await repository.complete_multipart(p("mpu/x.bin"), upload_id, [UploadedPart(1, first)])
+    with pytest.raises((NotFound, Conflict)):
+        await repository.put_part(p("mpu/x.bin"), "not-an-upload", 1, body(b"x"), content_length=1)
