@@ -80,7 +80,10 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         except ApiError as exc:
             response = exc.response()
         except RepositoryError as exc:
-            response = from_repository_error(exc).response()
+            error = from_repository_error(exc)
+            if error.status >= 500:  # the operator needs the backend's words; the client gets them too
+                request["error"] = error.message
+            response = error.response()
         status = response.status
         return response
     except ConnectionError:  # reset, aborted, broken pipe, aiohttp's ClientConnectionResetError
@@ -118,6 +121,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             remote=request.remote,
             outcome=outcome,
+            **({"error": request["error"]} if "error" in request else {}),
         )
 
 

@@ -49,6 +49,12 @@ DELETE_BATCH = 256
 SHA256_METADATA = "sha256"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
+
+def _block_id(upload_id: str, number: int) -> str:
+    """Every block id of a blob must have the same length: a 32-hex upload id and a 6-digit number."""
+    return f"{upload_id}-{number:06d}"
+
+
 T = TypeVar("T")
 
 
@@ -76,6 +82,8 @@ def _error(exc: Exception, what: str) -> RepositoryError:
         return BackendError(f"Azure container does not exist ({what})", request_id=request_id)
     if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) == 403:
         return PermissionDenied(f"Azure refused access to '{what}' ({code or 'authentication failed'})")
+    if "InvalidBlockList" in str(code) or "INVALID_BLOCK_LIST" in str(code):
+        return Conflict(f"a part of the upload to '{what}' is missing or was never uploaded")
     if isinstance(exc, ResourceModifiedError):
         return Conflict(f"'{what}' changed while it was being read; retry")
     return BackendError(f"Azure error {code or ''} on '{what}': {str(exc).splitlines()[0]}", request_id=request_id)
@@ -219,11 +227,8 @@ class AzureRepository(ArtifactRepository):
         else:
             nonce = uuid.uuid4().hex
 
-            def block_id(number: int) -> str:  # same length for every block, as Azure requires
-                return base64.b64encode(f"{nonce}-{number:06d}".encode()).decode()
-
             async def send(number: int, data: bytes) -> None:
-                await _call(what, blob.stage_block(block_id(number), data, length=len(data)))
+                await _call(what, blob.stage_block(_block_id(nonce, number), data, length=len(data)))
 
             # Nothing is visible until the commit; uncommitted blocks of a failed upload expire on
             # their own (Azure drops them after a week, or at the blob's next commit).
@@ -234,7 +239,7 @@ class AzureRepository(ArtifactRepository):
             result = await _call(
                 what,
                 blob.commit_block_list(
-                    [BlobBlock(block_id(n)) for n in range(1, count + 1)], metadata={SHA256_METADATA: sha256}
+                    [BlobBlock(_block_id(nonce, n)) for n in range(1, count + 1)], metadata={SHA256_METADATA: sha256}
                 ),
             )
         return ObjectInfo(
@@ -244,9 +249,10 @@ class AzureRepository(ArtifactRepository):
     # -- multipart uploads through the API: the upload id names its blocks; Azure keeps them --
 
     def _block_id(self, upload_id: str, number: int) -> str:
+        """The block's id as the SDK takes it (it base64-encodes ids on the wire, as Azure requires)."""
         if not _UPLOAD_ID.match(upload_id):
             raise NotFound(f"upload {upload_id[:64]}")
-        return base64.b64encode(f"{upload_id}-{number:06d}".encode()).decode()
+        return _block_id(upload_id, number)
 
     async def create_multipart(self, path: ArtifactPath) -> str:
         if path.is_root:
@@ -270,12 +276,7 @@ class AzureRepository(ArtifactRepository):
                 raise Conflict(f"part {part.number}: ETag does not match the uploaded block")
             blocks.append(BlobBlock(block_id))
         blob = self.container.get_blob_client(self.key(path))
-        try:
-            await _call(str(path), blob.commit_block_list(blocks))
-        except BackendError as exc:
-            if "InvalidBlockList" in exc.message:
-                raise Conflict(f"a part of the upload is missing: {exc.message}") from None
-            raise
+        await _call(str(path), blob.commit_block_list(blocks))
         return await self.head(path)
 
     async def abort_multipart(self, path: ArtifactPath, upload_id: str) -> None:
@@ -312,7 +313,8 @@ class AzureRepository(ArtifactRepository):
 
     async def presign_part(self, path: ArtifactPath, upload_id: str, number: int, expires_s: int) -> PresignedRequest:
         url = self._sas_url(path, BlobSasPermissions(write=True), expires_s)
-        block_id = quote(self._block_id(upload_id, number), safe="")
+        encoded = base64.b64encode(self._block_id(upload_id, number).encode()).decode()  # what the REST API takes
+        block_id = quote(encoded, safe="")
         return PresignedRequest(f"{url}&comp=block&blockid={block_id}", {})
 
     async def presign_get(self, path: ArtifactPath, expires_s: int) -> PresignedRequest:

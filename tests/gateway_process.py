@@ -21,8 +21,9 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 class RunningGateway:
     proc: subprocess.Popen[bytes]
     port: int
-    destination: Path
+    destination: Path  # the local directory; a placeholder for cloud destinations
     log_path: Path
+    destination_uri: str = ""
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ def gateway_command(*args: str) -> list[str]:
 
 @contextlib.contextmanager
 def run_gateway(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, destination: Path | None = None
+    workdir: Path, *args: str, env: dict[str, str] | None = None, destination: Path | str | None = None
 ) -> Iterator[RunningGateway]:
     """Run `artifact-gateway serve --port 0 ...` with its cwd in `workdir` until the block ends."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,8 @@ def run_gateway(
         )
     try:
         port = _wait_for_port(proc, log_path)
-        yield RunningGateway(proc, port, destination, log_path)
+        local = destination if isinstance(destination, Path) else Path("/nonexistent-cloud-destination")
+        yield RunningGateway(proc, port, local, log_path, str(destination))
     finally:
         stop(proc)
 
