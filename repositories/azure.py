@@ -27,7 +27,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.storage.blob import BlobBlock, BlobProperties, BlobSasPermissions, generate_blob_sas
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo, PresignedRequest, UploadedPart
 from repositories.digests import DigestAccumulator, ExpectedDigests
@@ -161,7 +161,11 @@ class AzureRepository(ArtifactRepository):
     async def start(self) -> None:
         options = self.options
         connection_string = options.connection_string or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        extra: dict[str, Any] = {"api_version": options.api_version} if options.api_version else {}
+        # Fail within seconds, not minutes: the storage SDK's default backoff starts at 15 s.
+        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
+        extra: dict[str, Any] = {"retry_policy": retry, "connection_timeout": 10}
+        if options.api_version:
+            extra["api_version"] = options.api_version
         if connection_string:
             self._service = BlobServiceClient.from_connection_string(connection_string, **extra)
         else:

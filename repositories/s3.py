@@ -159,6 +159,7 @@ class S3Repository(ArtifactRepository):
             request_checksum_calculation=self.options.checksums,
             response_checksum_validation=self.options.checksums,
             retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=10,
             max_pool_connections=64,
         )
         session = get_session()

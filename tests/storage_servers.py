@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 AZURITE_VERSION = "3.37.0"
@@ -33,6 +33,7 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    ports: list[int] = field(default_factory=list, repr=False)  # to restart on the same ports
 
     def env(self) -> dict[str, str]:
         """What a process needs to reach this server through the standard AWS variables."""
@@ -139,12 +140,20 @@ def find_azurite() -> str:
 
 @contextlib.contextmanager
 def seaweed_s3(
-    workdir: Path, access_key: str = "gateway-test", secret_key: str = "gateway-test-secret"
+    workdir: Path,
+    access_key: str = "gateway-test",
+    secret_key: str = "gateway-test-secret",
+    *,
+    ports: list[int] | None = None,
+    keep_data: bool = False,
 ) -> Iterator[tuple[S3Server, subprocess.Popen[bytes]]]:
-    """Start `weed mini` with S3 auth on; yields the server and its process (for fault tests)."""
+    """Start `weed mini` with S3 auth on; yields the server and its process (for fault tests).
+
+    `ports` and `keep_data` let a fault test restart the same server on the same data.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     config = workdir / "s3.json"
     config.write_text(
         json.dumps(
@@ -159,7 +168,8 @@ def seaweed_s3(
             }
         )
     )
-    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
+    ports = ports or [*free_ports(8), free_port_pair()]
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, admin = ports
     log = workdir / "weed.log"
     args = [
         find_weed(),
@@ -180,7 +190,7 @@ def seaweed_s3(
         f"-filer.port.grpc={filer_grpc}",
         f"-s3.port={s3}",
         f"-s3.port.grpc={s3_grpc}",
-        f"-admin.port={free_port_pair()}",
+        f"-admin.port={admin}",
         f"-s3.localSocket={workdir / 's3.sock'}",
         f"-filer.localSocket={workdir / 'filer.sock'}",
         "-master.volumeSizeLimitMB=64",
@@ -195,17 +205,20 @@ def seaweed_s3(
         )
     try:
         wait_http(f"http://127.0.0.1:{s3}/healthz", {200}, proc, log)
-        yield S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key), proc
+        yield S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, ports=ports), proc
     finally:
         stop(proc)
-        shutil.rmtree(data, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def azurite_blob(workdir: Path) -> Iterator[tuple[AzureServer, subprocess.Popen[bytes]]]:
+def azurite_blob(
+    workdir: Path, *, port: int | None = None, keep_data: bool = False
+) -> Iterator[tuple[AzureServer, subprocess.Popen[bytes]]]:
     """Start Azurite's blob service (SharedKey and SAS enforced); yields the server and its process."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (port,) = free_ports(1)
+    port = port or free_ports(1)[0]
     log = workdir / "azurite.log"
     args = [
         find_azurite(),
@@ -228,4 +241,5 @@ def azurite_blob(workdir: Path) -> Iterator[tuple[AzureServer, subprocess.Popen[
         yield AzureServer(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"), proc
     finally:
         stop(proc)
-        shutil.rmtree(workdir / "data", ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(workdir / "data", ignore_errors=True)

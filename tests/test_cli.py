@@ -188,18 +188,27 @@ def test_no_serve_artifacts_mode_answers_501_on_artifact_routes(tmp_path: Path) 
 
 
 def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
-    with run_gateway(tmp_path, "--workers", "2") as gateway:
-        import psutil
+    import psutil
 
-        children = psutil.Process(gateway.proc.pid).children()
-        assert len(children) == 2
+    def live_workers(pid: int) -> set[int]:
+        return {child.pid for child in psutil.Process(pid).children() if child.status() != psutil.STATUS_ZOMBIE}
+
+    def wait_for_workers(pid: int, not_in: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            workers = live_workers(pid)
+            if len(workers) == 2 and not workers & not_in:
+                return workers
+            time.sleep(0.05)
+        raise AssertionError(f"expected 2 fresh workers, have {live_workers(pid)}")
+
+    with run_gateway(tmp_path, "--workers", "2") as gateway:
+        workers = wait_for_workers(gateway.proc.pid)
         for index in range(20):
             assert requests.put(gateway.artifact_url(f"w/{index}.txt"), data=b"w", timeout=30).status_code == 200
-        os.kill(children[0].pid, signal.SIGKILL)  # a crashed worker is replaced
-        deadline = time.monotonic() + 15
-        while len(psutil.Process(gateway.proc.pid).children()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(psutil.Process(gateway.proc.pid).children()) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)  # a crashed worker is replaced
+        wait_for_workers(gateway.proc.pid, not_in={victim})
         assert requests.get(gateway.artifact_url("w/3.txt"), timeout=30).content == b"w"
         gateway.proc.send_signal(signal.SIGTERM)
         assert gateway.proc.wait(30) == 0
