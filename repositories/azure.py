@@ -40,7 +40,15 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
-from repositories.parts import first_part_if_only, read_part, send_parts, split_into_parts
+from repositories.parts import (
+    directory_prefix,
+    first_part_if_only,
+    object_key,
+    part_size_for,
+    read_part,
+    send_parts,
+    split_into_parts,
+)
 from repositories.paths import ArtifactPath
 
 MIB = 1 << 20
@@ -199,11 +207,10 @@ class AzureRepository(ArtifactRepository):
         self._service = self._container = None
 
     def key(self, path: ArtifactPath) -> str:
-        return "/".join(part for part in (self.prefix, str(path)) if part)
+        return object_key(self.prefix, path)
 
     def _dir_prefix(self, path: ArtifactPath) -> str:
-        key = self.key(path)
-        return f"{key}/" if key else ""
+        return directory_prefix(self.prefix, path)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -220,9 +227,7 @@ class AzureRepository(ArtifactRepository):
         what = str(path)
         blob = self.container.get_blob_client(self.key(path))
         digests = DigestAccumulator(expected)
-        block_size = self.options.block_size
-        if content_length is not None:
-            block_size = max(block_size, -(-content_length // MAX_BLOCKS))
+        block_size = part_size_for(self.options.block_size, content_length, MAX_BLOCKS)
         only, parts = await first_part_if_only(split_into_parts(body, block_size))
         if only is not None:
             await asyncio.to_thread(digests.update, only)

@@ -7,6 +7,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from repositories.digests import DigestAccumulator
 from repositories.errors import TooLarge
+from repositories.paths import ArtifactPath
+
+
+def object_key(prefix: str, path: ArtifactPath) -> str:
+    """The storage key of `path` under `prefix` (no leading or doubled slashes)."""
+    return "/".join(part for part in (prefix, str(path)) if part)
+
+
+def directory_prefix(prefix: str, path: ArtifactPath) -> str:
+    """The key prefix that lists the children of directory `path` ('' for the bucket root)."""
+    key = object_key(prefix, path)
+    return f"{key}/" if key else ""
+
+
+def part_size_for(configured: int, content_length: int | None, max_parts: int) -> int:
+    """The configured part size, grown when a declared length would need more than `max_parts`."""
+    if content_length is None:
+        return configured
+    return max(configured, -(-content_length // max_parts))
 
 
 async def split_into_parts(body: AsyncIterator[bytes], part_size: int) -> AsyncIterator[bytes]:

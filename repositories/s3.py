@@ -29,7 +29,15 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
-from repositories.parts import first_part_if_only, read_part, send_parts, split_into_parts
+from repositories.parts import (
+    directory_prefix,
+    first_part_if_only,
+    object_key,
+    part_size_for,
+    read_part,
+    send_parts,
+    split_into_parts,
+)
 from repositories.paths import ArtifactPath
 
 MIB = 1 << 20
@@ -175,19 +183,12 @@ class S3Repository(ArtifactRepository):
         self._client = None
 
     def key(self, path: ArtifactPath) -> str:
-        return "/".join(part for part in (self.prefix, str(path)) if part)
+        return object_key(self.prefix, path)
 
     def _dir_prefix(self, path: ArtifactPath) -> str:
-        key = self.key(path)
-        return f"{key}/" if key else ""
+        return directory_prefix(self.prefix, path)
 
     # -- writes ------------------------------------------------------------------------------
-
-    def _part_size_for(self, content_length: int | None) -> int:
-        size = self.options.part_size
-        if content_length is not None:
-            size = max(size, -(-content_length // MAX_PARTS))
-        return size
 
     async def put(
         self,
@@ -201,7 +202,9 @@ class S3Repository(ArtifactRepository):
             raise InvalidPath("", "an upload needs a file name")
         key = self.key(path)
         digests = DigestAccumulator(expected)
-        only, parts = await first_part_if_only(split_into_parts(body, self._part_size_for(content_length)))
+        only, parts = await first_part_if_only(
+            split_into_parts(body, part_size_for(self.options.part_size, content_length, MAX_PARTS))
+        )
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
             await asyncio.to_thread(digests.update, only)
             sha256 = await asyncio.to_thread(digests.finish)
