@@ -4,7 +4,13 @@ Not a test: run it by hand (`.venv/bin/python benchmarks/s3_large_file.py --size
 It starts one SeaweedFS S3 server and one gateway with an `s3://` destination, then per run, in
 alternating (ABBA) order: uploads the file with boto3 `upload_file` (8 MiB parts, 4 threads) and
 through the gateway as one streamed PUT; downloads each object back, through the gateway and with
-boto3 `get_object`. Every leg is verified by SHA-256 and length; a mismatch exits non-zero.
+boto3 `get_object`. Every leg is verified by SHA-256 and length; a mismatch exits non-zero. The
+bucket is emptied after each run.
+
+Fairness: before each leg the page cache is synced and SeaweedFS must be idle. Each run starts with
+an unmeasured boto3 upload of the same file, because SeaweedFS makes the first large upload after a
+delete (of objects that were read) cost it about 40% more CPU; without the warm-up, whichever side
+uploads first in a run pays for that.
 
 Measured on the gateway: peak RSS of its process tree over the whole session (sampled every 20 ms),
 idle RSS before and after, CPU seconds per leg, and bytes it wrote to local storage
@@ -87,6 +93,22 @@ class Meter:
             client_cpu=time.process_time() - client0,
             gateway_peak_rss=peak,
         )
+
+
+def settle(weed_pid: int, timeout: float = 30.0) -> float:
+    """Flush dirty pages and wait until SeaweedFS idles (under 5% of a core for 0.5 s); returns seconds waited.
+
+    Without it a leg could pay for the previous leg's writeback or for background work SeaweedFS
+    still does, which would bias whichever side goes second.
+    """
+    started = time.monotonic()
+    os.sync()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds(weed_pid)
+        time.sleep(0.5)
+        if cpu_seconds(weed_pid) - before < 0.025:
+            break
+    return time.monotonic() - started
 
 
 def s3_client(server: S3Server) -> Any:
@@ -223,6 +245,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="where the file and SeaweedFS data live")
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra flag for serve (repeatable)")
+    parser.add_argument(
+        "--gateway-env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway variable (repeatable)"
+    )
     args = parser.parse_args()
     size = args.size_mib * BLOCK
     results = Results()
@@ -239,6 +264,7 @@ def main() -> int:
             client = s3_client(server)
             client.create_bucket(Bucket=BUCKET)
             env = {**server.env(), "ARTIFACT_GATEWAY_S3_ADDRESSING_STYLE": "path"}
+            env.update(item.split("=", 1) for item in args.gateway_env)
             with run_gateway(
                 work / "gateway", *args.gateway_arg, env=env, destination=f"s3://{BUCKET}/{PREFIX}"
             ) as gateway:
@@ -250,10 +276,13 @@ def main() -> int:
                 try:
                     writes_before: int | None = tree_write_bytes(pid)
                     writes_note = ""
-                except (psutil.AccessDenied, OSError) as exc:
+                except (psutil.Error, OSError) as exc:
                     writes_before, writes_note = None, f"/proc/{pid}/io unreadable: {exc!r}"
 
+                settled = 0.0
                 for run in range(args.runs):
+                    warm = meter.measure(direct_upload(client, f"warmup/run{run}.bin", source))
+                    print(f"run {run}: warm-up upload {size / BLOCK / warm.seconds:.0f} MiB/s", file=sys.stderr)
                     path = f"bench/run{run}/model.bin"
                     target = f"{ARTIFACTS}/{path}"
                     direct_key = f"direct/run{run}/model.bin"
@@ -269,6 +298,7 @@ def main() -> int:
                         uploads.reverse()
                         downloads.reverse()
                     for legs, transfer in uploads + downloads:
+                        settled += settle(weed.pid)
                         legs.append(meter.measure(transfer))
                     print(
                         f"run {run}: up gateway {size / BLOCK / results.gateway_up[-1].seconds:.0f} / "
@@ -287,6 +317,7 @@ def main() -> int:
                 else:
                     writes_mib = "n/a"
                 end_rss = tree_rss(pid)
+                print(f"waited {settled:.1f} s in total for sync and an idle SeaweedFS before legs", file=sys.stderr)
                 print(
                     f"load average at end {os.getloadavg()[0]:.2f} (2 cores; includes this benchmark)", file=sys.stderr
                 )
@@ -295,7 +326,7 @@ def main() -> int:
     def row(label: str, value: str, target: str = "") -> None:
         print(f"| {label} | {value} | {target} |")
 
-    flags = " ".join(args.gateway_arg) or "defaults"
+    flags = " ".join([*args.gateway_arg, *args.gateway_env]) or "defaults"
     print(f"| {args.size_mib} MiB, {args.runs} runs, gateway {flags}, SeaweedFS S3 | median | target |")
     print("| --- | --- | --- |")
     row("gateway upload MiB/s (one streamed PUT)", f"{mib_s(size, results.gateway_up):.0f}")
