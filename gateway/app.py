@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import artifacts_api, meta_api, multipart_api
+from gateway import artifacts_api, meta_api, multipart_api, tracking_api
+from gateway.artifact_locations import ArtifactLocations
 from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.logs import event
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
 from gateway.multipart_api import SIGNING_KEY
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
+from gateway.store.database import create_engine
+from gateway.store.tracking_store import TrackingStore
+from gateway.tracking_api import LOCATIONS_KEY, STORE_KEY
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
@@ -25,13 +29,13 @@ ARTIFACTS_ONLY_MESSAGE = (
     "This server runs with --artifacts-only: the tracking API is disabled. Point MLFLOW_TRACKING_URI "
     "at the tracking server."
 )
-TRACKING_NOT_BUILT_MESSAGE = "The tracking API is not available in this version of artifact-gateway."
 
 
 def create_app(settings: Settings, repository: ArtifactRepository | None, signing_key: bytes) -> web.Application:
     """The application for `settings`; `repository` is None when artifacts are not served.
 
     `signing_key` signs multipart part URLs; every worker that should accept a URL needs the same key.
+    The tracking API and its database are set up unless the mode is artifacts-only.
     """
     app = web.Application(middlewares=[request_middleware])
     app.on_response_prepare.append(add_request_id)
@@ -47,10 +51,37 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     else:
         for prefix in artifacts_api.API_PREFIXES:
             app.router.add_route("*", f"{prefix}/{{tail:[\\s\\S]*}}", meta_api.disabled(NO_PROXY_MESSAGE))
-    tracking_message = ARTIFACTS_ONLY_MESSAGE if settings.artifacts_only else TRACKING_NOT_BUILT_MESSAGE
-    for prefix in TRACKING_PREFIXES:
-        app.router.add_route("*", f"{prefix}/{{tail:[\\s\\S]*}}", meta_api.disabled(tracking_message))
+    if settings.artifacts_only:
+        for prefix in TRACKING_PREFIXES:
+            app.router.add_route("*", f"{prefix}/{{tail:[\\s\\S]*}}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE))
+    else:
+        app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
+        tracking_api.add_routes(app)
+        app.cleanup_ctx.append(_store_lifecycle)
     return app
+
+
+def default_artifact_root(settings: Settings) -> str:
+    """Where new experiments keep artifacts: the setting, else this server's own proxy."""
+    if settings.default_artifact_root:
+        return settings.default_artifact_root
+    if settings.serve_artifacts:
+        return "mlflow-artifacts:/"
+    raise SettingsError(
+        "--no-serve-artifacts needs --default-artifact-root (e.g. s3://bucket/path, or "
+        "mlflow-artifacts://artifacts-host:5000/root for a separate --artifacts-only server)"
+    )
+
+
+async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the metadata database (migrated before the workers started) for this worker."""
+    settings = app[SETTINGS_KEY]
+    engine = create_engine(settings.backend_store_uri)
+    store = TrackingStore(engine, default_artifact_root(settings))
+    await store.ensure_default_experiment()
+    app[STORE_KEY] = store
+    yield
+    await engine.dispose()
 
 
 async def _repository_lifecycle(app: web.Application) -> AsyncIterator[None]:

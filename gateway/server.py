@@ -17,13 +17,15 @@ import socket
 import time
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__
-from gateway.app import create_app
+from gateway.app import create_app, default_artifact_root
 from gateway.logs import event
 from gateway.meta_api import mode_name
 from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
+from gateway.store.database import DatabaseError, create_engine, migrate
 from repositories import ArtifactRepository, open_repository
 from repositories.azure import AzureOptions
 from repositories.errors import RepositoryError
@@ -70,6 +72,28 @@ async def _preflight(repository: ArtifactRepository) -> None:
         await repository.close()
 
 
+async def _migrate(uri: str) -> None:
+    engine = create_engine(uri)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def prepare_database(settings: Settings) -> None:
+    """Create or upgrade the metadata schema once, before any worker starts; one line on failure."""
+    if settings.artifacts_only:
+        return
+    default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
+    try:
+        asyncio.run(_migrate(settings.backend_store_uri))
+    except DatabaseError as exc:
+        raise SettingsError(f"backend store: {exc}") from None
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise SettingsError(f"backend store '{settings.backend_store_uri}' is unusable: {reason}") from None
+
+
 def check_destination(settings: Settings) -> None:
     """Fail at start, in one line, when the destination cannot be reached or used."""
     repository = open_destination(settings)
@@ -104,6 +128,7 @@ def bind(settings: Settings) -> socket.socket:
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT."""
     check_destination(settings)  # before forking: a bad destination is one line, not N worker crashes
+    prepare_database(settings)
     repository = open_destination(settings)
     # Forked workers inherit the key, so a part URL signed by one is accepted by all of them.
     signing_key = settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)

@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     backend_store_uri: str = Field(
         "sqlite:///mlruns.db",
         validation_alias=_env("BACKEND_STORE_URI", mlflow="MLFLOW_BACKEND_STORE_URI"),
-        description="Metadata store for experiments and runs (sqlite:/// or postgresql://); "
-        "read by the tracking API, which this version does not serve yet.",
+        description="Metadata store for experiments and runs: sqlite:///path.db (created on first start) "
+        "or postgresql://user:password@host/db.",
     )
     default_artifact_root: str | None = Field(
         None,

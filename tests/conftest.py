@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.postgres_server import postgres_cluster
 from tests.storage_servers import AzureServer, S3Server, azurite_blob, seaweed_s3
 
 
@@ -105,3 +106,15 @@ def azure_container(azure_server: AzureServer) -> Iterator[str]:
     service.create_container(name)
     yield name
     service.delete_container(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session (its databases are created per module)."""
+    try:
+        context = postgres_cluster()
+        dsn = context.__enter__()
+    except FileNotFoundError as exc:
+        _missing("PostgreSQL", exc)
+    yield dsn
+    context.__exit__(None, None, None)

@@ -444,9 +444,10 @@ def test_wrong_method_is_405_json_with_allow(gateway: RunningGateway) -> None:
     assert "PUT" in response.headers["Allow"]
 
 
-def test_tracking_routes_answer_501_until_the_tracking_api_exists(gateway: RunningGateway) -> None:
+def test_the_default_mode_serves_tracking_beside_artifacts(gateway: RunningGateway) -> None:
     response = requests.post(f"{gateway.url}/api/2.0/mlflow/runs/create", json={}, timeout=30)
-    assert_mlflow_error(response, 501, "NOT_IMPLEMENTED", "tracking API")
+    assert response.status_code == 200
+    assert response.json()["run"]["info"]["artifact_uri"].startswith("mlflow-artifacts:/0/")
 
 
 def test_every_response_carries_a_request_id_and_each_request_logs_one_line(

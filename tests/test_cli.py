@@ -179,7 +179,7 @@ def test_artifacts_only_mode_disables_tracking_with_a_fast_failing_error(tmp_pat
 
 
 def test_no_serve_artifacts_mode_answers_501_on_artifact_routes(tmp_path: Path) -> None:
-    with run_gateway(tmp_path, "--no-serve-artifacts") as gateway:
+    with run_gateway(tmp_path, "--no-serve-artifacts", "--default-artifact-root", "s3://bucket/root") as gateway:
         for method in ("GET", "PUT", "DELETE"):
             response = requests.request(method, gateway.artifact_url("a.txt"), timeout=30)
             assert response.status_code == 501

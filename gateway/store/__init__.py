@@ -1,0 +1,1 @@
+"""The metadata store: experiments, runs and logged models in SQLite or PostgreSQL (SQLAlchemy 2)."""

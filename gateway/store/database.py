@@ -1,0 +1,86 @@
+"""Connecting to the metadata database and bringing its schema up to date with Alembic."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 7_266_021  # advisory lock id: replicas starting together migrate one at a time
+
+
+class DatabaseError(Exception):
+    """The backend store URI is unusable; the message is one line for the operator."""
+
+
+def async_url(uri: str) -> str:
+    """`sqlite:///x.db` or `postgresql://...` as the SQLAlchemy URL of its async driver."""
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        raise DatabaseError(f"'{uri}' is not a database URI; use sqlite:///path.db or postgresql://...") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            raise DatabaseError("an in-memory SQLite store is lost at exit; give a file: sqlite:///mlruns.db")
+        return str(url.set(drivername="sqlite+aiosqlite"))
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise DatabaseError(f"unsupported backend store '{backend}'; use sqlite:///path.db or postgresql://...")
+
+
+def create_engine(uri: str) -> AsyncEngine:
+    url = async_url(uri)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the schema to the newest revision; safe when several processes start at once."""
+    if engine.dialect.name == "sqlite":
+        lock = await asyncio.to_thread(_lock_file, engine.url.database or "")
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade)
+        finally:
+            await asyncio.to_thread(os.close, lock)
+        return
+    async with engine.begin() as connection:
+        await connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+        await connection.run_sync(_upgrade)
+
+
+def _lock_file(database: str) -> int:
+    """Create the database's directory and hold an exclusive lock beside the database file."""
+    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
+    return fd

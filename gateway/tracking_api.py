@@ -1,0 +1,328 @@
+"""MLflow's tracking REST API (`/api/2.0/mlflow/...` and `/ajax-api/2.0/mlflow/...`) over the store.
+
+Requests are parsed here (JSON bodies for POST/PATCH, query strings for GET, as MLflow's client
+sends them); every rule about what is valid lives in the store, which raises `ApiError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.artifact_locations import ArtifactLocations
+from gateway.errors import ApiError
+from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
+
+STORE_KEY = web.AppKey("tracking_store", TrackingStore)
+LOCATIONS_KEY = web.AppKey("artifact_locations", ArtifactLocations)
+PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """The request's fields: the JSON body of POST/PATCH/DELETE, the query string of GET."""
+    if request.method == "GET":
+        fields: dict[str, Any] = {}
+        for key, value in request.query.items():
+            if key in fields:  # repeated keys (experiment_ids=1&experiment_ids=2) become lists
+                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
+            else:
+                fields[key] = value
+        return fields
+    raw = await request.read()
+    if not raw:
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError(400, "BAD_REQUEST", "Bad Request. Content-Type must be one of ['application/json'].")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
+    return body
+
+
+def _store(request: web.Request) -> TrackingStore:
+    return request.app[STORE_KEY]
+
+
+def _run_id(fields: dict[str, Any]) -> Any:
+    return fields.get("run_id") or fields.get("run_uuid")
+
+
+def _list(fields: dict[str, Any], name: str) -> list[Any]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [value]
+    return value
+
+
+def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int:
+    value = int_field(fields.get(name), name, default=default)
+    if not 1 <= value <= limit:
+        raise ApiError.invalid(f"Invalid value {value} for parameter '{name}': it must be from 1 to {limit}")
+    return value
+
+
+def _metric(fields: dict[str, Any]) -> MetricPoint:
+    return MetricPoint(
+        key=check_key(fields.get("key")),
+        value=metric_value(fields.get("value")),
+        timestamp=int_field(fields.get("timestamp"), "timestamp", default=now_ms()),
+        step=int_field(fields.get("step"), "step", default=0),
+        model_id=fields.get("model_id") or None,
+        dataset_name=fields.get("dataset_name") or None,
+        dataset_digest=fields.get("dataset_digest") or None,
+    )
+
+
+def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+# -- experiments -------------------------------------------------------------------------------
+
+
+async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    location = fields.get("artifact_location") or None
+    if location is not None:
+        location = request.app[LOCATIONS_KEY].validate(str(location))
+    return {
+        "experiment_id": await _store(request).create_experiment(fields.get("name"), location, _list(fields, "tags"))
+    }
+
+
+async def get_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"experiment": await _store(request).get_experiment(fields.get("experiment_id"))}
+
+
+async def get_experiment_by_name(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"experiment": await _store(request).get_experiment_by_name(fields.get("experiment_name"))}
+
+
+async def search_experiments(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    found, token = await _store(request).search_experiments(
+        str(fields.get("view_type") or "ACTIVE_ONLY"),
+        _bounded(fields, "max_results", 1000, 50_000),
+        fields.get("filter") or None,
+        fields.get("page_token") or None,
+    )
+    return _with_token({"experiments": found} if found else {}, token)
+
+
+async def update_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).update_experiment(fields.get("experiment_id"), fields.get("new_name"))
+    return {}
+
+
+async def delete_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_experiment_lifecycle(fields.get("experiment_id"), "deleted")
+    return {}
+
+
+async def restore_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_experiment_lifecycle(fields.get("experiment_id"), "active")
+    return {}
+
+
+async def set_experiment_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_experiment_tag(fields.get("experiment_id"), fields.get("key"), fields.get("value"))
+    return {}
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+async def create_run(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": await _store(request).create_run(
+            fields.get("experiment_id"),
+            fields.get("user_id"),
+            fields.get("start_time"),
+            fields.get("run_name"),
+            _list(fields, "tags"),
+        )
+    }
+
+
+async def get_run(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"run": await _store(request).get_run(_run_id(fields))}
+
+
+async def update_run(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_info": await _store(request).update_run(
+            _run_id(fields), fields.get("status"), fields.get("end_time"), fields.get("run_name")
+        )
+    }
+
+
+async def delete_run(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_run_lifecycle(_run_id(fields), "deleted")
+    return {}
+
+
+async def restore_run(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_run_lifecycle(_run_id(fields), "active")
+    return {}
+
+
+async def log_metric(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_batch(_run_id(fields), [_metric(fields)], [], [])
+    return {}
+
+
+async def log_parameter(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_batch(_run_id(fields), [], [{"key": fields.get("key"), "value": fields.get("value")}], [])
+    return {}
+
+
+async def set_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_batch(_run_id(fields), [], [], [{"key": fields.get("key"), "value": fields.get("value")}])
+    return {}
+
+
+async def delete_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_tag(_run_id(fields), fields.get("key"))
+    return {}
+
+
+async def log_batch(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    metrics = [_metric(item) for item in _list(fields, "metrics") if isinstance(item, dict)]
+    await _store(request).log_batch(_run_id(fields), metrics, _list(fields, "params"), _list(fields, "tags"))
+    return {}
+
+
+async def log_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_inputs(_run_id(fields), _list(fields, "datasets"))
+    return {}
+
+
+async def log_outputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_outputs(_run_id(fields), _list(fields, "models"))
+    return {}
+
+
+async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    order_by = [str(item) for item in _list(fields, "order_by")]
+    found, token = await _store(request).search_runs(
+        _list(fields, "experiment_ids"),
+        fields.get("filter") or None,
+        fields.get("run_view_type"),
+        int_field(fields.get("max_results"), "max_results", default=1000),
+        order_by,
+        fields.get("page_token") or None,
+    )
+    return _with_token({"runs": found} if found else {}, token)
+
+
+async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    points, token = await _store(request).metric_history(
+        _run_id(fields),
+        fields.get("metric_key"),
+        _bounded(fields, "max_results", 25_000, 25_000),
+        fields.get("page_token") or None,
+    )
+    return _with_token({"metrics": points} if points else {}, token)
+
+
+async def list_run_artifacts(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    run = await _store(request).get_run(_run_id(fields))
+    return await request.app[LOCATIONS_KEY].list_run(run["info"]["artifact_uri"], str(fields.get("path") or ""))
+
+
+# -- logged models -----------------------------------------------------------------------------
+
+
+async def create_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"model": await _store(request).create_logged_model(fields)}
+
+
+async def get_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"model": await _store(request).get_logged_model(request.match_info["model_id"])}
+
+
+async def finalize_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"model": await _store(request).finalize_logged_model(request.match_info["model_id"], fields.get("status"))}
+
+
+async def delete_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_logged_model(request.match_info["model_id"])
+    return {}
+
+
+async def set_logged_model_tags(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).set_logged_model_tags(request.match_info["model_id"], _list(fields, "tags"))
+    return {}
+
+
+async def delete_logged_model_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_logged_model_tag(request.match_info["model_id"], request.match_info["tag_key"])
+    return {}
+
+
+async def search_logged_models(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    found, token = await _store(request).search_logged_models(
+        _list(fields, "experiment_ids"),
+        fields.get("filter") or None,
+        _bounded(fields, "max_results", 100, 1000),
+        fields.get("page_token") or None,
+    )
+    return _with_token({"models": found} if found else {}, token)
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/experiments/create", create_experiment),
+    ("GET", "/experiments/get", get_experiment),
+    ("GET", "/experiments/get-by-name", get_experiment_by_name),
+    ("POST", "/experiments/search", search_experiments),
+    ("GET", "/experiments/search", search_experiments),
+    ("POST", "/experiments/update", update_experiment),
+    ("POST", "/experiments/delete", delete_experiment),
+    ("POST", "/experiments/restore", restore_experiment),
+    ("POST", "/experiments/set-experiment-tag", set_experiment_tag),
+    ("POST", "/runs/create", create_run),
+    ("GET", "/runs/get", get_run),
+    ("POST", "/runs/update", update_run),
+    ("POST", "/runs/delete", delete_run),
+    ("POST", "/runs/restore", restore_run),
+    ("POST", "/runs/log-metric", log_metric),
+    ("POST", "/runs/log-parameter", log_parameter),
+    ("POST", "/runs/set-tag", set_tag),
+    ("POST", "/runs/delete-tag", delete_tag),
+    ("POST", "/runs/log-batch", log_batch),
+    ("POST", "/runs/log-inputs", log_inputs),
+    ("POST", "/runs/outputs", log_outputs),
+    ("POST", "/runs/search", search_runs),
+    ("GET", "/metrics/get-history", get_metric_history),
+    ("GET", "/artifacts/list", list_run_artifacts),
+    ("POST", "/logged-models", create_logged_model),
+    ("POST", "/logged-models/search", search_logged_models),
+    ("GET", "/logged-models/{model_id}", get_logged_model),
+    ("PATCH", "/logged-models/{model_id}", finalize_logged_model),
+    ("DELETE", "/logged-models/{model_id}", delete_logged_model),
+    ("PATCH", "/logged-models/{model_id}/tags", set_logged_model_tags),
+    ("DELETE", "/logged-models/{model_id}/tags/{tag_key}", delete_logged_model_tag),
+]
+
+
+def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        return web.json_response(await handler(request, await _arguments(request)))
+
+    return endpoint
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in PREFIXES:
+        for method, path, handler in ROUTES:
+            app.router.add_route(method, prefix + path, _endpoint(handler))

@@ -1,0 +1,258 @@
+"""The stock `mlflow` client's ordinary tracking workflow against the gateway, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+
+from tests.gateway_process import RunningGateway, run_gateway
+from tests.postgres_server import create_database
+
+TRACKING = "/api/2.0/mlflow"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    workdir = tmp_path_factory.mktemp(f"tracking-{request.param}")
+    if request.param == "sqlite":
+        store = f"sqlite:///{workdir / 'mlruns.db'}"
+    else:
+        store = create_database(request.getfixturevalue("postgres_dsn"), f"t{uuid.uuid4().hex[:12]}")
+    with run_gateway(workdir, "--backend-store-uri", store, "--workers", "2") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def client_env(tracking: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(tracking.url)
+
+
+def test_ordinary_workflow(tracking: RunningGateway, tmp_path: Path) -> None:
+    experiment_name = f"exp-{uuid.uuid4().hex[:8]}"
+    experiment = mlflow.set_experiment(experiment_name)
+    assert experiment.artifact_location == f"mlflow-artifacts:/{experiment.experiment_id}"
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "weights.bin").write_bytes(os.urandom(10_000))
+    (tmp_path / "tree" / "notes.txt").write_text("hello")
+    with mlflow.start_run(run_name="first") as run:
+        mlflow.log_param("alpha", 0.5)
+        mlflow.log_params({"beta": "1", "gamma": "x"})
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"acc": 0.9, "f1": 0.8}, step=4)
+        mlflow.set_tag("team", "vision")
+        mlflow.log_artifacts(str(tmp_path / "tree"), "outputs")
+        mlflow.log_dict({"a": 1}, "config/params.json")
+    with mlflow.start_run(run_name="second"):
+        mlflow.log_param("alpha", 0.1)
+        mlflow.log_metric("loss", 0.05, step=0)
+        mlflow.log_metric("acc", 0.7)
+
+    client = MlflowClient()
+    fetched = client.get_run(run.info.run_id)
+    assert fetched.info.status == "FINISHED"
+    assert fetched.info.run_name == "first"
+    assert fetched.info.artifact_uri == f"mlflow-artifacts:/{experiment.experiment_id}/{run.info.run_id}/artifacts"
+    assert fetched.data.params == {"alpha": "0.5", "beta": "1", "gamma": "x"}
+    assert fetched.data.metrics == {"loss": pytest.approx(0.2), "acc": 0.9, "f1": 0.8}
+    assert fetched.data.tags["team"] == "vision"
+    assert fetched.data.tags["mlflow.runName"] == "first"
+
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, round(m.value, 4)) for m in history] == [(s, round(1.0 / (s + 1), 4)) for s in range(5)]
+
+    found = mlflow.search_runs(
+        [experiment.experiment_id], filter_string="metrics.loss < 0.5 and params.alpha = '0.5'", output_format="list"
+    )
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+    ordered = mlflow.search_runs([experiment.experiment_id], order_by=["metrics.acc DESC"], output_format="list")
+    assert [r.info.run_name for r in ordered] == ["first", "second"]
+    by_name = mlflow.search_runs(
+        [experiment.experiment_id], filter_string="attributes.run_name = 'second'", output_format="list"
+    )
+    assert [r.info.run_name for r in by_name] == ["second"]
+
+    listed = {(f.path, f.is_dir) for f in client.list_artifacts(run.info.run_id, "outputs")}
+    assert listed == {("outputs/notes.txt", False), ("outputs/sub", True)}
+    destination = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / "dl")))
+    assert (destination / "outputs" / "notes.txt").read_text() == "hello"
+    assert (destination / "outputs" / "sub" / "weights.bin").read_bytes() == (
+        tmp_path / "tree" / "sub" / "weights.bin"
+    ).read_bytes()
+    assert (destination / "config" / "params.json").read_text().strip().startswith("{")
+
+
+def test_experiments_lifecycle_and_tags(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    name = f"life-{uuid.uuid4().hex[:8]}"
+    experiment_id = client.create_experiment(name, tags={"owner": "me"})
+    assert client.get_experiment(experiment_id).tags == {"owner": "me"}
+    client.set_experiment_tag(experiment_id, "stage", "dev")
+    client.rename_experiment(experiment_id, f"{name}-renamed")
+    assert client.get_experiment_by_name(f"{name}-renamed").experiment_id == experiment_id
+    client.delete_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    assert f"{name}-renamed" not in [e.name for e in client.search_experiments()]
+    client.restore_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+    assert client.get_experiment_by_name("no-such-experiment-here") is None
+
+
+def test_run_delete_restore_and_tags(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    run = client.create_run("0", tags={"k": "v"})
+    client.delete_tag(run.info.run_id, "k")
+    assert "k" not in client.get_run(run.info.run_id).data.tags
+    client.delete_run(run.info.run_id)
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        client.log_param(run.info.run_id, "x", "1")
+    client.restore_run(run.info.run_id)
+    client.log_param(run.info.run_id, "x", "1")
+
+
+def test_concurrent_clients_lose_no_metric(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    run = client.create_run("0")
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for batch in range(10):
+                metrics = [
+                    Metric(f"m{index}", float(step), 1_700_000_000_000 + step, batch * 100 + step)
+                    for step in range(100)
+                ]
+                client.log_batch(run.info.run_id, metrics=metrics)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for index in range(8):
+        history = client.get_metric_history(run.info.run_id, f"m{index}")
+        assert len(history) == 1000
+        assert sorted(m.step for m in history) == list(range(1000))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code", "fragment"),
+    [
+        ("/runs/get?run_id=nope", None, 404, "RESOURCE_DOES_NOT_EXIST", "nope"),
+        ("/experiments/get?experiment_id=987654", None, 404, "RESOURCE_DOES_NOT_EXIST", "987654"),
+        ("/experiments/get?experiment_id=abc", None, 400, "INVALID_PARAMETER_VALUE", "experiment_id"),
+        ("/experiments/get-by-name?experiment_name=nope-nope", None, 404, "RESOURCE_DOES_NOT_EXIST", "nope-nope"),
+        ("/experiments/create", {}, 400, "INVALID_PARAMETER_VALUE", "'name'"),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "file:///etc"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "/var/lib/secrets"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "http://evil.example/x"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "mlflow-artifacts://evil:1/x"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "mlflow-artifacts:/a/../../b"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        (
+            "/experiments/create",
+            {"name": "x", "artifact_location": "s3://b/x#frag"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "artifact_location",
+        ),
+        ("/runs/search", {"experiment_ids": ["0"], "filter": "metrics.loss <<< 1"}, 400, "INVALID_PARAMETER_VALUE", ""),
+        (
+            "/runs/search",
+            {"experiment_ids": ["0"], "max_results": 50001},
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "max_results",
+        ),
+        ("/runs/search", {"experiment_ids": ["0"], "page_token": "###"}, 400, "INVALID_PARAMETER_VALUE", "page_token"),
+        (
+            "/runs/log-metric",
+            {"run_id": "nope", "key": "k", "value": 1, "timestamp": 1},
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+            "",
+        ),
+        ("/logged-models/m-nope", None, 404, "RESOURCE_DOES_NOT_EXIST", "m-nope"),
+    ],
+)
+def test_errors_have_mlflow_codes(
+    tracking: RunningGateway, path: str, body: dict[str, object] | None, status: int, code: str, fragment: str
+) -> None:
+    url = f"{tracking.url}{TRACKING}{path}"
+    response = requests.get(url, timeout=30) if body is None else requests.post(url, json=body, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["error_code"] == code
+    assert fragment in response.json()["message"]
+
+
+def test_run_level_validation(tracking: RunningGateway) -> None:
+    run_id = MlflowClient().create_run("0").info.run_id
+    post = lambda path, body: requests.post(f"{tracking.url}{TRACKING}{path}", json=body, timeout=30)  # noqa: E731
+    assert post("/runs/log-parameter", {"run_id": run_id, "key": "p", "value": "1"}).status_code == 200
+    changed = post("/runs/log-parameter", {"run_id": run_id, "key": "p", "value": "2"})
+    assert (changed.status_code, changed.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    too_many = post(
+        "/runs/log-batch", {"run_id": run_id, "params": [{"key": f"k{i}", "value": "v"} for i in range(101)]}
+    )
+    assert too_many.status_code == 400
+    assert "at most" in too_many.json()["message"]
+    assert post("/runs/log-metric", {"run_id": run_id, "key": "k", "value": "abc", "timestamp": 1}).status_code == 400
+    assert post("/runs/log-metric", {"run_id": run_id, "key": "", "value": 1, "timestamp": 1}).status_code == 400
+    assert post("/runs/update", {"run_id": run_id, "status": "EXPLODED"}).status_code == 400
+    text = requests.post(
+        f"{tracking.url}{TRACKING}/runs/create", data=b"{}", headers={"Content-Type": "text/plain"}, timeout=30
+    )
+    assert (text.status_code, text.json()["error_code"]) == (400, "BAD_REQUEST")
+    nan = post("/runs/log-metric", {"run_id": run_id, "key": "n", "value": "NaN", "timestamp": 1})
+    assert nan.status_code == 200
+    assert MlflowClient().get_run(run_id).data.metrics["n"] != MlflowClient().get_run(run_id).data.metrics["n"]
+
+
+def test_server_info_reports_the_store(tracking: RunningGateway) -> None:
+    info = requests.get(f"{tracking.url}/api/3.0/mlflow/server-info", timeout=30).json()
+    assert info["artifact_gateway"]["mode"] == "proxied"
