@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -9,12 +12,33 @@ from gateway import __version__
 from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
 from gateway.settings import Settings
+from gateway.tracking_api import STORE_KEY
 
 TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
 
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="OK")
+
+
+async def _probe(check: Awaitable[None]) -> str:
+    try:
+        async with asyncio.timeout(5):
+            await check
+    except Exception as exc:  # any failure means not ready; the reason is reported
+        return f"unavailable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+    return "ok"
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the metadata database and the artifact destination both answer (503 if not)."""
+    checks: dict[str, str] = {}
+    if (store := request.app.get(STORE_KEY)) is not None:
+        checks["database"] = await _probe(store.ping())
+    if (repository := request.app.get(REPOSITORY_KEY)) is not None:
+        checks["artifacts"] = await _probe(repository.check())
+    healthy = all(value == "ok" for value in checks.values())
+    return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 
 
 async def version(request: web.Request) -> web.Response:
@@ -26,6 +50,7 @@ async def server_info(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     repository = request.app.get(REPOSITORY_KEY)
     body: dict[str, object] = {
+        **({} if settings.artifacts_only else {"store_type": "SqlStore"}),
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
         "multipart_uploads_enabled": repository is not None and settings.multipart_upload != "off",
@@ -57,6 +82,7 @@ def disabled(message: str) -> Handler:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
+    app.router.add_get("/health/ready", ready)
     app.router.add_get("/version", version)
     for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
         app.router.add_get(f"{prefix}/server-info", server_info)

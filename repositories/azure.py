@@ -232,12 +232,15 @@ class AzureRepository(ArtifactRepository):
         if only is not None:
             await asyncio.to_thread(digests.update, only)
             sha256 = await asyncio.to_thread(digests.finish)
-            result = await _call(what, blob.upload_blob(only, overwrite=True, metadata={SHA256_METADATA: sha256}))
+            # The Azure SDK iterates a bytearray as integers: it gets bytes (one copy per object).
+            result = await _call(
+                what, blob.upload_blob(bytes(only), overwrite=True, metadata={SHA256_METADATA: sha256})
+            )
         else:
             nonce = uuid.uuid4().hex
 
-            async def send(number: int, data: bytes) -> None:
-                await _call(what, blob.stage_block(_block_id(nonce, number), data, length=len(data)))
+            async def send(number: int, data: bytearray) -> None:
+                await _call(what, blob.stage_block(_block_id(nonce, number), bytes(data), length=len(data)))
 
             # Nothing is visible until the commit; uncommitted blocks of a failed upload expire on
             # their own (Azure drops them after a week, or at the blob's next commit).

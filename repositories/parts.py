@@ -28,30 +28,41 @@ def part_size_for(configured: int, content_length: int | None, max_parts: int) -
     return max(configured, -(-content_length // max_parts))
 
 
-async def split_into_parts(body: AsyncIterator[bytes], part_size: int) -> AsyncIterator[bytes]:
-    """Re-chunk `body` into `part_size` pieces; the last may be shorter, an empty body is one b''."""
-    buffer = bytearray()
+async def split_into_parts(body: AsyncIterator[bytes], part_size: int) -> AsyncIterator[bytearray]:
+    """Re-chunk `body` into `part_size` pieces; the last may be shorter, an empty body is one empty part.
+
+    Each byte is copied once, into a part buffer that is then handed over whole: the SDKs send a
+    bytearray as it is, so a part is never held twice.
+    """
+    part = bytearray(part_size)
+    filled = 0
     yielded = False
     async for chunk in body:
-        buffer += chunk
-        while len(buffer) >= part_size:
-            with memoryview(buffer) as view:
-                part = bytes(view[:part_size])
-            del buffer[:part_size]
-            yielded = True
-            yield part
-    if buffer or not yielded:
-        yield bytes(buffer)
+        view = memoryview(chunk)
+        while view:
+            taken = min(len(view), part_size - filled)
+            part[filled : filled + taken] = view[:taken]
+            filled += taken
+            view = view[taken:]
+            if filled == part_size:
+                yielded = True
+                yield part
+                part, filled = bytearray(part_size), 0
+    if filled or not yielded:
+        del part[filled:]
+        yield part
 
 
-async def first_part_if_only(parts: AsyncIterator[bytes]) -> tuple[bytes | None, AsyncIterator[bytes]]:
+async def first_part_if_only(
+    parts: AsyncIterator[bytearray],
+) -> tuple[bytearray | None, AsyncIterator[bytearray]]:
     """(the only part, ...) when `parts` holds one part; else (None, all the parts) to stream on."""
     first = await anext(parts)
     second = await anext(parts, None)
     if second is None:
         return first, parts
 
-    async def again() -> AsyncIterator[bytes]:
+    async def again() -> AsyncIterator[bytearray]:
         yield first
         yield second
         async for part in parts:
@@ -61,9 +72,9 @@ async def first_part_if_only(parts: AsyncIterator[bytes]) -> tuple[bytes | None,
 
 
 async def send_parts(
-    parts: AsyncIterator[bytes],
+    parts: AsyncIterator[bytearray],
     digests: DigestAccumulator,
-    send: Callable[[int, bytes], Awaitable[None]],
+    send: Callable[[int, bytearray], Awaitable[None]],
     *,
     max_in_flight: int,
     max_parts: int,
@@ -75,7 +86,7 @@ async def send_parts(
     """
     in_flight = asyncio.Semaphore(max_in_flight)
 
-    async def send_one(number: int, data: bytes) -> None:
+    async def send_one(number: int, data: bytearray) -> None:
         try:
             await send(number, data)
         finally:

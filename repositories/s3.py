@@ -217,7 +217,7 @@ class S3Repository(ArtifactRepository):
         upload_id = created["UploadId"]
         etags: dict[int, str] = {}
 
-        async def send(number: int, data: bytes) -> None:
+        async def send(number: int, data: bytearray) -> None:
             response = await _call(
                 str(path),
                 self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data),

@@ -27,11 +27,14 @@ def fresh_dir() -> str:
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under `root` with file contents (None for directories); gateway logs excluded."""
+    """Every path under `root` with file contents (None for directories).
+
+    The gateway's own logs and metadata database (which changes as it serves) are left out.
+    """
     return {
         str(path.relative_to(root)): (None if path.is_dir() else path.read_bytes())
         for path in sorted(root.rglob("*"))
-        if path.suffix != ".log"
+        if path.suffix != ".log" and not path.name.startswith("mlruns.db")
     }
 
 

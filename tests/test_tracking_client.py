@@ -256,3 +256,10 @@ def test_run_level_validation(tracking: RunningGateway) -> None:
 def test_server_info_reports_the_store(tracking: RunningGateway) -> None:
     info = requests.get(f"{tracking.url}/api/3.0/mlflow/server-info", timeout=30).json()
     assert info["artifact_gateway"]["mode"] == "proxied"
+
+
+def test_readiness_checks_database_and_destination(tracking: RunningGateway) -> None:
+    response = requests.get(f"{tracking.url}/health/ready", timeout=30)
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "database": "ok", "artifacts": "ok"})
+    info = requests.get(f"{tracking.url}/api/3.0/mlflow/server-info", timeout=30).json()
+    assert info["store_type"] == "SqlStore"

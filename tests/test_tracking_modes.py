@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import s3_client
 from tests.gateway_process import gateway_command, run_gateway
+from tests.postgres_server import create_database
 from tests.storage_servers import S3Server
 
 
@@ -71,11 +72,17 @@ def test_direct_to_bucket_logging(
         assert not any("direct.txt" in str(line.get("path")) for line in gateway.log_lines())
 
 
-def test_sklearn_autolog_and_load_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_sklearn_autolog_and_load_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, database: str
+) -> None:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    with run_gateway(tmp_path, "--backend-store-uri", f"sqlite:///{tmp_path / 'autolog.db'}") as gateway:
+    store = f"sqlite:///{tmp_path / 'autolog.db'}"
+    if database == "postgresql":
+        store = create_database(request.getfixturevalue("postgres_dsn"), f"a{uuid.uuid4().hex[:12]}")
+    with run_gateway(tmp_path, "--backend-store-uri", store) as gateway:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", gateway.url)
         mlflow.set_tracking_uri(gateway.url)
         mlflow.set_experiment("autolog")

@@ -139,6 +139,11 @@ class TrackingStore:
         self.engine = engine
         self.default_artifact_root = default_artifact_root
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
     async def ensure_default_experiment(self) -> None:
         """MLflow's experiment 0, 'Default', created once (concurrent starts race harmlessly)."""
         async with self.engine.begin() as conn:

@@ -1,0 +1,63 @@
+"""Migrations: several processes starting at once on a fresh database all succeed, once."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.store.database import async_url, create_engine
+from tests.postgres_server import create_database
+
+MIGRATE = """
+import asyncio, sys
+from gateway.store.database import create_engine, migrate
+async def main():
+    engine = create_engine(sys.argv[1])
+    await migrate(engine)
+    await engine.dispose()
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'deep' / 'dir' / 'fresh.db'}"
+    return create_database(request.getfixturevalue("postgres_dsn"), f"m{uuid.uuid4().hex[:12]}")
+
+
+def test_concurrent_migrations_all_succeed(fresh_uri: str) -> None:
+    processes = [subprocess.Popen([sys.executable, "-c", MIGRATE, fresh_uri], stderr=subprocess.PIPE) for _ in range(4)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+
+    async def versions() -> list[str]:
+        engine = create_engine(fresh_uri)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        await engine.dispose()
+        return list(rows)
+
+    assert asyncio.run(versions()) == ["0001"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        ("mysql://x/y", "unsupported backend store"),
+        ("sqlite://", "in-memory"),
+        ("not a uri", "not a database URI"),
+    ],
+)
+def test_unusable_uris_are_refused(uri: str, fragment: str) -> None:
+    from gateway.store.database import DatabaseError
+
+    with pytest.raises(DatabaseError, match=fragment):
+        async_url(uri)
