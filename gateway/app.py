@@ -23,7 +23,7 @@ from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
     "Artifact serving is disabled on this server (--no-serve-artifacts): clients write artifacts "
-    "straight to the experiment's artifact location."
+    "straight to the experiment's artifact location. Start it without --no-serve-artifacts to serve them."
 )
 ARTIFACTS_ONLY_MESSAGE = (
     "This server runs with --artifacts-only: the tracking API is disabled. Point MLFLOW_TRACKING_URI "

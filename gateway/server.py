@@ -27,10 +27,9 @@ from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
 from gateway.store.database import DatabaseError, create_engine, migrate
 from repositories import ArtifactRepository, open_repository
-from repositories.azure import AzureOptions
 from repositories.errors import RepositoryError
 from repositories.factory import RepositoryOptions
-from repositories.s3 import S3Options
+from repositories.options import AzureOptions, S3Options
 
 _RESTART_BACKOFF_S = 1.0
 

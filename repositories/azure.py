@@ -13,7 +13,6 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -40,6 +39,7 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
+from repositories.options import AzureOptions
 from repositories.parts import (
     directory_prefix,
     first_part_if_only,
@@ -64,19 +64,6 @@ def _block_id(upload_id: str, number: int) -> str:
 
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class AzureOptions:
-    """Credentials: a connection string, else an account key, else a SAS, else DefaultAzureCredential."""
-
-    connection_string: str | None = None
-    account_key: str | None = None
-    sas_token: str | None = None
-    api_version: str | None = None
-    block_size: int = 8 * MIB
-    max_blocks_in_flight: int = 4
-    max_proxied_part_size: int = 128 * MIB
 
 
 def _error(exc: Exception, what: str) -> RepositoryError:

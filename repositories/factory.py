@@ -6,11 +6,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from repositories.azure import AzureOptions, AzureRepository
 from repositories.base import ArtifactRepository
 from repositories.errors import NotSupported
 from repositories.local import LocalRepository
-from repositories.s3 import S3Options, S3Repository
+from repositories.options import AzureOptions, S3Options
 
 _WASBS = re.compile(r"^wasbs?://(?P<container>[^@/]+)@(?P<host>[^/]+)(?:/(?P<prefix>.*))?$")
 
@@ -37,11 +36,15 @@ def open_repository(destination: str, options: RepositoryOptions | None = None) 
     if scheme in ("s3", "s3a"):
         if not parts.netloc:
             raise NotSupported(f"'{destination}' names no bucket; use s3://bucket/prefix")
+        from repositories.s3 import S3Repository  # imported on demand: the SDK costs memory in every worker
+
         return S3Repository(parts.netloc, parts.path, options.s3)
     if scheme in ("wasbs", "wasb"):
         match = _WASBS.match(destination)
         if match is None:
             raise NotSupported(f"'{destination}' is not wasbs://container@account.blob.core.windows.net/prefix")
+        from repositories.azure import AzureRepository  # imported on demand, like the S3 adapter
+
         return AzureRepository(match["container"], match["host"], match["prefix"] or "", options.azure)
     raise NotSupported(
         f"artifacts destination scheme '{scheme}://' is not supported; use a directory, file:, s3:// or wasbs://"

@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -29,6 +28,7 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
+from repositories.options import S3Options
 from repositories.parts import (
     directory_prefix,
     first_part_if_only,
@@ -48,19 +48,6 @@ READ_CHUNK_BYTES = MIB
 SHA256_METADATA = "sha256"
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class S3Options:
-    """How to reach the bucket; everything else comes from botocore's credential chain."""
-
-    endpoint_url: str | None = None
-    addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    checksums: Literal["when_supported", "when_required"] = "when_supported"
-    region: str | None = None
-    part_size: int = 8 * MIB
-    max_parts_in_flight: int = 4
-    max_proxied_part_size: int = 128 * MIB
 
 
 def _error(exc: Exception, what: str) -> RepositoryError:

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from repositories import ArtifactPath, ArtifactRepository, ExpectedDigests
-from repositories.azure import AzureOptions, AzureRepository
+from repositories.azure import AzureRepository
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, RepositoryError
 from repositories.local import LocalRepository
-from repositories.s3 import S3Options, S3Repository
+from repositories.options import AzureOptions, S3Options
+from repositories.s3 import S3Repository
 from tests.conftest import s3_client
 from tests.storage_servers import AzureServer, S3Server
 

@@ -263,3 +263,57 @@ def test_readiness_checks_database_and_destination(tracking: RunningGateway) -> 
     assert (response.status_code, response.json()) == (200, {"status": "ok", "database": "ok", "artifacts": "ok"})
     info = requests.get(f"{tracking.url}/api/3.0/mlflow/server-info", timeout=30).json()
     assert info["store_type"] == "SqlStore"
+
+
+def test_logged_model_endpoints(tracking: RunningGateway) -> None:
+    base = f"{tracking.url}{TRACKING}/logged-models"
+    run_id = MlflowClient().create_run("0").info.run_id
+    created = requests.post(
+        base,
+        json={
+            "experiment_id": "0",
+            "name": "clf",
+            "source_run_id": run_id,
+            "tags": [{"key": "k", "value": "v"}],
+            "params": [{"key": "depth", "value": "3"}],
+        },
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    model = created.json()["model"]
+    model_id = model["info"]["model_id"]
+    assert model["info"]["status"] == "LOGGED_MODEL_PENDING"
+    assert model["info"]["artifact_uri"] == f"mlflow-artifacts:/0/models/{model_id}/artifacts"
+    assert model["data"]["params"] == [{"key": "depth", "value": "3"}]
+    patched = requests.patch(
+        f"{base}/{model_id}", json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}, timeout=30
+    )
+    assert patched.json()["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+    bad_status = requests.patch(f"{base}/{model_id}", json={"status": "DONE"}, timeout=30)
+    assert (bad_status.status_code, bad_status.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert (
+        requests.patch(f"{base}/{model_id}/tags", json={"tags": [{"key": "k2", "value": "v2"}]}, timeout=30).status_code
+        == 200
+    )
+    assert requests.delete(f"{base}/{model_id}/tags/k", timeout=30).status_code == 200
+    tags = requests.get(f"{base}/{model_id}", timeout=30).json()["model"]["info"]["tags"]
+    assert tags == [{"key": "k2", "value": "v2"}]
+    found = requests.post(f"{base}/search", json={"experiment_ids": ["0"], "filter": "name = 'clf'"}, timeout=30)
+    assert model_id in [m["info"]["model_id"] for m in found.json()["models"]]
+    none = requests.post(f"{base}/search", json={"experiment_ids": ["0"], "filter": "name = 'nope'"}, timeout=30)
+    assert none.json() == {}
+    bad_filter = requests.post(f"{base}/search", json={"experiment_ids": ["0"], "filter": "size > 3"}, timeout=30)
+    assert bad_filter.status_code == 400
+    assert (
+        requests.post(
+            f"{TRACKING}".join([tracking.url, "/runs/outputs"]),
+            json={"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]},
+            timeout=30,
+        ).status_code
+        == 200
+    )
+    outputs = MlflowClient().get_run(run_id).outputs.model_outputs
+    assert [output.model_id for output in outputs] == [model_id]
+    assert requests.delete(f"{base}/{model_id}", timeout=30).status_code == 200
+    gone = requests.get(f"{base}/{model_id}", timeout=30)
+    assert (gone.status_code, gone.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")

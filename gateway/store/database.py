@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,6 +55,9 @@ def create_engine(uri: str) -> AsyncEngine:
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command  # only the process that migrates pays for Alembic
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
