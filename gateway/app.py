@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway import artifacts_api, meta_api, multipart_api, tracking_api
 from gateway.artifact_locations import ArtifactLocations
-from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
+from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
 from gateway.logs import event
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
@@ -50,10 +50,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app.cleanup_ctx.append(_repository_lifecycle)
     else:
         for prefix in artifacts_api.API_PREFIXES:
-            app.router.add_route("*", f"{prefix}/{{tail:[\\s\\S]*}}", meta_api.disabled(NO_PROXY_MESSAGE))
+            app.router.add_route("*", f"{prefix}/{ANY_PATH}", meta_api.disabled(NO_PROXY_MESSAGE))
     if settings.artifacts_only:
         for prefix in TRACKING_PREFIXES:
-            app.router.add_route("*", f"{prefix}/{{tail:[\\s\\S]*}}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE))
+            app.router.add_route("*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE))
     else:
         app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)

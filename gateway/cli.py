@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     config = args.pop("config")
-    if config is None and (env_config := _env_config()):
+    if config is None and (env_config := os.environ.get(f"{ENV_PREFIX}CONFIG")):
         config = Path(env_config)
     try:
         settings = load_settings(args, config)
@@ -90,12 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def _env_config() -> str | None:
-    import os
-
-    return os.environ.get(f"{ENV_PREFIX}CONFIG")
 
 
 if __name__ == "__main__":

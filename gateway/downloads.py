@@ -190,13 +190,11 @@ async def _sendfile(request: web.BaseRequest, file: BinaryIO, offset: int, lengt
         raise
 
 
-async def send_download(request: web.Request, download: Download) -> web.StreamResponse:
-    """Stream `download` as the answer to GET, honouring validators and one range."""
-    info = download.info
-    headers = object_headers(info)
+def _plan(request: web.BaseRequest, info: ObjectInfo, headers: dict[str, str]) -> Slice | web.Response:
+    """The slice to send, or the short answer (304, 412, 416) that replaces the body."""
     try:
         check_preconditions(request, info)
-        part = select_slice(request, info)
+        return select_slice(request, info)
     except NotModified:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
     except PreconditionFailed:
@@ -204,6 +202,14 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
     except RangeNotSatisfiable:
         return web.Response(status=416, headers={"Content-Range": f"bytes */{info.size}", "ETag": headers["ETag"]})
 
+
+async def send_download(request: web.Request, download: Download) -> web.StreamResponse:
+    """Stream `download` as the answer to GET, honouring validators and one range."""
+    info = download.info
+    headers = object_headers(info)
+    part = _plan(request, info, headers)
+    if isinstance(part, web.Response):
+        return part
     response = web.StreamResponse(status=206 if part.partial else 200, headers=headers)
     if part.partial:
         response.headers["Content-Range"] = f"bytes {part.offset}-{part.offset + part.length - 1}/{info.size}"
@@ -226,12 +232,9 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
 async def head_response(request: web.Request, info: ObjectInfo) -> web.StreamResponse:
     """Answer HEAD with the same headers a GET would carry."""
     headers = object_headers(info)
-    try:
-        check_preconditions(request, info)
-    except NotModified:
-        return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
-    except PreconditionFailed:
-        return web.Response(status=412, headers={"ETag": headers["ETag"]})
+    answer = _plan(request, info, headers)
+    if isinstance(answer, web.Response):
+        return answer
     response = web.StreamResponse(headers=headers)
     response.content_length = info.size
     await response.prepare(request)

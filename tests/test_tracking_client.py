@@ -79,6 +79,10 @@ def test_ordinary_workflow(tracking: RunningGateway, tmp_path: Path) -> None:
     assert [r.info.run_id for r in found] == [run.info.run_id]
     ordered = mlflow.search_runs([experiment.experiment_id], order_by=["metrics.acc DESC"], output_format="list")
     assert [r.info.run_name for r in ordered] == ["first", "second"]
+    # a page of runs is assembled from one query per table: each run must get its own data back
+    assert [r.data.params["alpha"] for r in ordered] == ["0.5", "0.1"]
+    assert [r.data.metrics["loss"] for r in ordered] == [pytest.approx(0.2), 0.05]
+    assert "team" in ordered[0].data.tags and "team" not in ordered[1].data.tags
     by_name = mlflow.search_runs(
         [experiment.experiment_id], filter_string="attributes.run_name = 'second'", output_format="list"
     )
@@ -317,3 +321,12 @@ def test_logged_model_endpoints(tracking: RunningGateway) -> None:
     assert requests.delete(f"{base}/{model_id}", timeout=30).status_code == 200
     gone = requests.get(f"{base}/{model_id}", timeout=30)
     assert (gone.status_code, gone.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_experiment_search_filters_any_and_casing(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    name = f"filt-{uuid.uuid4().hex[:8]}"
+    client.create_experiment(name, tags={"team": "nlp"})
+    for clause in (f"name = '{name}' and tags.team = 'nlp'", f"name = '{name}' AND tags.team = 'nlp'"):
+        assert [e.name for e in client.search_experiments(filter_string=clause)] == [name]
+    assert client.search_experiments(filter_string=f"name = '{name}' And tags.team = 'cv'") == []

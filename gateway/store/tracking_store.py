@@ -11,6 +11,7 @@ import binascii
 import json
 import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ MAX_TAG_VALUE = 8000
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_TOTAL = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
 DEFAULT_EXPERIMENT_ID = 0
+_IN_BATCH = 500
 RUN_NAME_TAG = "mlflow.runName"
 _ADJECTIVES = "able bold calm clever eager fair gentle happy keen lucid merry noble polite quick rare sunny".split()
 _NOUNS = "ant bear cat colt crane deer dove eel finch fox goat hawk lark lynx owl pug ram seal toad wolf".split()
@@ -374,40 +376,51 @@ class TrackingStore:
         return info
 
     async def _run_json(self, conn: AsyncConnection, row: Any) -> dict[str, Any]:
-        run_id = row.run_uuid
-        metric_rows = (
-            await conn.execute(
-                select(s.latest_metrics).where(s.latest_metrics.c.run_uuid == run_id).order_by(s.latest_metrics.c.key)
+        return (await self._runs_json(conn, [row]))[0]
+
+    async def _runs_json(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        """Runs in MLflow's shape; one query per child table for the whole page, not per run."""
+        ids = [row.run_uuid for row in rows]
+
+        async def children(table: Any, order: Any = None) -> dict[str, list[Any]]:
+            grouped: dict[str, list[Any]] = {run_id: [] for run_id in ids}
+            for offset in range(0, len(ids), _IN_BATCH):  # bound the bind parameters per statement
+                query = select(table).where(table.c.run_uuid.in_(ids[offset : offset + _IN_BATCH]))
+                for child in (await conn.execute(query.order_by(order) if order is not None else query)).all():
+                    grouped[child.run_uuid].append(child)
+            return grouped
+
+        metrics = await children(s.latest_metrics, s.latest_metrics.c.key)
+        params = await children(s.params, s.params.c.key)
+        tags = await children(s.tags, s.tags.c.key)
+        inputs = await children(s.run_inputs)
+        outputs = await children(s.run_outputs)
+        runs = []
+        for row in rows:
+            run_id = row.run_uuid
+            data: dict[str, Any] = {}
+            if metrics[run_id]:
+                data["metrics"] = [
+                    {
+                        "key": m.key,
+                        "value": _number(math.nan if m.is_nan else m.value),
+                        "timestamp": m.timestamp,
+                        "step": m.step,
+                    }
+                    for m in metrics[run_id]
+                ]
+            if params[run_id]:
+                data["params"] = [{"key": p.key, "value": p.value} for p in params[run_id]]
+            if tags[run_id]:
+                data["tags"] = [{"key": t.key, "value": t.value} for t in tags[run_id]]
+            run_inputs = {"dataset_inputs": [_dataset_input(i) for i in inputs[run_id]]} if inputs[run_id] else {}
+            run_outputs = (
+                {"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in outputs[run_id]]}
+                if outputs[run_id]
+                else {}
             )
-        ).all()
-        param_rows = (
-            await conn.execute(select(s.params).where(s.params.c.run_uuid == run_id).order_by(s.params.c.key))
-        ).all()
-        tag_rows = (await conn.execute(select(s.tags).where(s.tags.c.run_uuid == run_id).order_by(s.tags.c.key))).all()
-        input_rows = (await conn.execute(select(s.run_inputs).where(s.run_inputs.c.run_uuid == run_id))).all()
-        output_rows = (await conn.execute(select(s.run_outputs).where(s.run_outputs.c.run_uuid == run_id))).all()
-        data: dict[str, Any] = {}
-        if metric_rows:
-            data["metrics"] = [
-                {
-                    "key": m.key,
-                    "value": _number(math.nan if m.is_nan else m.value),
-                    "timestamp": m.timestamp,
-                    "step": m.step,
-                }
-                for m in metric_rows
-            ]
-        if param_rows:
-            data["params"] = [{"key": p.key, "value": p.value} for p in param_rows]
-        if tag_rows:
-            data["tags"] = [{"key": t.key, "value": t.value} for t in tag_rows]
-        inputs: dict[str, Any] = {}
-        if input_rows:
-            inputs["dataset_inputs"] = [_dataset_input(i) for i in input_rows]
-        outputs: dict[str, Any] = {}
-        if output_rows:
-            outputs["model_outputs"] = [{"model_id": o.model_id, "step": o.step} for o in output_rows]
-        return {"info": self._run_info(row), "data": data, "inputs": inputs, "outputs": outputs}
+            runs.append({"info": self._run_info(row), "data": data, "inputs": run_inputs, "outputs": run_outputs})
+        return runs
 
     async def get_run(self, run_id: object) -> dict[str, Any]:
         async with self.engine.connect() as conn:
@@ -626,7 +639,7 @@ class TrackingStore:
         offset = _page(page_token)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
-            found = [await self._run_json(conn, row) for row in rows[:max_results]]
+            found = await self._runs_json(conn, rows[:max_results])
         return found, _token(offset + max_results) if len(rows) > max_results else None
 
     # -- logged models (MLflow 3) --------------------------------------------------------------
@@ -895,7 +908,7 @@ def _order_runs(query: Any, ordering: list[OrderBy]) -> Any:
 def _experiment_filter(filter_string: str) -> ColumnElement[bool]:
     """MLflow's experiment filter subset used by clients: name and tags comparisons."""
     conditions = []
-    for clause in filter_string.split(" and ") if " and " in filter_string else filter_string.split(" AND "):
+    for clause in re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE):
         text = clause.strip()
         for op in (" ILIKE ", " LIKE ", " != ", " = "):
             left, sep, right = text.partition(op)
@@ -927,7 +940,7 @@ def _model_filter(filter_string: str | None) -> list[ColumnElement[bool]]:
     if not filter_string:
         return []
     conditions: list[ColumnElement[bool]] = []
-    for clause in [part.strip() for part in filter_string.replace(" and ", " AND ").split(" AND ")]:
+    for clause in [part.strip() for part in re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE)]:
         left, sep, right = clause.partition("=")
         field, value = left.strip().rstrip("!").strip("`"), right.strip().strip("'\"")
         if not sep or field not in ("name", "source_run_id", "model_id", "status"):
