@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
 import os
 import secrets
 import signal
 import socket
+import sys
 import time
+import traceback
+from collections.abc import Callable
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +36,8 @@ from repositories.factory import RepositoryOptions
 from repositories.options import AzureOptions, S3Options
 
 _RESTART_BACKOFF_S = 1.0
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_MMAP_THRESHOLD_BYTES = 4 << 20
 
 
 def repository_options(settings: Settings) -> RepositoryOptions:
@@ -124,10 +130,57 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def return_part_buffers_to_the_os() -> None:
+    """Allocate blocks of 4 MiB and more (upload part buffers) with mmap, so they are freed for real.
+
+    glibc raises its mmap threshold after the first large free and then carves later part buffers
+    out of the heap, where they stay resident once the upload is over (measured: 75 MiB before
+    two 1 GiB S3 uploads, 100 MiB after; 76 with this). Part buffers are reused within an upload,
+    so this costs a few mmap calls per upload. A no-op where the C library has no `mallopt`.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+def in_child_process(task: Callable[[Settings], None], settings: Settings) -> None:
+    """Run a start-up step in a forked child and raise its `SettingsError` here.
+
+    What the step imports and allocates (Alembic, a throwaway storage client) leaves with the
+    child instead of staying resident in every worker.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report a settings error through the pipe, anything else as a traceback
+        os.close(read_end)
+        code = 0
+        try:
+            task(settings)
+        except SettingsError as exc:
+            os.write(write_end, str(exc).encode())
+            code = 2
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 2:
+        raise SettingsError(message)
+    if code != 0:
+        raise SettingsError(f"start-up step {task.__name__} failed (exit status {code}); see the trace above")
+
+
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT."""
-    check_destination(settings)  # before forking: a bad destination is one line, not N worker crashes
-    prepare_database(settings)
+    return_part_buffers_to_the_os()
+    # Before forking workers: a bad destination or database is one line, not N worker crashes.
+    in_child_process(check_destination, settings)
+    in_child_process(prepare_database, settings)
     repository = open_destination(settings)
     # Forked workers inherit the key, so a part URL signed by one is accepted by all of them.
     signing_key = settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)

@@ -41,8 +41,11 @@ from repositories.errors import (
 )
 from repositories.options import AzureOptions
 from repositories.parts import (
+    Part,
+    PartBuffers,
     directory_prefix,
     first_part_if_only,
+    hash_part,
     object_key,
     part_size_for,
     read_part,
@@ -214,25 +217,27 @@ class AzureRepository(ArtifactRepository):
         what = str(path)
         blob = self.container.get_blob_client(self.key(path))
         digests = DigestAccumulator(expected)
-        block_size = part_size_for(self.options.block_size, content_length, MAX_BLOCKS)
-        only, parts = await first_part_if_only(split_into_parts(body, block_size))
+        buffers = PartBuffers(
+            part_size_for(self.options.block_size, content_length, MAX_BLOCKS), self.options.max_blocks_in_flight + 1
+        )
+        only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:
-            await asyncio.to_thread(digests.update, only)
+            await asyncio.to_thread(hash_part, digests, only)
             sha256 = await asyncio.to_thread(digests.finish)
-            # The Azure SDK iterates a bytearray as integers: it gets bytes (one copy per object).
+            # The Azure SDK sends bytes as they are; a file body would go through its chunked upload.
             result = await _call(
-                what, blob.upload_blob(bytes(only), overwrite=True, metadata={SHA256_METADATA: sha256})
+                what, blob.upload_blob(only.getvalue(), overwrite=True, metadata={SHA256_METADATA: sha256})
             )
         else:
             nonce = uuid.uuid4().hex
 
-            async def send(number: int, data: bytearray) -> None:
-                await _call(what, blob.stage_block(_block_id(nonce, number), bytes(data), length=len(data)))
+            async def send(number: int, data: Part) -> None:
+                await _call(what, blob.stage_block(_block_id(nonce, number), data, length=len(data)))
 
             # Nothing is visible until the commit; uncommitted blocks of a failed upload expire on
             # their own (Azure drops them after a week, or at the blob's next commit).
             count = await send_parts(
-                parts, digests, send, max_in_flight=self.options.max_blocks_in_flight, max_parts=MAX_BLOCKS
+                parts, buffers, digests, send, max_in_flight=self.options.max_blocks_in_flight, max_parts=MAX_BLOCKS
             )
             sha256 = await asyncio.to_thread(digests.finish)
             result = await _call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from repositories.digests import DigestAccumulator
@@ -28,41 +29,88 @@ def part_size_for(configured: int, content_length: int | None, max_parts: int) -
     return max(configured, -(-content_length // max_parts))
 
 
-async def split_into_parts(body: AsyncIterator[bytes], part_size: int) -> AsyncIterator[bytearray]:
-    """Re-chunk `body` into `part_size` pieces; the last may be shorter, an empty body is one empty part.
+class Part(io.BytesIO):
+    """One part of an upload: a single allocation, filled, then read by the SDK as a file.
 
-    Each byte is copied once, into a part buffer that is then handed over whole: the SDKs send a
-    bytearray as it is, so a part is never held twice.
+    The SDKs send a file-like body in small slices, so the socket layer never holds a second
+    copy of the part (a bytes body would be copied whole into the transport's buffer).
     """
-    part = bytearray(part_size)
-    filled = 0
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        if capacity:  # reserve the whole part once instead of growing it as chunks arrive
+            self.seek(capacity - 1)
+            self.write(b"\0")
+            self.seek(0)
+
+    def __len__(self) -> int:
+        with self.getbuffer() as view:
+            return view.nbytes
+
+
+class PartBuffers:
+    """The part buffers of one upload: at most `count` of `size` bytes, reused part after part.
+
+    An upload thus allocates its memory once, however many parts it has, and frees it when the
+    upload (the only holder of this object) ends.
+    """
+
+    def __init__(self, size: int, count: int) -> None:
+        self.size = size
+        self._count = count
+        self._made = 0
+        self._free: asyncio.Queue[Part] = asyncio.Queue()
+
+    async def take(self) -> Part:
+        """A buffer positioned at its start; waits for one to be given back when all are out."""
+        if self._free.empty() and self._made < self._count:
+            self._made += 1
+            return Part(self.size)
+        part = await self._free.get()
+        part.seek(0)
+        return part
+
+    def give_back(self, part: Part) -> None:
+        self._free.put_nowait(part)
+
+
+async def split_into_parts(body: AsyncIterator[bytes], buffers: PartBuffers) -> AsyncIterator[Part]:
+    """Re-chunk `body` into parts of `buffers.size`; the last may be shorter, an empty body is one empty part.
+
+    Each byte is copied once, into its part; each part comes out positioned at its start. The
+    consumer gives each part back to `buffers` once it has been sent.
+    """
+    part_size = buffers.size
+    part, filled = await buffers.take(), 0
     yielded = False
     async for chunk in body:
         view = memoryview(chunk)
         while view:
             taken = min(len(view), part_size - filled)
-            part[filled : filled + taken] = view[:taken]
+            part.write(view[:taken])
             filled += taken
             view = view[taken:]
             if filled == part_size:
                 yielded = True
+                part.seek(0)
                 yield part
-                part, filled = bytearray(part_size), 0
+                part, filled = await buffers.take(), 0
     if filled or not yielded:
-        del part[filled:]
+        part.truncate(filled)
+        part.seek(0)
         yield part
 
 
 async def first_part_if_only(
-    parts: AsyncIterator[bytearray],
-) -> tuple[bytearray | None, AsyncIterator[bytearray]]:
+    parts: AsyncIterator[Part],
+) -> tuple[Part | None, AsyncIterator[Part]]:
     """(the only part, ...) when `parts` holds one part; else (None, all the parts) to stream on."""
     first = await anext(parts)
     second = await anext(parts, None)
     if second is None:
         return first, parts
 
-    async def again() -> AsyncIterator[bytearray]:
+    async def again() -> AsyncIterator[Part]:
         yield first
         yield second
         async for part in parts:
@@ -72,25 +120,28 @@ async def first_part_if_only(
 
 
 async def send_parts(
-    parts: AsyncIterator[bytearray],
+    parts: AsyncIterator[Part],
+    buffers: PartBuffers,
     digests: DigestAccumulator,
-    send: Callable[[int, bytearray], Awaitable[None]],
+    send: Callable[[int, Part], Awaitable[None]],
     *,
     max_in_flight: int,
     max_parts: int,
 ) -> int:
     """Hash each part (off the loop) and `send(number, data)` it, at most `max_in_flight` at once.
 
-    Memory stays within (max_in_flight + 1) parts. The first failure cancels the other sends and
+    Each part goes back to `buffers` once sent: with `max_in_flight + 1` buffers (one filling, the
+    rest sending) the upload never waits on memory it does not need. The first failure cancels the other sends and
     is raised as itself (not as an ExceptionGroup); the caller aborts the upload. Returns the count.
     """
     in_flight = asyncio.Semaphore(max_in_flight)
 
-    async def send_one(number: int, data: bytearray) -> None:
+    async def send_one(number: int, data: Part) -> None:
         try:
             await send(number, data)
         finally:
             in_flight.release()
+            buffers.give_back(data)
 
     number = 0
     try:
@@ -99,7 +150,7 @@ async def send_parts(
                 number += 1
                 if number > max_parts:
                     raise TooLarge(f"the object needs more than {max_parts} parts; send a Content-Length")
-                await asyncio.to_thread(digests.update, data)
+                await asyncio.to_thread(hash_part, digests, data)
                 await in_flight.acquire()
                 group.create_task(send_one(number, data))
     except BaseExceptionGroup as group_error:
@@ -107,13 +158,18 @@ async def send_parts(
     return number
 
 
-async def read_part(body: AsyncIterator[bytes], limit: int) -> bytes:
+def hash_part(digests: DigestAccumulator, part: Part) -> None:
+    """Feed `part` to `digests` without copying it (blocking: run it in a thread)."""
+    with part.getbuffer() as view:
+        digests.update(view)
+
+
+async def read_part(body: AsyncIterator[bytes], limit: int) -> Part:
     """The whole part in memory (object stores need its length up front), refusing more than `limit`."""
-    chunks: list[bytes] = []
-    size = 0
+    part = Part(0)
     async for chunk in body:
-        size += len(chunk)
-        if size > limit:
+        if part.tell() + len(chunk) > limit:
             raise TooLarge(f"a proxied part may hold at most {limit >> 20} MiB; use smaller parts")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        part.write(chunk)
+    part.seek(0)
+    return part

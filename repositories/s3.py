@@ -8,8 +8,11 @@ with a fixed part size and a bounded number of parts in flight, so an upload hol
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,8 +33,11 @@ from repositories.errors import (
 )
 from repositories.options import S3Options
 from repositories.parts import (
+    Part,
+    PartBuffers,
     directory_prefix,
     first_part_if_only,
+    hash_part,
     object_key,
     part_size_for,
     read_part,
@@ -150,7 +156,10 @@ class S3Repository(ArtifactRepository):
             or None
         )
         config = AioConfig(
-            s3={"addressing_style": self.options.addressing_style},
+            # Bodies carry a checksum header computed off the loop (`_integrity`), so the SigV4
+            # signature covers headers only, as botocore does by default over HTTPS; signing the
+            # body would hash every byte again, on the event loop, on plain-HTTP endpoints.
+            s3={"addressing_style": self.options.addressing_style, "payload_signing_enabled": False},
             request_checksum_calculation=self.options.checksums,
             response_checksum_validation=self.options.checksums,
             retries={"mode": "standard", "max_attempts": 3},
@@ -189,31 +198,38 @@ class S3Repository(ArtifactRepository):
             raise InvalidPath("", "an upload needs a file name")
         key = self.key(path)
         digests = DigestAccumulator(expected)
-        only, parts = await first_part_if_only(
-            split_into_parts(body, part_size_for(self.options.part_size, content_length, MAX_PARTS))
+        buffers = PartBuffers(
+            part_size_for(self.options.part_size, content_length, MAX_PARTS), self.options.max_parts_in_flight + 1
         )
+        only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
-            await asyncio.to_thread(digests.update, only)
+            await asyncio.to_thread(hash_part, digests, only)
             sha256 = await asyncio.to_thread(digests.finish)
+            integrity = await asyncio.to_thread(self._integrity, only)
             response = await _call(
                 str(path),
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=only, Metadata={SHA256_METADATA: sha256}),
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=only, Metadata={SHA256_METADATA: sha256}, **integrity
+                ),
             )
             return ObjectInfo(path, len(only), datetime.now(UTC), str(response.get("ETag", "")).strip('"'), sha256)
         created = await _call(str(path), self.client.create_multipart_upload(Bucket=self.bucket, Key=key))
         upload_id = created["UploadId"]
         etags: dict[int, str] = {}
 
-        async def send(number: int, data: bytearray) -> None:
+        async def send(number: int, data: Part) -> None:
+            integrity = await asyncio.to_thread(self._integrity, data)
             response = await _call(
                 str(path),
-                self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data),
+                self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **integrity
+                ),
             )
             etags[number] = response["ETag"]
 
         try:
             count = await send_parts(
-                parts, digests, send, max_in_flight=self.options.max_parts_in_flight, max_parts=MAX_PARTS
+                parts, buffers, digests, send, max_in_flight=self.options.max_parts_in_flight, max_parts=MAX_PARTS
             )
             sha256 = await asyncio.to_thread(digests.finish)
             await _call(
@@ -231,6 +247,16 @@ class S3Repository(ArtifactRepository):
         stored = _info(path, await _call(str(path), self.client.head_object(Bucket=self.bucket, Key=key)))
         return ObjectInfo(path, stored.size, stored.last_modified, stored.etag, sha256)
 
+    def _integrity(self, part: Part) -> dict[str, str]:
+        """The checksum parameter S3 verifies `part` against (blocking: run it in a thread).
+
+        CRC32 as botocore would send it; Content-MD5 where the server rejects botocore's checksums.
+        """
+        with part.getbuffer() as view:
+            if self.options.checksums == "when_supported":
+                return {"ChecksumCRC32": base64.b64encode(zlib.crc32(view).to_bytes(4, "big")).decode()}
+            return {"ContentMD5": base64.b64encode(hashlib.md5(view, usedforsecurity=False).digest()).decode()}
+
     # -- multipart uploads through the API: the S3 upload id is the upload id --
 
     @property
@@ -247,10 +273,11 @@ class S3Repository(ArtifactRepository):
         self, path: ArtifactPath, upload_id: str, number: int, body: AsyncIterator[bytes], *, content_length: int | None
     ) -> str:
         data = await read_part(body, self.options.max_proxied_part_size)
+        integrity = await asyncio.to_thread(self._integrity, data)
         response = await _call(
             str(path),
             self.client.upload_part(
-                Bucket=self.bucket, Key=self.key(path), UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket, Key=self.key(path), UploadId=upload_id, PartNumber=number, Body=data, **integrity
             ),
         )
         return str(response["ETag"]).strip('"')

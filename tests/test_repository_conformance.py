@@ -345,3 +345,61 @@ async def test_sweep_removes_abandoned_multipart_uploads(
     assert open_uploads(repository, request) == []
     with pytest.raises((NotFound, Conflict)):
         await repository.complete_multipart(p("old/abandoned.bin"), upload_id, [UploadedPart(1, etag)])
+
+
+# -- S3 only: the per-part checksum the adapter sends is the one the server verifies --------------
+
+
+@pytest.mark.parametrize(
+    ("checksums", "header"), [("when_supported", "x-amz-checksum-crc32"), ("when_required", "Content-MD5")]
+)
+@pytest.mark.parametrize("size", [1000, 12 * MIB])
+async def test_s3_parts_carry_a_checksum_the_server_verifies(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, checksums: str, header: str, size: int
+) -> None:
+    server: S3Server = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    options = S3Options(
+        endpoint_url=server.endpoint,
+        addressing_style="path",
+        checksums=checksums,
+        part_size=PART,  # type: ignore[arg-type]
+    )
+    repository = S3Repository(bucket, "sums", options)
+    await repository.start()
+    sent: list[str] = []
+    corrupt = False
+
+    def inspect(request: object, **_: object) -> None:
+        headers = request.headers  # type: ignore[attr-defined]
+        if header in headers:
+            sent.append(headers[header])
+            if corrupt:  # before signing: the signature stays valid, only the checksum lies
+                headers[header] = "AAAAAA==" if header.startswith("x-amz") else "1B2M2Y8AsgTpgAmY7PhCfg=="
+
+    payload_hashes: list[str] = []
+
+    def signed(request: object, **_: object) -> None:
+        if request.method == "PUT":  # type: ignore[attr-defined]
+            payload_hashes.append(request.headers["X-Amz-Content-SHA256"])  # type: ignore[attr-defined]
+
+    repository.client.meta.events.register("before-sign.s3", inspect)
+    repository.client.meta.events.register("before-send.s3", signed)
+    try:
+        data = os.urandom(size)
+        info = await repository.put(p("ok.bin"), body(data))
+        assert info.sha256 == hashlib.sha256(data).hexdigest()
+        assert await read_all(repository, "ok.bin") == data
+        assert len(sent) == (1 if size < PART else 3)
+        assert set(payload_hashes) == {b"UNSIGNED-PAYLOAD"}  # the body is not hashed again on the loop
+
+        corrupt = True
+        with pytest.raises(RepositoryError):
+            await repository.put(p("bad.bin"), body(data))
+        with pytest.raises(NotFound):
+            await repository.head(p("bad.bin"))
+        assert open_uploads(repository, request) == []
+    finally:
+        await repository.close()
