@@ -39,14 +39,16 @@ def _sha256_from_repr_digest(value: str) -> bytes:
 
 
 def expected_digests(headers: CIMultiDictProxy[str]) -> ExpectedDigests | None:
-    """Digests the client promised for the body, or None when it sent none."""
+    """Digests the client promised for the body and whether it wants one back; None when neither."""
     md5 = headers.get("Content-MD5")
     repr_digest = headers.get("Repr-Digest")
-    if md5 is None and repr_digest is None:
+    wanted = "sha-256" in headers.get("Want-Repr-Digest", "").lower()
+    if md5 is None and repr_digest is None and not wanted:
         return None
     return ExpectedDigests(
         md5=_b64(md5.strip(), length=16, header="Content-MD5") if md5 is not None else None,
         sha256=_sha256_from_repr_digest(repr_digest) if repr_digest is not None else None,
+        sha256_wanted=wanted,
     )
 
 

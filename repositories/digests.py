@@ -10,10 +10,12 @@ from repositories.errors import ChecksumMismatch
 
 @dataclass(frozen=True, slots=True)
 class ExpectedDigests:
-    """Raw digests a client sent with an upload (Content-MD5, Repr-Digest sha-256)."""
+    """What a client said about an upload's digests: raw digests to verify (Content-MD5,
+    Repr-Digest sha-256), and whether it asked for the SHA-256 back (Want-Repr-Digest)."""
 
     md5: bytes | None = None
     sha256: bytes | None = None
+    sha256_wanted: bool = False
 
 
 class DigestAccumulator:

@@ -122,13 +122,14 @@ async def first_part_if_only(
 async def send_parts(
     parts: AsyncIterator[Part],
     buffers: PartBuffers,
-    digests: DigestAccumulator,
+    digests: DigestAccumulator | None,
     send: Callable[[int, Part], Awaitable[None]],
     *,
     max_in_flight: int,
     max_parts: int,
 ) -> int:
-    """Hash each part (off the loop) and `send(number, data)` it, at most `max_in_flight` at once.
+    """Hash each part into `digests` if given (off the loop) and `send(number, data)` it, at most
+    `max_in_flight` at once.
 
     Each part goes back to `buffers` once sent: with `max_in_flight + 1` buffers (one filling, the
     rest sending) the upload never waits on memory it does not need. The first failure cancels the other sends and
@@ -150,7 +151,8 @@ async def send_parts(
                 number += 1
                 if number > max_parts:
                     raise TooLarge(f"the object needs more than {max_parts} parts; send a Content-Length")
-                await asyncio.to_thread(hash_part, digests, data)
+                if digests is not None:
+                    await asyncio.to_thread(hash_part, digests, data)
                 await in_flight.acquire()
                 group.create_task(send_one(number, data))
     except BaseExceptionGroup as group_error:

@@ -197,12 +197,12 @@ class S3Repository(ArtifactRepository):
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
         key = self.key(path)
-        digests = DigestAccumulator(expected)
         buffers = PartBuffers(
             part_size_for(self.options.part_size, content_length, MAX_PARTS), self.options.max_parts_in_flight + 1
         )
         only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
+            digests = DigestAccumulator(expected)
             await asyncio.to_thread(hash_part, digests, only)
             sha256 = await asyncio.to_thread(digests.finish)
             integrity = await asyncio.to_thread(self._integrity, only)
@@ -213,6 +213,9 @@ class S3Repository(ArtifactRepository):
                 ),
             )
             return ObjectInfo(path, len(only), datetime.now(UTC), str(response.get("ETag", "")).strip('"'), sha256)
+        # S3 cannot attach a digest to a multipart object once it is complete, so the SHA-256 is
+        # computed only for a client that sent a digest to verify or asked for one (Want-Repr-Digest).
+        multipart_digests = DigestAccumulator(expected) if expected is not None else None
         created = await _call(str(path), self.client.create_multipart_upload(Bucket=self.bucket, Key=key))
         upload_id = created["UploadId"]
         etags: dict[int, str] = {}
@@ -229,9 +232,14 @@ class S3Repository(ArtifactRepository):
 
         try:
             count = await send_parts(
-                parts, buffers, digests, send, max_in_flight=self.options.max_parts_in_flight, max_parts=MAX_PARTS
+                parts,
+                buffers,
+                multipart_digests,
+                send,
+                max_in_flight=self.options.max_parts_in_flight,
+                max_parts=MAX_PARTS,
             )
-            sha256 = await asyncio.to_thread(digests.finish)
+            multipart_sha256 = await asyncio.to_thread(multipart_digests.finish) if multipart_digests else None
             await _call(
                 str(path),
                 self.client.complete_multipart_upload(
@@ -245,7 +253,7 @@ class S3Repository(ArtifactRepository):
             await asyncio.shield(self._abort(key, upload_id))
             raise
         stored = _info(path, await _call(str(path), self.client.head_object(Bucket=self.bucket, Key=key)))
-        return ObjectInfo(path, stored.size, stored.last_modified, stored.etag, sha256)
+        return ObjectInfo(path, stored.size, stored.last_modified, stored.etag, multipart_sha256)
 
     def _integrity(self, part: Part) -> dict[str, str]:
         """The checksum parameter S3 verifies `part` against (blocking: run it in a thread).
