@@ -136,6 +136,29 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
         yield batch
 
 
+async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[bytes]) -> None:
+    """Write and hash `body` into `staged` a batch at a time, reading the next batch meanwhile.
+
+    The event loop receives batch k+1 while a thread writes and hashes batch k, so the network and
+    the disk overlap instead of taking turns; at most two batches are held. Errors from the body
+    (a client gone) propagate unchanged, after the write in flight has finished.
+    """
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for batch in _batches(body):
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(_fs(path, _write_batch, staged, batch))
+        if writing is not None:
+            await writing
+    except BaseException:
+        if writing is not None:
+            writing.cancel()  # a no-op when done; `_in_thread` lets a running write finish first
+            with contextlib.suppress(BaseException):
+                await writing
+        raise
+
+
 def _discard(staged: _Staged) -> None:
     staged.close()
     with contextlib.suppress(FileNotFoundError):
@@ -251,8 +274,7 @@ class LocalRepository(ArtifactRepository):
         target = self._fs_path(path)
         staged = await _fs(path, self._open_staging, expected)
         try:
-            async for batch in _batches(body):  # errors from the body (a client gone) propagate unchanged
-                await _fs(path, _write_batch, staged, batch)
+            await _stream_to(path, staged, body)
             return await _fs(path, self._commit, staged, target, path)
         except BaseException:
             await _in_thread(_discard, staged)
@@ -389,8 +411,7 @@ class LocalRepository(ArtifactRepository):
         await _fs(path, self._require_upload, directory, path)
         staged = await _fs(path, self._open_staging, None)
         try:
-            async for chunk in _batches(body):
-                await _fs(path, _write_batch, staged, chunk)
+            await _stream_to(path, staged, body)
             return await _fs(path, self._keep_part, staged, directory, number)
         except BaseException:
             await _in_thread(_discard, staged)
