@@ -57,6 +57,7 @@ from repositories.paths import ArtifactPath
 MIB = 1 << 20
 MAX_BLOCKS = 50_000
 DELETE_BATCH = 256
+DOWNLOAD_CHUNK_BYTES = 4 * MIB
 SHA256_METADATA = "sha256"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -161,7 +162,14 @@ class AzureRepository(ArtifactRepository):
         connection_string = options.connection_string or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         # Fail within seconds, not minutes: the storage SDK's default backoff starts at 15 s.
         retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
-        extra: dict[str, Any] = {"retry_policy": retry, "connection_timeout": 10}
+        # Downloads hold one range request in memory at a time: 4 MiB, instead of the SDK's 32 MiB
+        # first read, which also made the first byte wait for 32 MiB.
+        extra: dict[str, Any] = {
+            "retry_policy": retry,
+            "connection_timeout": 10,
+            "max_single_get_size": DOWNLOAD_CHUNK_BYTES,
+            "max_chunk_get_size": DOWNLOAD_CHUNK_BYTES,
+        }
         if options.api_version:
             extra["api_version"] = options.api_version
         if connection_string:

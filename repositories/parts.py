@@ -30,18 +30,12 @@ def part_size_for(configured: int, content_length: int | None, max_parts: int) -
 
 
 class Part(io.BytesIO):
-    """One part of an upload: a single allocation, filled, then read by the SDK as a file.
+    """One part of an upload: a buffer filled, then read by the SDK as a file, then refilled.
 
     The SDKs send a file-like body in small slices, so the socket layer never holds a second
-    copy of the part (a bytes body would be copied whole into the transport's buffer).
+    copy of the part (a bytes body would be copied whole into the transport's buffer). The buffer
+    grows with its first fill (a small upload stays small) and keeps its size when refilled.
     """
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__()
-        if capacity:  # reserve the whole part once instead of growing it as chunks arrive
-            self.seek(capacity - 1)
-            self.write(b"\0")
-            self.seek(0)
 
     def __len__(self) -> int:
         with self.getbuffer() as view:
@@ -65,7 +59,7 @@ class PartBuffers:
         """A buffer positioned at its start; waits for one to be given back when all are out."""
         if self._free.empty() and self._made < self._count:
             self._made += 1
-            return Part(self.size)
+            return Part()
         part = await self._free.get()
         part.seek(0)
         return part
@@ -168,7 +162,7 @@ def hash_part(digests: DigestAccumulator, part: Part) -> None:
 
 async def read_part(body: AsyncIterator[bytes], limit: int) -> Part:
     """The whole part in memory (object stores need its length up front), refusing more than `limit`."""
-    part = Part(0)
+    part = Part()
     async for chunk in body:
         if part.tell() + len(chunk) > limit:
             raise TooLarge(f"a proxied part may hold at most {limit >> 20} MiB; use smaller parts")
