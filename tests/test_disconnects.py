@@ -21,14 +21,22 @@ def _wait_for_log(gateway: RunningGateway, predicate: object, timeout: float = 1
     raise AssertionError(f"no matching log line in:\n{gateway.log_path.read_text()[-2000:]}")
 
 
-@pytest.mark.parametrize("sent_bytes", [0, 1, 3 * 1024 * 1024 + 5])
+@pytest.mark.parametrize(
+    ("sent_bytes", "declared"),
+    [
+        (0, 10 * 1024 * 1024),
+        (1, 10 * 1024 * 1024),
+        (3 * 1024 * 1024 + 5, 10 * 1024 * 1024),
+        (1000, 64 * 1024),  # a small declared body takes the one-hop path: received whole first
+    ],
+)
 @pytest.mark.parametrize("chunked", [False, True])
 def test_disconnect_mid_upload_leaves_nothing_behind(
-    gateway: RunningGateway, fresh_dir: str, sent_bytes: int, chunked: bool
+    gateway: RunningGateway, fresh_dir: str, sent_bytes: int, declared: int, chunked: bool
 ) -> None:
     target = f"{ARTIFACTS}/{fresh_dir}/new/sub/model.bin"
     request_id = f"disconnect-{fresh_dir}"
-    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {10 * 1024 * 1024}"
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}"
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
         sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n{framing}\r\n\r\n".encode())
         payload = os.urandom(sent_bytes)

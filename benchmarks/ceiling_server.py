@@ -1,0 +1,51 @@
+"""The ceiling the gateway is measured against: a plain aiohttp server that does no work.
+
+PUT reads the body and discards it (answering the byte count); GET sends a file with aiohttp's own
+`FileResponse` (sendfile). Same URL shape as the artifact API, so the same client drives it:
+`PUT|GET /api/2.0/mlflow-artifacts/artifacts/<run>/<name>`, where GET serves `<root>/<name>` (the
+first path segment, a run label, is ignored so every run reads the same source files).
+
+Run by `benchmarks/versus_mlflow.py`; by hand: `python benchmarks/ceiling_server.py --root DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aiohttp import web
+
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def make_app(root: Path) -> web.Application:
+    async def put(request: web.Request) -> web.Response:
+        received = 0
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+        return web.json_response({"received": received})
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        _, _, name = request.match_info["path"].partition("/")
+        target = (root / name).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(target)
+
+    app = web.Application(client_max_size=0)
+    app.router.add_put(ARTIFACTS + "/{path:.+}", put)
+    app.router.add_get(ARTIFACTS + "/{path:.+}", get)
+    app.router.add_get("/health", lambda _: web.Response(text="OK"))  # type: ignore[arg-type,return-value]
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="directory GET serves files from")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    web.run_app(make_app(args.root.resolve()), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
