@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
-import boto3
 import psutil
-from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import BLOCK, cpu_seconds
+from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
 from tests.storage_servers import S3Server, azurite_blob, free_ports, seaweed_s3
 
@@ -199,14 +198,7 @@ class Backend:
         self.s3 = s3
         self.client: Any = None
         if s3 is not None:
-            self.client = boto3.client(
-                "s3",
-                endpoint_url=s3.endpoint,
-                aws_access_key_id=s3.access_key,
-                aws_secret_access_key=s3.secret_key,
-                region_name=s3.region,
-                config=Config(s3={"addressing_style": "path"}),
-            )
+            self.client = s3_client(s3)
             with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
                 self.client.create_bucket(Bucket=BUCKET)
 
@@ -601,26 +593,25 @@ def ratio(gateway: float, other: float, higher_is_better: bool) -> str:
     return f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
 
 
-def comparison_table(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def comparison_table(result: dict[str, Any]) -> list[str]:
     medians = result["medians"]
     names = [name for name in ("mlflow", "gateway", "ceiling") if name in medians]
-    header = "| workload | " + " | ".join(
-        {"mlflow": "MLflow", "gateway": "gateway", "ceiling": "ceiling"}[n] for n in names
-    )
-    header += " | gateway vs MLflow |" + (" gateway vs ceiling |" if "ceiling" in medians else "")
+    titles = {"mlflow": "MLflow", "gateway": "gateway", "ceiling": "ceiling"}
+    header = "| workload | " + " | ".join(titles[n] for n in names) + " | gateway vs MLflow |"
+    if "ceiling" in medians:  # what any aiohttp server could at best reach against MLflow here
+        header += " gateway vs ceiling | ceiling vs MLflow |"
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for metric, label, higher in ROWS:
         if metric not in medians["gateway"]:
             continue
+        gateway, mlflow = medians["gateway"][metric], medians["mlflow"][metric]
         cells = [number(medians[name][metric]) if metric in medians[name] else "" for name in names]
-        row = (
-            f"| {label} | "
-            + " | ".join(cells)
-            + f" | {ratio(medians['gateway'][metric], medians['mlflow'][metric], higher)} |"
-        )
+        row = f"| {label} | " + " | ".join(cells) + f" | {ratio(gateway, mlflow, higher)} |"
         if "ceiling" in medians:
-            theirs = medians["ceiling"].get(metric, 0.0)
-            row += f" {ratio(medians['gateway'][metric], theirs, higher) if metric.endswith(('mibs', 'fps')) else ''} |"
+            ceiling = medians["ceiling"].get(metric, 0.0)
+            throughput = metric.endswith(("mibs", "fps"))
+            row += f" {ratio(gateway, ceiling, higher) if throughput else ''} |"
+            row += f" {ratio(ceiling, mlflow, higher) if throughput else ''} |"
         lines.append(row)
     return lines
 
@@ -652,37 +643,52 @@ def targets(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(results: dict[str, Any], args: argparse.Namespace, started: datetime, seconds: float) -> Path:
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+def describe_run(args: argparse.Namespace, started: datetime, seconds: float) -> dict[str, Any]:
+    """Where, when and how the figures were taken; kept in the JSON so a report can be re-rendered."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
-        lines_ = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines_ if line.startswith("model name"))
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     import mlflow
 
+    return {
+        "started": started.isoformat(),
+        "minutes": round(seconds / 60, 1),
+        "commit": commit.strip() or "?",
+        "machine": f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / GIB:.0f} GiB RAM",
+        "python": platform.python_version(),
+        "mlflow": mlflow.__version__,
+        "command": " ".join(["./dev bench", *sys.argv[1:]]),
+        "mlflow_workers": args.mlflow_workers,
+        "workloads": f"one {args.size_mib} MiB file up and down; {args.small_files} x {args.small_kib} KiB files up "
+        f"then down, {args.concurrency} in flight; {args.parallel} x {args.parallel_mib} MiB uploads at once",
+    }
+
+
+def write_report(results: dict[str, Any], args: argparse.Namespace, meta: dict[str, Any]) -> Path:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = datetime.fromisoformat(meta["started"])
     lines = [
         "# Gateway vs MLflow, side by side",
         "",
-        f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit.strip() or '?'} in {seconds / 60:.0f} min, "
-        f"on {os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / GIB:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, MLflow {mlflow.__version__}.",
-        f"Command: `{' '.join(['./dev bench', *sys.argv[1:]])}`",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {meta['commit']} in {meta['minutes']:.0f} min, on "
+        f"{meta['machine']}, Python {meta['python']}, MLflow {meta['mlflow']}.",
+        f"Command: `{meta['command']}`",
         "",
         f"Servers: the gateway (one worker, defaults: fsync on, SHA-256 of every upload), `mlflow server "
-        f"--artifacts-only --workers {args.mlflow_workers}`, and the ceiling (`benchmarks/ceiling_server.py`: "
+        f"--artifacts-only --workers {meta['mlflow_workers']}`, and the ceiling (`benchmarks/ceiling_server.py`: "
         "aiohttp discarding uploads, sendfile for downloads). One Python aiohttp client on loopback shares the "
         "cores with them. Medians of interleaved runs; every byte verified by SHA-256.",
-        f"Workloads: one {args.size_mib} MiB file up and down; {args.small_files} x {args.small_kib} KiB files up "
-        f"then down, {args.concurrency} in flight; {args.parallel} x {args.parallel_mib} MiB uploads at once.",
+        f"Workloads: {meta['workloads']}.",
         "",
     ]
     for kind, result in results.items():
         if kind == "flat":
             continue
         lines += [f"## {'Local disk' if kind == 'local' else 'S3 (SeaweedFS)'}, {result['runs']} run(s)", ""]
-        lines += comparison_table(result, args)
+        lines += comparison_table(result)
         lines.append("")
     if "flat" in results:
         sizes = sorted(
@@ -706,7 +712,8 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, started: dat
     lines += ["![chart](versus-mlflow.png)", ""]
     report = out / "versus-mlflow.md"
     report.write_text("\n".join(lines))
-    (out / "versus-mlflow.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    raw = {"meta": meta, "results": results}
+    (out / "versus-mlflow.json").write_text(json.dumps(raw, indent=1, sort_keys=True))
     chart(results, out / "versus-mlflow.png")
     return report
 
@@ -769,7 +776,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="report directory")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: system temp)")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test of the suite")
+    parser.add_argument("--from-json", type=Path, help="only re-render the report from a saved versus-mlflow.json")
     args = parser.parse_args()
+    if args.from_json:
+        raw = json.loads(args.from_json.read_text())
+        report = write_report(raw["results"], args, raw["meta"])
+        print(f"report: {report}", file=sys.stderr)
+        return 0
     if args.quick:
         args.runs, args.s3_runs, args.size_mib, args.small_files, args.parallel_mib, args.flat_gib = (
             1,
@@ -802,7 +815,7 @@ def main() -> int:
             results["flat"] = {}
             for kind in [k.strip() for k in args.flat_backends.split(",") if k.strip()]:
                 results["flat"][kind] = flat_memory(kind, work, sizes, args)
-    report = write_report(results, args, started, time.monotonic() - clock)
+    report = write_report(results, args, describe_run(args, started, time.monotonic() - clock))
     print(report.read_text())
     print(f"report: {report}", file=sys.stderr)
     return 0
