@@ -19,6 +19,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.store.database import create_engine
 from gateway.store.tracking_store import TrackingStore
 from gateway.tracking_api import LOCATIONS_KEY, STORE_KEY
+from gateway.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
@@ -40,6 +41,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app = web.Application(middlewares=[request_middleware])
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
+    app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
     app[SETTINGS_KEY] = settings
     meta_api.add_routes(app)
     if settings.serve_artifacts and repository is not None:

@@ -18,6 +18,7 @@ from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
 from gateway.settings import Settings
+from gateway.upload_limits import UPLOAD_SLOTS_KEY, limited_body
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import InvalidPath
 
@@ -73,11 +74,9 @@ def repository_of(request: web.Request) -> ArtifactRepository:
     return request.app[REPOSITORY_KEY]
 
 
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    request["bytes_in"] = 0
-    async for chunk in request.content.iter_any():
-        request["bytes_in"] += len(chunk)
-        yield chunk
+def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The upload's body within the server's limits (size, client silence): see `limited_body`."""
+    return limited_body(request, request.app[SETTINGS_KEY])
 
 
 async def put_artifact(request: web.Request) -> web.Response:
@@ -86,9 +85,10 @@ async def put_artifact(request: web.Request) -> web.Response:
         raise ApiError.invalid("Artifact path must include a filename (cannot end with '/').")
     path = parse_path(text)
     expected = expected_digests(request.headers)
-    info = await repository_of(request).put(
-        path, body_chunks(request), expected=expected, content_length=request.content_length
-    )
+    with request.app[UPLOAD_SLOTS_KEY].hold():
+        info = await repository_of(request).put(
+            path, body_chunks(request), expected=expected, content_length=request.content_length
+        )
     headers = {"ETag": f'"{info.etag}"'}
     if info.sha256 is not None:
         headers["Repr-Digest"] = repr_digest(info.sha256)

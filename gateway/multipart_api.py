@@ -28,6 +28,7 @@ from gateway.artifacts_api import (
 )
 from gateway.errors import ApiError
 from gateway.part_tokens import InvalidToken, PartGrant, sign, verify
+from gateway.upload_limits import UPLOAD_SLOTS_KEY
 from repositories import ArtifactPath
 from repositories.base import UploadedPart
 
@@ -111,9 +112,10 @@ async def put_part(request: web.Request) -> web.Response:
     except InvalidToken as exc:
         raise ApiError(403, "PERMISSION_DENIED", str(exc)) from None
     path = parse_path(grant.path)
-    etag = await repository_of(request).put_part(
-        path, grant.upload_id, grant.number, body_chunks(request), content_length=request.content_length
-    )
+    with request.app[UPLOAD_SLOTS_KEY].hold():
+        etag = await repository_of(request).put_part(
+            path, grant.upload_id, grant.number, body_chunks(request), content_length=request.content_length
+        )
     return web.json_response({"part_number": grant.number, "etag": etag}, headers={"ETag": f'"{etag}"'})
 
 

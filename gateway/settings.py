@@ -177,6 +177,24 @@ class Settings(BaseSettings):
         validation_alias=_env("SHUTDOWN_TIMEOUT_SECONDS"),
         description="On SIGTERM, let in-flight requests finish for up to this long.",
     )
+    max_upload_size_mib: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("MAX_UPLOAD_SIZE_MIB"),
+        description="Refuse an upload (or one part of a multipart upload) larger than this with 413; 0: no limit.",
+    )
+    max_concurrent_uploads: int = Field(
+        32,
+        ge=0,
+        validation_alias=_env("MAX_CONCURRENT_UPLOADS"),
+        description="Uploads one worker receives at once; more get 503 with Retry-After (clients retry). 0: no limit.",
+    )
+    client_idle_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("CLIENT_IDLE_TIMEOUT_SECONDS"),
+        description="Abandon an upload (408) when its client sends nothing for this long; long transfers are fine.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias=_env("LOG_LEVEL"), description="Least severe log level written."
     )

@@ -1,0 +1,88 @@
+"""Limits on request bodies streamed into storage: size, uploads at once, and client silence.
+
+A refused or abandoned body never reaches storage half-written: the error is raised from inside
+the body iterator, so the repository aborts the upload as it does for a vanished client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+from aiohttp import web
+
+from gateway.errors import ApiError
+from gateway.settings import Settings
+
+RETRY_AFTER_S = 1
+
+
+class UploadSlots:
+    """At most `limit` uploads at once in this worker (0: no limit); one more is refused with 503.
+
+    MLflow's client retries a 503 with backoff (and honours Retry-After), so overload slows clients
+    down instead of failing them, and memory stays within `limit` uploads' buffers.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.limit and self.active >= self.limit:
+            raise ApiError(
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+                f"This server is already receiving {self.limit} uploads; retry shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+UPLOAD_SLOTS_KEY = web.AppKey("upload_slots", UploadSlots)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "INVALID_PARAMETER_VALUE",
+        f"Uploads are limited to {limit >> 20} MiB on this server (--max-upload-size-mib).",
+    )
+
+
+def limited_body(request: web.Request, settings: Settings) -> AsyncIterator[bytes]:
+    """The request body as it arrives, counted in `request["bytes_in"]`.
+
+    Refused with 413 past `--max-upload-size-mib` (at once when Content-Length says so, before any
+    storage is touched), and with 408 when the client sends nothing for
+    `--client-idle-timeout-seconds`: a trickle of bytes cannot hold an upload open forever, while a
+    healthy transfer of any length is never cut.
+    """
+    limit = settings.max_upload_size_mib << 20
+    if limit and request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    return _stream(request, limit, settings.client_idle_timeout_seconds)
+
+
+async def _stream(request: web.Request, limit: int, idle: float) -> AsyncIterator[bytes]:
+    request["bytes_in"] = 0
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise ApiError(
+                408, "BAD_REQUEST", f"No bytes arrived for {idle:g} s; the upload was abandoned and nothing was stored."
+            ) from None
+        if not chunk:
+            return
+        request["bytes_in"] += len(chunk)
+        if limit and request["bytes_in"] > limit:
+            raise _too_large(limit)
+        yield chunk

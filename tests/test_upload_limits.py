@@ -1,0 +1,136 @@
+"""Upload limits: size (413), uploads at once (503 + Retry-After), a silent client (408).
+
+Each refusal is a clear JSON error, and nothing of the refused upload is stored or left staged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.gateway_process import ARTIFACTS, RunningGateway, run_gateway
+
+MIB = 1 << 20
+IDLE_S = 1.5
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    with run_gateway(
+        tmp_path_factory.mktemp("limited"),
+        "--max-upload-size-mib",
+        "1",
+        "--max-concurrent-uploads",
+        "1",
+        "--client-idle-timeout-seconds",
+        str(IDLE_S),
+    ) as running:
+        yield running
+
+
+def staging_is_empty(gateway: RunningGateway) -> bool:
+    return list((gateway.destination / ".artifact-gateway-staging").iterdir()) == []
+
+
+def start_slow_upload(gateway: RunningGateway, target: str, declared: int, sent: bytes) -> socket.socket:
+    """A PUT that has sent its headers and `sent`, and then goes quiet."""
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n".encode() + sent)
+    return sock
+
+
+def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    length = int(headers.get("Content-Length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_upload_over_the_size_limit_is_413_and_stores_nothing(
+    limited: RunningGateway, fresh_dir: str, chunked: bool
+) -> None:
+    data = os.urandom(MIB + 1)
+    body = iter([data[i : i + 65536] for i in range(0, len(data), 65536)]) if chunked else data
+    response = requests.put(limited.artifact_url(f"{fresh_dir}/big.bin"), data=body, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "--max-upload-size-mib" in response.json()["message"]
+    assert not (limited.destination / fresh_dir).exists()
+    assert staging_is_empty(limited)
+    exact = requests.put(limited.artifact_url(f"{fresh_dir}/exact.bin"), data=data[:MIB], timeout=30)
+    assert exact.status_code == 200
+    assert (limited.destination / fresh_dir / "exact.bin").read_bytes() == data[:MIB]
+
+
+def test_one_upload_too_many_is_503_with_retry_after(limited: RunningGateway, fresh_dir: str) -> None:
+    target = f"{ARTIFACTS}/{fresh_dir}/first.bin"
+    first = start_slow_upload(limited, target, 20, b"0123456789")
+    try:
+        time.sleep(0.3)  # the first upload now holds the only slot
+        refused = requests.put(limited.artifact_url(f"{fresh_dir}/second.bin"), data=b"x" * 100, timeout=10)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        first.sendall(b"abcdefghij")
+        status, _, _ = read_response(first, timeout=10)
+        assert status == 200
+    finally:
+        first.close()
+    assert (limited.destination / fresh_dir / "first.bin").read_bytes() == b"0123456789abcdefghij"
+    assert not (limited.destination / fresh_dir / "second.bin").exists()
+    again = requests.put(limited.artifact_url(f"{fresh_dir}/second.bin"), data=b"x" * 100, timeout=10)
+    assert again.status_code == 200
+
+
+def test_a_silent_client_gets_408_and_nothing_is_stored(limited: RunningGateway, fresh_dir: str) -> None:
+    target = f"{ARTIFACTS}/{fresh_dir}/quiet.bin"
+    sock = start_slow_upload(limited, target, 2 * 65536, b"x" * 1000)
+    try:
+        started = time.monotonic()
+        status, _, body = read_response(sock, timeout=IDLE_S + 10)
+        waited = time.monotonic() - started
+    finally:
+        sock.close()
+    assert status == 408
+    assert "nothing was stored" in json.loads(body)["message"]
+    assert IDLE_S * 0.8 <= waited < IDLE_S + 5
+    assert not (limited.destination / fresh_dir).exists()
+    assert staging_is_empty(limited)
+    # The slot it held is free again.
+    assert requests.put(limited.artifact_url(f"{fresh_dir}/after.bin"), data=b"ok", timeout=10).status_code == 200
+
+
+def test_a_slow_but_steady_upload_is_not_cut(limited: RunningGateway, fresh_dir: str) -> None:
+    """The idle limit is between bytes, not on the whole transfer: this one takes > 2x the limit."""
+    target = f"{ARTIFACTS}/{fresh_dir}/steady.bin"
+    pieces = [os.urandom(1000) for _ in range(8)]
+    sock = start_slow_upload(limited, target, 8000, b"")
+    try:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(IDLE_S / 3)
+        status, _, _ = read_response(sock, timeout=10)
+    finally:
+        sock.close()
+    assert status == 200
+    assert (limited.destination / fresh_dir / "steady.bin").read_bytes() == b"".join(pieces)
