@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
+from gateway.logs import audit
 from gateway.settings import Settings
 from gateway.upload_limits import UPLOAD_SLOTS_KEY, limited_body
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
@@ -92,6 +93,7 @@ async def put_artifact(request: web.Request) -> web.Response:
     headers = {"ETag": f'"{info.etag}"'}
     if info.sha256 is not None:
         headers["Repr-Digest"] = repr_digest(info.sha256)
+    audit(request, "put", str(path), size=info.size, sha256=info.sha256)
     return web.json_response({"path": str(path), "file_size": info.size, "sha256": info.sha256}, headers=headers)
 
 
@@ -116,6 +118,7 @@ async def delete_artifact(request: web.Request) -> web.Response:
     if path.is_root:
         raise ApiError.invalid("Refusing to delete the whole artifact destination; name a path to delete.")
     await repository_of(request).delete(path)
+    audit(request, "delete", str(path))
     return web.json_response({})
 
 

@@ -37,3 +37,15 @@ def configure(level: str) -> None:
 def event(message: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any) -> None:
     """Log `message` with structured `fields`."""
     log.log(level, message, exc_info=exc_info, extra={"fields": fields})
+
+
+def audit(request: Any, action: str, path: str, **fields: Any) -> None:
+    """One `audit` line for a change to stored artifacts: what, by which request, from where."""
+    event(
+        "audit",
+        action=action,
+        path=path,
+        request_id=request.get("request_id"),
+        remote=request.remote,
+        **fields,
+    )

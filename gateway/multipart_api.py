@@ -27,6 +27,7 @@ from gateway.artifacts_api import (
     url_path_text,
 )
 from gateway.errors import ApiError
+from gateway.logs import audit
 from gateway.part_tokens import InvalidToken, PartGrant, sign, verify
 from gateway.upload_limits import UPLOAD_SLOTS_KEY
 from repositories import ArtifactPath
@@ -138,7 +139,8 @@ async def complete_upload(request: web.Request) -> web.Response:
         parts.append(UploadedPart(raw["part_number"], raw["etag"].strip('"')))
     if len({part.number for part in parts}) != len(parts):
         raise ApiError.invalid("A part number appears twice in 'parts'")
-    await repository_of(request).complete_multipart(path, upload_id, parts)
+    info = await repository_of(request).complete_multipart(path, upload_id, parts)
+    audit(request, "complete_multipart", str(path), size=info.size, sha256=info.sha256, parts=len(parts))
     return web.json_response({})
 
 

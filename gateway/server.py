@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import ipaddress
 import logging
 import os
 import secrets
@@ -195,6 +196,13 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         artifacts_destination=str(getattr(repository, "root", None) or settings.artifacts_destination),
     )
+    if not ipaddress.ip_address(host).is_loopback:
+        event(
+            "listening beyond this machine without authentication: anyone who can reach it can read, write and "
+            "delete artifacts and runs; put it behind an authenticating proxy or keep --host 127.0.0.1",
+            logging.WARNING,
+            host=host,
+        )
     if settings.workers == 1:
         asyncio.run(_run_worker(settings, sock, repository, signing_key))
     else:

@@ -57,6 +57,12 @@ def test_create_put_parts_complete(gateway: RunningGateway, fresh_dir: str) -> N
     head = requests.head(gateway.artifact_url(f"{fresh_dir}/run/model.bin"), timeout=30)
     assert head.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
     assert list((gateway.destination / ".artifact-gateway-staging" / "mpu").iterdir()) == []
+    audits = [
+        line
+        for line in gateway.log_lines()
+        if line.get("msg") == "audit" and line["path"] == f"{fresh_dir}/run/model.bin"
+    ]
+    assert [(line["action"], line["size"], line["parts"]) for line in audits] == [("complete_multipart", len(data), 3)]
 
 
 def test_windows_client_path_and_run_root(gateway: RunningGateway, fresh_dir: str) -> None:
