@@ -64,6 +64,24 @@ def _list(fields: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
+def _text(fields: dict[str, Any], name: str) -> str | None:
+    """An optional string field (None when missing or empty); any other JSON type is a 400."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a string")
+    return value
+
+
+def _objects(fields: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A list of JSON objects (params, tags, metrics, datasets, models); anything else is a 400."""
+    items = _list(fields, name)
+    if not all(isinstance(item, dict) for item in items):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': every entry must be a JSON object")
+    return items
+
+
 def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int:
     value = int_field(fields.get(name), name, default=default)
     if not 1 <= value <= limit:
@@ -97,7 +115,7 @@ async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dic
     if location is not None:
         location = request.app[LOCATIONS_KEY].validate(str(location))
     return {
-        "experiment_id": await _store(request).create_experiment(fields.get("name"), location, _list(fields, "tags"))
+        "experiment_id": await _store(request).create_experiment(fields.get("name"), location, _objects(fields, "tags"))
     }
 
 
@@ -111,9 +129,9 @@ async def get_experiment_by_name(request: web.Request, fields: dict[str, Any]) -
 
 async def search_experiments(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     found, token = await _store(request).search_experiments(
-        str(fields.get("view_type") or "ACTIVE_ONLY"),
+        _text(fields, "view_type") or "ACTIVE_ONLY",
         _bounded(fields, "max_results", 1000, 50_000),
-        fields.get("filter") or None,
+        _text(fields, "filter"),
         fields.get("page_token") or None,
     )
     return _with_token({"experiments": found} if found else {}, token)
@@ -149,7 +167,7 @@ async def create_run(request: web.Request, fields: dict[str, Any]) -> dict[str, 
             fields.get("user_id"),
             fields.get("start_time"),
             fields.get("run_name"),
-            _list(fields, "tags"),
+            _objects(fields, "tags"),
         )
     }
 
@@ -197,18 +215,18 @@ async def delete_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, 
 
 
 async def log_batch(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    metrics = [_metric(item) for item in _list(fields, "metrics") if isinstance(item, dict)]
-    await _store(request).log_batch(_run_id(fields), metrics, _list(fields, "params"), _list(fields, "tags"))
+    metrics = [_metric(item) for item in _objects(fields, "metrics")]
+    await _store(request).log_batch(_run_id(fields), metrics, _objects(fields, "params"), _objects(fields, "tags"))
     return {}
 
 
 async def log_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_inputs(_run_id(fields), _list(fields, "datasets"))
+    await _store(request).log_inputs(_run_id(fields), _objects(fields, "datasets"))
     return {}
 
 
 async def log_outputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_outputs(_run_id(fields), _list(fields, "models"))
+    await _store(request).log_outputs(_run_id(fields), _objects(fields, "models"))
     return {}
 
 
@@ -216,8 +234,8 @@ async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str,
     order_by = [str(item) for item in _list(fields, "order_by")]
     found, token = await _store(request).search_runs(
         _list(fields, "experiment_ids"),
-        fields.get("filter") or None,
-        fields.get("run_view_type"),
+        _text(fields, "filter"),
+        _text(fields, "run_view_type"),
         int_field(fields.get("max_results"), "max_results", default=1000),
         order_by,
         fields.get("page_token") or None,
@@ -261,7 +279,7 @@ async def delete_logged_model(request: web.Request, fields: dict[str, Any]) -> d
 
 
 async def set_logged_model_tags(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).set_logged_model_tags(request.match_info["model_id"], _list(fields, "tags"))
+    await _store(request).set_logged_model_tags(request.match_info["model_id"], _objects(fields, "tags"))
     return {}
 
 
@@ -273,7 +291,7 @@ async def delete_logged_model_tag(request: web.Request, fields: dict[str, Any]) 
 async def search_logged_models(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     found, token = await _store(request).search_logged_models(
         _list(fields, "experiment_ids"),
-        fields.get("filter") or None,
+        _text(fields, "filter"),
         _bounded(fields, "max_results", 100, 1000),
         fields.get("page_token") or None,
     )

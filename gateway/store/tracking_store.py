@@ -67,6 +67,8 @@ def _number(value: float) -> float | str:
 def _page(token: str | None) -> int:
     if not token:
         return 0
+    if not isinstance(token, str):
+        raise ApiError.invalid("Invalid page_token: pass back the next_page_token of the previous page")
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError):
@@ -110,6 +112,9 @@ def metric_value(value: object) -> float:
     raise ApiError.invalid(f"Invalid metric value {value!r}: must be a number")
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def int_field(value: object, field: str, *, default: int | None = None) -> int:
     if value is None or value == "":
         if default is None:
@@ -118,9 +123,12 @@ def int_field(value: object, field: str, *, default: int | None = None) -> int:
     if isinstance(value, bool):
         raise ApiError.invalid(f"'{field}' must be an integer")
     try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
+        number: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
         raise ApiError.invalid(f"'{field}' must be an integer, got {value!r}") from None
+    if not INT64_MIN <= number <= INT64_MAX:  # what the database (and MLflow's protobufs) can hold
+        raise ApiError.invalid(f"'{field}' is out of the 64-bit integer range: {value!r}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +260,8 @@ class TrackingStore:
         query = select(s.experiments)
         query = self._lifecycle(query, s.experiments.c.lifecycle_stage, view_type)
         if filter_string:
+            if not isinstance(filter_string, str):
+                raise ApiError.invalid("'filter' must be a string")
             query = query.where(_experiment_filter(filter_string))
         offset = _page(page_token)
         query = query.order_by(s.experiments.c.experiment_id).offset(offset).limit(max_results + 1)

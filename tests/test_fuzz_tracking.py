@@ -1,0 +1,86 @@
+"""Property-based bad input for every tracking route, over real HTTP: never a 500, always JSON errors.
+
+Bodies and query strings mix MLflow's own field names with arbitrary JSON values, and ids of an
+experiment and a run that exist with garbage, so handlers are reached past their first check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.tracking_api import ROUTES
+from tests.gateway_process import RunningGateway, run_gateway
+
+FIELDS = [
+    "experiment_id", "experiment_ids", "run_id", "run_uuid", "name", "new_name", "key", "value", "timestamp",
+    "step", "metrics", "params", "tags", "filter", "filter_string", "max_results", "order_by", "page_token",
+    "run_view_type", "lifecycle_stage", "start_time", "end_time", "status", "run_name", "artifact_location",
+    "path", "datasets", "models", "model_id", "source_run_id", "model_type", "user_id",
+]  # fmt: skip
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, dict[str, str]]]:
+    with run_gateway(tmp_path_factory.mktemp("fuzz")) as gateway:
+        api = f"{gateway.url}/api/2.0/mlflow"
+        experiment = requests.post(f"{api}/experiments/create", json={"name": "fuzz"}, timeout=10).json()
+        run = requests.post(
+            f"{api}/runs/create", json={"experiment_id": experiment["experiment_id"]}, timeout=10
+        ).json()["run"]["info"]
+        yield gateway, {"experiment_id": experiment["experiment_id"], "run_id": run["run_id"]}
+
+
+def known_ids(ids: dict[str, str]) -> st.SearchStrategy[Any]:
+    return st.sampled_from([ids["experiment_id"], ids["run_id"], "0", "", "m-0"])
+
+
+def bodies(ids: dict[str, str]) -> st.SearchStrategy[dict[str, Any]]:
+    values = JSON_VALUES | known_ids(ids)
+    return st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12), values, max_size=6)
+
+
+def check(response: requests.Response, what: str) -> None:
+    assert response.status_code < 500, f"{what} -> {response.status_code}: {response.text[:300]}"
+    if response.status_code >= 400:
+        error = response.json()
+        assert set(error) >= {"error_code", "message"}, f"{what} -> {error}"
+
+
+@pytest.mark.parametrize(("method", "route"), [(method, path) for method, path, _ in ROUTES])
+def test_no_input_makes_a_tracking_route_fail_with_500(
+    tracking: tuple[RunningGateway, dict[str, str]], method: str, route: str
+) -> None:
+    gateway, ids = tracking
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=bodies(ids), segment=st.text(max_size=20) | known_ids(ids), raw=st.booleans())
+    def probe(body: dict[str, Any], segment: str, raw: bool) -> None:
+        path = route.replace("{model_id}", quote(segment, safe="") or "x").replace(
+            "{tag_key}", quote(segment, safe="") or "x"
+        )
+        url = f"{gateway.url}/api/2.0/mlflow{path}"
+        what = f"{method} {path} {json.dumps(body)[:200]}"
+        if method in ("GET", "DELETE"):
+            query = {key: value if isinstance(value, str) else json.dumps(value) for key, value in body.items()}
+            check(requests.request(method, url, params=query, timeout=10), what)
+        elif raw:  # a body that is not a JSON object at all
+            check(requests.request(method, url, data=json.dumps(body)[:-1].encode(), timeout=10), what)
+        else:
+            check(requests.request(method, url, json=body, timeout=10), what)
+
+    probe()
