@@ -26,7 +26,9 @@ FIELDS = [
     "path", "datasets", "models", "model_id", "source_run_id", "model_type", "user_id",
 ]  # fmt: skip
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
+JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
+)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
@@ -84,3 +86,26 @@ def test_no_input_makes_a_tracking_route_fail_with_500(
             check(requests.request(method, url, json=body, timeout=10), what)
 
     probe()
+
+
+MPU_FIELDS = ["path", "num_parts", "upload_id", "parts", "part_number", "etag", "url"]
+
+
+@pytest.mark.parametrize("action", ["create", "complete", "abort"])
+def test_no_input_makes_a_multipart_route_fail_with_500(
+    tracking: tuple[RunningGateway, dict[str, str]], action: str
+) -> None:
+    gateway, _ = tracking
+    values = JSON_VALUES | st.sampled_from(["model.bin", "/home/me/model.bin", "0" * 32, "../x", "a/../../b"])
+    parts = st.lists(st.dictionaries(st.sampled_from(["part_number", "etag", "url"]), values, max_size=3), max_size=3)
+    mpu_bodies = st.dictionaries(st.sampled_from(MPU_FIELDS) | st.text(max_size=8), values | parts, max_size=5)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=mpu_bodies, directory=st.sampled_from(["fuzz", "fuzz/deeper", "..", "%2e%2e", "a//b"]))
+    def probe(body: dict[str, Any], directory: str) -> None:
+        url = f"{gateway.url}/api/2.0/mlflow-artifacts/mpu/{action}/{directory}"
+        check(requests.post(url, json=body, timeout=10), f"POST mpu/{action}/{directory} {json.dumps(body)[:200]}")
+
+    probe()
+    listing = requests.get(f"{gateway.url}/api/2.0/mlflow-artifacts/artifacts", timeout=10).json()
+    assert all(not entry["path"].startswith("..") for entry in listing.get("files", []))
