@@ -28,7 +28,7 @@ from gateway import __version__
 from gateway.app import create_app, default_artifact_root
 from gateway.logs import event
 from gateway.meta_api import mode_name
-from gateway.middleware import IN_FLIGHT_KEY
+from gateway.middleware import IN_FLIGHT_KEY, InFlight
 from gateway.settings import Settings, SettingsError
 from gateway.store.database import DatabaseError, create_engine, migrate
 from repositories import ArtifactRepository, open_repository
@@ -39,6 +39,7 @@ from repositories.options import AzureOptions, S3Options
 _RESTART_BACKOFF_S = 1.0
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 _MMAP_THRESHOLD_BYTES = 4 << 20
+IDLE_TRIM_INTERVAL_S = 5.0
 
 
 def repository_options(settings: Settings) -> RepositoryOptions:
@@ -143,6 +144,23 @@ def return_part_buffers_to_the_os() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
+async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float = IDLE_TRIM_INTERVAL_S) -> None:
+    """Every `interval_s`, if no request is in flight, give the heap's free pages back to the OS.
+
+    After a burst of concurrent uploads glibc keeps the freed heap (measured: a 64-client soak left
+    a worker at 170 MiB against 86 before, and a second soak did not grow it, so it was retention,
+    not a leak). `malloc_trim` releases it; it runs in a thread, and only when the worker is idle.
+    """
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        if in_flight.count == 0:
+            await asyncio.to_thread(trim, 0)
+
+
 def in_child_process(task: Callable[[Settings], None], settings: Settings) -> None:
     """Run a start-up step in a forked child and raise its `SettingsError` here.
 
@@ -227,7 +245,9 @@ async def _run_worker(
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
+    trimmer = asyncio.create_task(return_freed_memory_when_idle(app[IN_FLIGHT_KEY]))
     await stop.wait()
+    trimmer.cancel()
     # aiohttp's own shutdown stops reading request bodies, so an upload in flight would be lost:
     # stop accepting first, let in-flight requests finish within the grace period, then clean up.
     in_flight = app[IN_FLIGHT_KEY]
