@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.digest_headers import repr_digest
 from repositories import Download, ObjectInfo
+from repositories.errors import RepositoryError
 
 # MLflow serves these as text/plain whatever `mimetypes` says (mlflow/utils/mime_type_utils.py).
 _TEXT_EXTENSIONS = frozenset(
@@ -222,9 +223,18 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
             await _sendfile(request, file, part.offset, part.length)
             request["bytes_out"] = part.length
         else:
-            async for chunk in download.iter_range(part.offset, part.length):
-                await response.write(chunk)
-                request["bytes_out"] += len(chunk)
+            try:
+                async for chunk in download.iter_range(part.offset, part.length):
+                    await response.write(chunk)
+                    request["bytes_out"] += len(chunk)
+            except RepositoryError as exc:
+                # The status line is gone; all a client can learn now is a body cut short of its
+                # Content-Length, so close the connection rather than end the body as if whole.
+                request["error"] = f"storage failed after {request['bytes_out']} bytes: {exc.message}"
+                request["outcome"] = "storage_failed_mid_body"
+                if request.transport is not None:
+                    request.transport.close()
+                return response
     await response.write_eof()
     return response
 

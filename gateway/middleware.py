@@ -120,7 +120,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             bytes_out=bytes_out or 0,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             remote=request.remote,
-            outcome=outcome,
+            outcome=request.get("outcome", outcome),
             **({"error": request["error"]} if "error" in request else {}),
         )
 

@@ -85,7 +85,8 @@ def _error(exc: Exception, what: str) -> RepositoryError:
         return Conflict(f"a part of the upload to '{what}' is missing or was never uploaded")
     if isinstance(exc, ResourceModifiedError):
         return Conflict(f"'{what}' changed while it was being read; retry")
-    return BackendError(f"Azure error {code or ''} on '{what}': {str(exc).splitlines()[0]}", request_id=request_id)
+    label = f"Azure error {code}" if code else "Azure error"
+    return BackendError(f"{label} on '{what}': {str(exc).splitlines()[0]}", request_id=request_id)
 
 
 async def _call(what: str, call: Awaitable[T]) -> T:

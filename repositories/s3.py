@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -123,6 +124,8 @@ class S3Download(Download):
                     yield chunk
             except (ClientError, BotoCoreError) as exc:
                 raise _error(exc, str(self.info.path)) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:  # the connection to S3 broke mid-body
+                raise BackendError(f"S3 stopped sending '{self.info.path}' mid-download: {exc}") from exc
 
     async def aclose(self) -> None:
         return None

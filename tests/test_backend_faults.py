@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from azure.storage.blob import BlobServiceClient
 
 from tests.conftest import s3_client
-from tests.gateway_process import ARTIFACTS, run_gateway
+from tests.gateway_process import ARTIFACTS, RunningGateway, run_gateway
 from tests.storage_servers import azurite_blob, seaweed_s3
 
 MIB = 1 << 20
@@ -121,3 +122,58 @@ def test_unreachable_backend_at_start_is_one_line(tmp_path: Path, kind: str) -> 
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("artifact-gateway: error: artifacts destination")
+
+
+def download_while_backend_dies(gateway: RunningGateway, target: str, size: int, kill: object) -> int:
+    """Read 1 MiB of a `size`-byte download, kill the backend, read on; return the bytes received."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=60) as sock:
+        sock.sendall(f"GET {ARTIFACTS}/{target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.settimeout(60)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"200"
+        assert f"Content-Length: {size}".encode() in head
+        total = len(body)
+        while total < MIB:
+            total += len(sock.recv(65536))
+        kill()  # type: ignore[operator]
+        while chunk := sock.recv(1 << 20):
+            total += len(chunk)
+            if total >= size:
+                break
+        return total
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_backend_dies_mid_download(tmp_path: Path, kind: str) -> None:
+    """The client sees the body cut short of Content-Length (never a silently short success), the
+    gateway logs one line without a traceback, and keeps serving."""
+    size = 64 * MIB
+    data = os.urandom(size)
+    if kind == "s3":
+        backend = seaweed_s3(tmp_path / "weed")
+    else:
+        backend = azurite_blob(tmp_path / "azurite")
+    with backend as (server, proc):
+        if kind == "s3":
+            s3_client(server).create_bucket(Bucket="faults")
+            env = {**server.env(), "ARTIFACT_GATEWAY_S3_ADDRESSING_STYLE": "path"}
+            uri = "s3://faults/root"
+        else:
+            BlobServiceClient.from_connection_string(server.connection_string).create_container("faults")
+            env = {"AZURE_STORAGE_CONNECTION_STRING": server.connection_string}
+            uri = f"wasbs://faults@{server.account}.blob.core.windows.net/root"
+        with run_gateway(tmp_path / "gw", env=env, destination=uri) as gateway:
+            put = requests.put(gateway.artifact_url("big/model.bin"), data=data, timeout=120)
+            assert put.status_code == 200
+            received = download_while_backend_dies(
+                gateway, "big/model.bin", size, lambda: os.killpg(proc.pid, signal.SIGKILL)
+            )
+            assert received < size, "the body must be cut short, not padded or completed"
+            time.sleep(1)
+            assert "Traceback" not in gateway.log_path.read_text()
+            lines = [line for line in gateway.log_lines() if line.get("method") == "GET"]
+            assert lines and lines[-1]["outcome"] != "ok"
+            assert requests.get(f"{gateway.url}/health", timeout=10).status_code == 200
