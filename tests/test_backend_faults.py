@@ -152,10 +152,7 @@ def test_backend_dies_mid_download(tmp_path: Path, kind: str) -> None:
     gateway logs one line without a traceback, and keeps serving."""
     size = 64 * MIB
     data = os.urandom(size)
-    if kind == "s3":
-        backend = seaweed_s3(tmp_path / "weed")
-    else:
-        backend = azurite_blob(tmp_path / "azurite")
+    backend = seaweed_s3(tmp_path / "weed") if kind == "s3" else azurite_blob(tmp_path / "azurite")
     with backend as (server, proc):
         if kind == "s3":
             s3_client(server).create_bucket(Bucket="faults")
