@@ -36,15 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import BLOCK, PeakRss, cpu_seconds, make_source
+from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
-from tests.storage_servers import S3Server, seaweed_s3
+from tests.storage_servers import seaweed_s3
 
 BUCKET = "bench"
 PREFIX = "root"
@@ -109,18 +108,6 @@ def settle(weed_pid: int, timeout: float = 30.0) -> float:
         if cpu_seconds(weed_pid) - before < 0.025:
             break
     return time.monotonic() - started
-
-
-def s3_client(server: S3Server) -> Any:
-    """Like tests/conftest.py's client (path-style), with a pool large enough for the transfer threads."""
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=16),
-    )
 
 
 def fail(message: str) -> None:
@@ -263,7 +250,7 @@ def main() -> int:
         )
         expected = make_source(source, size)
         with seaweed_s3(work / "seaweed") as (server, weed):
-            client = s3_client(server)
+            client = s3_client(server, pool=16)
             client.create_bucket(Bucket=BUCKET)
             env = {**server.env(), "ARTIFACT_GATEWAY_S3_ADDRESSING_STYLE": "path"}
             env.update(item.split("=", 1) for item in args.gateway_env)

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import BLOCK, cpu_seconds
 from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
-from tests.storage_servers import S3Server, azurite_blob, free_ports, seaweed_s3
+from tests.storage_servers import S3Server, azurite_blob, free_ports, seaweed_s3, stop
 
 GIB = 1 << 30
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,13 +180,7 @@ def process(name: str, command: list[str], work: Path, env: dict[str, str]) -> I
         wait_healthy(url, proc, log)
         yield url, proc.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        stop(proc)
 
 
 class Backend:

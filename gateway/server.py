@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import ipaddress
 import logging
@@ -27,8 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root
 from gateway.logs import event
+from gateway.memory import return_freed_memory_when_idle, return_part_buffers_to_the_os
 from gateway.meta_api import mode_name
-from gateway.middleware import IN_FLIGHT_KEY, InFlight
+from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
 from gateway.store.database import DatabaseError, create_engine, migrate
 from repositories import ArtifactRepository, open_repository
@@ -37,9 +37,6 @@ from repositories.factory import RepositoryOptions
 from repositories.options import AzureOptions, S3Options
 
 _RESTART_BACKOFF_S = 1.0
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-_MMAP_THRESHOLD_BYTES = 4 << 20
-IDLE_TRIM_INTERVAL_S = 5.0
 
 
 def repository_options(settings: Settings) -> RepositoryOptions:
@@ -130,35 +127,6 @@ def bind(settings: Settings) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
-
-
-def return_part_buffers_to_the_os() -> None:
-    """Allocate blocks of 4 MiB and more (upload part buffers) with mmap, so they are freed for real.
-
-    glibc raises its mmap threshold after the first large free and then carves later part buffers
-    out of the heap, where they stay resident once the upload is over (measured: 75 MiB before
-    two 1 GiB S3 uploads, 100 MiB after; 76 with this). Part buffers are reused within an upload,
-    so this costs a few mmap calls per upload. A no-op where the C library has no `mallopt`.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-
-
-async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float = IDLE_TRIM_INTERVAL_S) -> None:
-    """Every `interval_s`, if no request is in flight, give the heap's free pages back to the OS.
-
-    After a burst of concurrent uploads glibc keeps the freed heap (measured: a 64-client soak left
-    a worker at 170 MiB against 86 before, and a second soak did not grow it, so it was retention,
-    not a leak). `malloc_trim` releases it; it runs in a thread, and only when the worker is idle.
-    """
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
-    while True:
-        await asyncio.sleep(interval_s)
-        if in_flight.count == 0:
-            await asyncio.to_thread(trim, 0)
 
 
 def in_child_process(task: Callable[[Settings], None], settings: Settings) -> None:

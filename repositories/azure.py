@@ -232,7 +232,7 @@ class AzureRepository(ArtifactRepository):
         only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:
             await asyncio.to_thread(hash_part, digests, only)
-            sha256 = await asyncio.to_thread(digests.finish)
+            sha256 = digests.finish()
             # The Azure SDK sends bytes as they are; a file body would go through its chunked upload.
             result = await _call(
                 what, blob.upload_blob(only.getvalue(), overwrite=True, metadata={SHA256_METADATA: sha256})
@@ -248,7 +248,7 @@ class AzureRepository(ArtifactRepository):
             count = await send_parts(
                 parts, buffers, digests, send, max_in_flight=self.options.max_blocks_in_flight, max_parts=MAX_BLOCKS
             )
-            sha256 = await asyncio.to_thread(digests.finish)
+            sha256 = digests.finish()
             result = await _call(
                 what,
                 blob.commit_block_list(

@@ -206,9 +206,8 @@ class S3Repository(ArtifactRepository):
         only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
             digests = DigestAccumulator(expected)
-            await asyncio.to_thread(hash_part, digests, only)
-            sha256 = await asyncio.to_thread(digests.finish)
-            integrity = await asyncio.to_thread(self._integrity, only)
+            integrity = await asyncio.to_thread(self._hash_and_integrity, digests, only)
+            sha256 = digests.finish()
             response = await _call(
                 str(path),
                 self.client.put_object(
@@ -242,7 +241,7 @@ class S3Repository(ArtifactRepository):
                 max_in_flight=self.options.max_parts_in_flight,
                 max_parts=MAX_PARTS,
             )
-            multipart_sha256 = await asyncio.to_thread(multipart_digests.finish) if multipart_digests else None
+            multipart_sha256 = multipart_digests.finish() if multipart_digests else None
             await _call(
                 str(path),
                 self.client.complete_multipart_upload(
@@ -257,6 +256,11 @@ class S3Repository(ArtifactRepository):
             raise
         stored = _info(path, await _call(str(path), self.client.head_object(Bucket=self.bucket, Key=key)))
         return ObjectInfo(path, stored.size, stored.last_modified, stored.etag, multipart_sha256)
+
+    def _hash_and_integrity(self, digests: DigestAccumulator, part: Part) -> dict[str, str]:
+        """Both passes over a single-put object in one thread hop."""
+        hash_part(digests, part)
+        return self._integrity(part)
 
     def _integrity(self, part: Part) -> dict[str, str]:
         """The checksum parameter S3 verifies `part` against (blocking: run it in a thread).

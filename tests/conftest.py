@@ -69,7 +69,8 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
     context.__exit__(None, None, None)
 
 
-def s3_client(server: S3Server) -> Any:
+def s3_client(server: S3Server, *, pool: int = 10) -> Any:
+    """boto3 talking to `server` path-style; `pool` connections (a transfer needs one per thread)."""
     import boto3
     from botocore.config import Config
 
@@ -79,7 +80,7 @@ def s3_client(server: S3Server) -> Any:
         aws_access_key_id=server.access_key,
         aws_secret_access_key=server.secret_key,
         region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}),
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=pool),
     )
 
 

@@ -6,13 +6,14 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.storage_servers import stop
 
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -102,14 +103,3 @@ def run_gateway(
         yield RunningGateway(proc, port, local, log_path, str(destination))
     finally:
         stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode

@@ -104,15 +104,16 @@ def wait_http(url: str, ok: set[int], proc: subprocess.Popen[bytes], log: Path, 
     raise TimeoutError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """SIGTERM a server started in its own session, SIGKILL it after `timeout`; its exit status."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
 
 
 def find_weed() -> str:

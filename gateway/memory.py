@@ -1,0 +1,56 @@
+"""Handing freed memory back to the OS (glibc only; a no-op elsewhere).
+
+Uploads allocate part buffers and batches in bursts; without these two measures glibc keeps the
+freed memory resident, so a worker's RSS would stay at its busiest figure long after the burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+from typing import Any
+
+from gateway.middleware import InFlight
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_MMAP_THRESHOLD_BYTES = 4 << 20
+IDLE_TRIM_INTERVAL_S = 5.0
+
+
+def _glibc() -> Any | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def return_part_buffers_to_the_os() -> None:
+    """Allocate blocks of 4 MiB and more (upload part buffers) with mmap, so they are freed for real.
+
+    glibc raises its mmap threshold after the first large free and then carves later part buffers
+    out of the heap, where they stay resident once the upload is over (measured: 75 MiB before
+    two 1 GiB S3 uploads, 100 MiB after; 76 with this). Part buffers are reused within an upload,
+    so this costs a few mmap calls per upload.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float = IDLE_TRIM_INTERVAL_S) -> None:
+    """Every `interval_s`, if no request is in flight, give the heap's free pages back to the OS.
+
+    After a burst of concurrent uploads glibc keeps the freed heap (measured: a 64-client soak left
+    a worker at 170 MiB against 86 before, and a second soak did not grow it, so it was retention,
+    not a leak). `malloc_trim` releases it; it runs in a thread, and only when the worker is idle.
+    """
+    libc = _glibc()
+    if libc is None:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        if in_flight.count == 0:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(libc.malloc_trim, 0)
