@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway import artifacts_api, meta_api, multipart_api, tracking_api
+from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.artifact_locations import ArtifactLocations
 from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
 from gateway.logs import event
@@ -43,6 +44,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[IN_FLIGHT_KEY] = InFlight()
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
     app[SETTINGS_KEY] = settings
+    app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
     if settings.serve_artifacts and repository is not None:
         app[REPOSITORY_KEY] = repository
@@ -52,14 +54,16 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app.cleanup_ctx.append(_repository_lifecycle)
     else:
         for prefix in artifacts_api.API_PREFIXES:
-            app.router.add_route("*", f"{prefix}/{ANY_PATH}", meta_api.disabled(NO_PROXY_MESSAGE))
+            add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(NO_PROXY_MESSAGE), Access.READ)
     if settings.artifacts_only:
         for prefix in TRACKING_PREFIXES:
-            app.router.add_route("*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE))
+            add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
         app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
         app.cleanup_ctx.append(_store_lifecycle)
+    if undeclared := undeclared_routes(app):
+        raise RuntimeError(f"routes added without an access rule (use gateway.access.add_route): {undeclared}")
     return app
 
 

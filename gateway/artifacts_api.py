@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from aiohttp import web
 
+from gateway.access import Access, add_route
 from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
@@ -199,8 +200,8 @@ async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry
 def add_routes(app: web.Application) -> None:
     """Register the artifact API under both MLflow prefixes."""
     for prefix in API_PREFIXES:
-        app.router.add_route("PUT", f"{prefix}/artifacts/{ANY_PATH}", put_artifact)
-        app.router.add_route("GET", f"{prefix}/artifacts/{ANY_PATH}", get_artifact)
-        app.router.add_route("HEAD", f"{prefix}/artifacts/{ANY_PATH}", head_artifact)
-        app.router.add_route("DELETE", f"{prefix}/artifacts/{ANY_PATH}", delete_artifact)
-        app.router.add_route("GET", f"{prefix}/artifacts", list_artifacts)
+        add_route(app, "PUT", f"{prefix}/artifacts/{ANY_PATH}", put_artifact, Access.WRITE)
+        add_route(app, "GET", f"{prefix}/artifacts/{ANY_PATH}", get_artifact, Access.READ)
+        add_route(app, "HEAD", f"{prefix}/artifacts/{ANY_PATH}", head_artifact, Access.READ)
+        add_route(app, "DELETE", f"{prefix}/artifacts/{ANY_PATH}", delete_artifact, Access.WRITE)
+        add_route(app, "GET", f"{prefix}/artifacts", list_artifacts, Access.READ)

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import __version__
+from gateway.access import Access, add_route
 from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
 from gateway.settings import Settings
@@ -81,8 +82,9 @@ def disabled(message: str) -> Handler:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/health", health)
-    app.router.add_get("/health/ready", ready)
-    app.router.add_get("/version", version)
+    for path, handler in (("/health", health), ("/health/ready", ready), ("/version", version)):
+        add_route(app, "GET", path, handler, Access.PUBLIC)
+        add_route(app, "HEAD", path, handler, Access.PUBLIC)
     for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
-        app.router.add_get(f"{prefix}/server-info", server_info)
+        add_route(app, "GET", f"{prefix}/server-info", server_info, Access.READ)
+        add_route(app, "HEAD", f"{prefix}/server-info", server_info, Access.READ)

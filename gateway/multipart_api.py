@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access import Access, add_route
 from gateway.artifacts_api import (
     ANY_PATH,
     API_PREFIXES,
@@ -164,8 +165,8 @@ async def presigned_download(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     for prefix in API_PREFIXES:
-        app.router.add_route("POST", f"{prefix}/mpu/create/{ANY_PATH}", create_upload)
-        app.router.add_route("POST", f"{prefix}/mpu/complete/{ANY_PATH}", complete_upload)
-        app.router.add_route("POST", f"{prefix}/mpu/abort/{ANY_PATH}", abort_upload)
-        app.router.add_route("PUT", f"{prefix}/mpu/part", put_part)
-        app.router.add_route("GET", f"{prefix}/presigned/{ANY_PATH}", presigned_download)
+        add_route(app, "POST", f"{prefix}/mpu/create/{ANY_PATH}", create_upload, Access.WRITE)
+        add_route(app, "POST", f"{prefix}/mpu/complete/{ANY_PATH}", complete_upload, Access.WRITE)
+        add_route(app, "POST", f"{prefix}/mpu/abort/{ANY_PATH}", abort_upload, Access.WRITE)
+        add_route(app, "PUT", f"{prefix}/mpu/part", put_part, Access.SIGNED)
+        add_route(app, "GET", f"{prefix}/presigned/{ANY_PATH}", presigned_download, Access.READ)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access import Access, add_route
 from gateway.artifact_locations import ArtifactLocations
 from gateway.errors import ApiError
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
@@ -298,38 +299,38 @@ async def search_logged_models(request: web.Request, fields: dict[str, Any]) -> 
     return _with_token({"models": found} if found else {}, token)
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/experiments/create", create_experiment),
-    ("GET", "/experiments/get", get_experiment),
-    ("GET", "/experiments/get-by-name", get_experiment_by_name),
-    ("POST", "/experiments/search", search_experiments),
-    ("GET", "/experiments/search", search_experiments),
-    ("POST", "/experiments/update", update_experiment),
-    ("POST", "/experiments/delete", delete_experiment),
-    ("POST", "/experiments/restore", restore_experiment),
-    ("POST", "/experiments/set-experiment-tag", set_experiment_tag),
-    ("POST", "/runs/create", create_run),
-    ("GET", "/runs/get", get_run),
-    ("POST", "/runs/update", update_run),
-    ("POST", "/runs/delete", delete_run),
-    ("POST", "/runs/restore", restore_run),
-    ("POST", "/runs/log-metric", log_metric),
-    ("POST", "/runs/log-parameter", log_parameter),
-    ("POST", "/runs/set-tag", set_tag),
-    ("POST", "/runs/delete-tag", delete_tag),
-    ("POST", "/runs/log-batch", log_batch),
-    ("POST", "/runs/log-inputs", log_inputs),
-    ("POST", "/runs/outputs", log_outputs),
-    ("POST", "/runs/search", search_runs),
-    ("GET", "/metrics/get-history", get_metric_history),
-    ("GET", "/artifacts/list", list_run_artifacts),
-    ("POST", "/logged-models", create_logged_model),
-    ("POST", "/logged-models/search", search_logged_models),
-    ("GET", "/logged-models/{model_id}", get_logged_model),
-    ("PATCH", "/logged-models/{model_id}", finalize_logged_model),
-    ("DELETE", "/logged-models/{model_id}", delete_logged_model),
-    ("PATCH", "/logged-models/{model_id}/tags", set_logged_model_tags),
-    ("DELETE", "/logged-models/{model_id}/tags/{tag_key}", delete_logged_model_tag),
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("POST", "/experiments/create", create_experiment, Access.WRITE),
+    ("GET", "/experiments/get", get_experiment, Access.READ),
+    ("GET", "/experiments/get-by-name", get_experiment_by_name, Access.READ),
+    ("POST", "/experiments/search", search_experiments, Access.READ),
+    ("GET", "/experiments/search", search_experiments, Access.READ),
+    ("POST", "/experiments/update", update_experiment, Access.WRITE),
+    ("POST", "/experiments/delete", delete_experiment, Access.WRITE),
+    ("POST", "/experiments/restore", restore_experiment, Access.WRITE),
+    ("POST", "/experiments/set-experiment-tag", set_experiment_tag, Access.WRITE),
+    ("POST", "/runs/create", create_run, Access.WRITE),
+    ("GET", "/runs/get", get_run, Access.READ),
+    ("POST", "/runs/update", update_run, Access.WRITE),
+    ("POST", "/runs/delete", delete_run, Access.WRITE),
+    ("POST", "/runs/restore", restore_run, Access.WRITE),
+    ("POST", "/runs/log-metric", log_metric, Access.WRITE),
+    ("POST", "/runs/log-parameter", log_parameter, Access.WRITE),
+    ("POST", "/runs/set-tag", set_tag, Access.WRITE),
+    ("POST", "/runs/delete-tag", delete_tag, Access.WRITE),
+    ("POST", "/runs/log-batch", log_batch, Access.WRITE),
+    ("POST", "/runs/log-inputs", log_inputs, Access.WRITE),
+    ("POST", "/runs/outputs", log_outputs, Access.WRITE),
+    ("POST", "/runs/search", search_runs, Access.READ),
+    ("GET", "/metrics/get-history", get_metric_history, Access.READ),
+    ("GET", "/artifacts/list", list_run_artifacts, Access.READ),
+    ("POST", "/logged-models", create_logged_model, Access.WRITE),
+    ("POST", "/logged-models/search", search_logged_models, Access.READ),
+    ("GET", "/logged-models/{model_id}", get_logged_model, Access.READ),
+    ("PATCH", "/logged-models/{model_id}", finalize_logged_model, Access.WRITE),
+    ("DELETE", "/logged-models/{model_id}", delete_logged_model, Access.WRITE),
+    ("PATCH", "/logged-models/{model_id}/tags", set_logged_model_tags, Access.WRITE),
+    ("DELETE", "/logged-models/{model_id}/tags/{tag_key}", delete_logged_model_tag, Access.WRITE),
 ]
 
 
@@ -342,5 +343,5 @@ def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Respons
 
 def add_routes(app: web.Application) -> None:
     for prefix in PREFIXES:
-        for method, path, handler in ROUTES:
-            app.router.add_route(method, prefix + path, _endpoint(handler))
+        for method, path, handler, access in ROUTES:
+            add_route(app, method, prefix + path, _endpoint(handler), access)

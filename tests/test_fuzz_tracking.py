@@ -63,7 +63,7 @@ def check(response: requests.Response, what: str) -> None:
         assert set(error) >= {"error_code", "message"}, f"{what} -> {error}"
 
 
-@pytest.mark.parametrize(("method", "route"), [(method, path) for method, path, _ in ROUTES])
+@pytest.mark.parametrize(("method", "route"), [(method, path) for method, path, _, _ in ROUTES])
 def test_no_input_makes_a_tracking_route_fail_with_500(
     tracking: tuple[RunningGateway, dict[str, str]], method: str, route: str
 ) -> None:
