@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import artifacts_api, meta_api, multipart_api, tracking_api
+from gateway import admin_api, artifacts_api, meta_api, multipart_api, tracking_api
 from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.artifact_locations import ArtifactLocations
 from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
+from gateway.auth import AUTHENTICATOR_KEY, Authenticator, auth_middleware
 from gateway.logs import event
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
 from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings, SettingsError
+from gateway.store.auth_store import AuthStore
 from gateway.store.database import create_engine
 from gateway.store.tracking_store import TrackingStore
 from gateway.tracking_api import LOCATIONS_KEY, STORE_KEY
@@ -39,7 +42,8 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     `signing_key` signs multipart part URLs; every worker that should accept a URL needs the same key.
     The tracking API and its database are set up unless the mode is artifacts-only.
     """
-    app = web.Application(middlewares=[request_middleware])
+    middlewares = [request_middleware, auth_middleware] if settings.auth else [request_middleware]
+    app = web.Application(middlewares=middlewares)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
@@ -61,7 +65,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     else:
         app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
-        app.cleanup_ctx.append(_store_lifecycle)
+    if settings.auth:
+        admin_api.add_routes(app)
+    if uses_database(settings):
+        app.cleanup_ctx.append(_database_lifecycle)
     if undeclared := undeclared_routes(app):
         raise RuntimeError(f"routes added without an access rule (use gateway.access.add_route): {undeclared}")
     return app
@@ -79,13 +86,28 @@ def default_artifact_root(settings: Settings) -> str:
     )
 
 
-async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+def uses_database(settings: Settings) -> bool:
+    """Whether this mode needs the metadata database: for the tracking API, or for users and tokens."""
+    return not settings.artifacts_only or settings.auth
+
+
+async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
     settings = app[SETTINGS_KEY]
     engine = create_engine(settings.backend_store_uri)
-    store = TrackingStore(engine, default_artifact_root(settings))
-    await store.ensure_default_experiment()
-    app[STORE_KEY] = store
+    if not settings.artifacts_only:
+        store = TrackingStore(engine, default_artifact_root(settings))
+        await store.ensure_default_experiment()
+        app[STORE_KEY] = store
+    if settings.auth:
+        auth_store = AuthStore(engine)
+        app[AUTHENTICATOR_KEY] = Authenticator(auth_store, settings.failed_login_limit)
+        if not await auth_store.list_users():
+            event(
+                "auth is on but no user exists yet; every request but /health will be refused until one is added "
+                "with `artifact-gateway users add NAME --permission admin`",
+                logging.WARNING,
+            )
     yield
     await engine.dispose()
 

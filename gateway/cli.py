@@ -13,6 +13,7 @@ from gateway import __version__
 from gateway.logs import configure
 from gateway.server import serve
 from gateway.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from gateway.user_commands import run_user_command
 
 _DESCRIPTION = """\
 A streaming artifact service that speaks MLflow's REST protocol. Point the stock mlflow client at
@@ -71,12 +72,67 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"TOML file of settings named like the flags, e.g. port = 5000 [env {ENV_PREFIX}CONFIG]",
     )
+    _add_user_commands(commands)
     return parser
+
+
+def _add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--backend-store-uri",
+        metavar="URI",
+        help=f"metadata store holding users and tokens [env {ENV_PREFIX}BACKEND_STORE_URI; default "
+        "sqlite:///mlruns.db]",
+    )
+    password = argparse.ArgumentParser(add_help=False)
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input, not a prompt"
+    )
+    permissions = ("read", "write", "admin")
+
+    users = commands.add_parser(
+        "users",
+        help="manage the users that may call the server with --auth",
+        description="Users sign in with HTTP Basic (MLFLOW_TRACKING_USERNAME/PASSWORD). read: read runs and "
+        "artifacts; write: also create, change and delete; admin: also list users and tokens over HTTP.",
+    )
+    user = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = user.add_parser("add", parents=[store, password], help="add a user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--permission", choices=permissions, required=True)
+    user.add_parser("set-password", parents=[store, password], help="change a user's password").add_argument("username")
+    set_permission = user.add_parser("set-permission", parents=[store], help="change a user's permission")
+    set_permission.add_argument("username")
+    set_permission.add_argument("permission", choices=permissions)
+    user.add_parser("remove", parents=[store], help="remove a user and their tokens").add_argument("username")
+    user.add_parser("list", parents=[store], help="list users")
+
+    tokens = commands.add_parser(
+        "tokens",
+        help="manage API tokens for --auth",
+        description="Tokens are sent as Bearer credentials (MLFLOW_TRACKING_TOKEN); each belongs to a user and "
+        "never has more permission than that user.",
+    )
+    token = tokens.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = token.add_parser("create", parents=[store], help="create a token; its secret is printed once")
+    create.add_argument("--user", required=True, help="the user the token acts as")
+    create.add_argument("--name", required=True, help="what the token is for, e.g. ci-training")
+    create.add_argument("--permission", choices=permissions, help="default: the user's permission")
+    create.add_argument("--expires-days", type=int, metavar="DAYS", help="default: never expires")
+    token.add_parser("revoke", parents=[store], help="revoke a token by its id").add_argument("token_id")
+    token.add_parser("list", parents=[store], help="list tokens (ids, owners, permissions; never secrets)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
+    if command in ("users", "tokens"):
+        try:
+            store_uri = load_settings({"backend_store_uri": args.pop("backend_store_uri")}).backend_store_uri
+            return run_user_command(command, args, store_uri)
+        except SettingsError as exc:
+            print(f"artifact-gateway: error: {exc}", file=sys.stderr)
+            return 2
     config = args.pop("config")
     if config is None and (env_config := os.environ.get(f"{ENV_PREFIX}CONFIG")):
         config = Path(env_config)

@@ -40,12 +40,13 @@ def event(message: str, level: int = logging.INFO, *, exc_info: bool = False, **
 
 
 def audit(request: Any, action: str, path: str, **fields: Any) -> None:
-    """One `audit` line for a change to stored artifacts: what, by which request, from where."""
+    """One `audit` line for a change to stored artifacts: what, by whom (with auth on), by which request, from where."""
     event(
         "audit",
         action=action,
         path=path,
         request_id=request.get("request_id"),
+        user=getattr(request.get("principal"), "username", None),
         remote=request.remote,
         **fields,
     )

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import time
 import traceback
@@ -24,7 +25,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__
-from gateway.app import create_app, default_artifact_root
+from gateway.app import create_app, default_artifact_root, uses_database
 from gateway.logs import event
 from gateway.memory import return_freed_memory_when_idle, return_part_buffers_to_the_os
 from gateway.meta_api import mode_name
@@ -86,9 +87,10 @@ async def _migrate(uri: str) -> None:
 
 def prepare_database(settings: Settings) -> None:
     """Create or upgrade the metadata schema once, before any worker starts; one line on failure."""
-    if settings.artifacts_only:
+    if not uses_database(settings):
         return
-    default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
+    if not settings.artifacts_only:
+        default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
     try:
         asyncio.run(_migrate(settings.backend_store_uri))
     except DatabaseError as exc:
@@ -107,6 +109,21 @@ def check_destination(settings: Settings) -> None:
         asyncio.run(_preflight(repository))
     except RepositoryError as exc:
         raise SettingsError(f"artifacts destination '{settings.artifacts_destination}': {exc.message}") from None
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context from --tls-cert/--tls-key, or None for plain HTTP."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(
+            f"cannot load --tls-cert '{settings.tls_cert}' / --tls-key '{settings.tls_key}': "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    return context
 
 
 def bind(settings: Settings) -> socket.socket:
@@ -168,6 +185,7 @@ def serve(settings: Settings) -> None:
     # Before forking workers: a bad destination or database is one line, not N worker crashes.
     in_child_process(check_destination, settings)
     in_child_process(prepare_database, settings)
+    tls_context(settings)  # a bad certificate is one line now, not a crash in every worker
     repository = open_destination(settings)
     # Forked workers inherit the key, so a part URL signed by one is accepted by all of them.
     signing_key = settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
@@ -175,7 +193,7 @@ def serve(settings: Settings) -> None:
     host, port = sock.getsockname()[:2]
     event(
         "listening",
-        url=f"http://{host}:{port}",
+        url=f"{'https' if settings.tls_cert else 'http'}://{host}:{port}",
         port=port,
         version=__version__,
         mode=mode_name(settings),
@@ -183,12 +201,21 @@ def serve(settings: Settings) -> None:
         artifacts_destination=str(getattr(repository, "root", None) or settings.artifacts_destination),
     )
     if not ipaddress.ip_address(host).is_loopback:
-        event(
-            "listening beyond this machine without authentication: anyone who can reach it can read, write and "
-            "delete artifacts and runs; put it behind an authenticating proxy or keep --host 127.0.0.1",
-            logging.WARNING,
-            host=host,
-        )
+        if not settings.auth:
+            event(
+                "listening beyond this machine without authentication: anyone who can reach it can read, write and "
+                "delete artifacts and runs; start it with --auth (and users from `artifact-gateway users add`), "
+                "put it behind an authenticating proxy, or keep --host 127.0.0.1",
+                logging.WARNING,
+                host=host,
+            )
+        elif settings.tls_cert is None:
+            event(
+                "passwords and tokens cross the network in clear text: serve HTTPS with --tls-cert/--tls-key or "
+                "terminate TLS in front of the gateway",
+                logging.WARNING,
+                host=host,
+            )
     if settings.workers == 1:
         asyncio.run(_run_worker(settings, sock, repository, signing_key))
     else:
@@ -211,7 +238,7 @@ async def _run_worker(
         shutdown_timeout=settings.shutdown_timeout_seconds,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    site = web.SockSite(runner, sock, ssl_context=tls_context(settings))
     await site.start()
     trimmer = asyncio.create_task(return_freed_memory_when_idle(app[IN_FLIGHT_KEY]))
     await stop.wait()

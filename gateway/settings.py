@@ -195,6 +195,29 @@ class Settings(BaseSettings):
         validation_alias=_env("CLIENT_IDLE_TIMEOUT_SECONDS"),
         description="Abandon an upload (408) when its client sends nothing for this long; long transfers are fine.",
     )
+    auth: bool = Field(
+        False,
+        validation_alias=_env("AUTH"),
+        description="Require a credential on every route but /health and /version: HTTP Basic (a user) or "
+        "Bearer (a token), managed with `artifact-gateway users` and `tokens`, kept in the backend store.",
+    )
+    failed_login_limit: int = Field(
+        10,
+        ge=0,
+        validation_alias=_env("FAILED_LOGIN_LIMIT"),
+        description="Failed logins one client address may make per minute (per worker) before it gets 429; "
+        "0: no limit.",
+    )
+    tls_cert: str | None = Field(
+        None,
+        validation_alias=_env("TLS_CERT"),
+        description="PEM certificate (chain) to serve HTTPS with; needs --tls-key.",
+    )
+    tls_key: str | None = Field(
+        None,
+        validation_alias=_env("TLS_KEY"),
+        description="PEM private key of --tls-cert.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias=_env("LOG_LEVEL"), description="Least severe log level written."
     )
@@ -203,6 +226,8 @@ class Settings(BaseSettings):
     def _consistent_modes(self) -> Settings:
         if self.artifacts_only and not self.serve_artifacts:
             raise ValueError("--artifacts-only needs artifact serving; drop --no-serve-artifacts")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("HTTPS needs both --tls-cert and --tls-key")
         return self
 
     @classmethod

@@ -149,3 +149,27 @@ run_outputs = Table(
     Column("model_id", String(64), primary_key=True),
     Column("step", BigInteger, nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(128), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("permission", String(16), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    UniqueConstraint("username", name="uq_users_username"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("permission", String(16), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("expiry_time", BigInteger, nullable=True),
+    UniqueConstraint("secret_sha256", name="uq_api_tokens_secret_sha256"),
+)
