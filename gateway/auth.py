@@ -11,7 +11,6 @@ per client address; past the limit that address gets 429 until the window has pa
 from __future__ import annotations
 
 import base64
-import binascii
 import collections
 import hashlib
 import hmac
@@ -104,11 +103,11 @@ class Authenticator:
         scheme, _, value = header.strip().partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            return await self.store.check_token(value)
+            return await self.store.check_token(value) if value.isascii() else None
         if scheme.lower() == "basic" and value:
             try:
                 username, colon, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 (UnicodeDecodeError)
                 return None
             if colon and username:
                 return await self.store.check_password(username, password)

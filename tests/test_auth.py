@@ -16,6 +16,8 @@ import mlflow
 import pytest
 import requests
 from aiohttp import web
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 
 from gateway import app as app_module
@@ -24,6 +26,7 @@ from gateway.app import create_app
 from gateway.server import open_destination
 from gateway.settings import load_settings
 from tests.gateway_process import RunningGateway, gateway_command, run_gateway
+from tests.postgres_server import create_database
 
 PASSWORDS = {"boss": "admin-password-1", "writer": "writer-password-1", "reader": "reader-password-1"}
 PERMISSIONS = {"boss": "admin", "writer": "write", "reader": "read"}
@@ -65,7 +68,14 @@ def credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
 
 @pytest.fixture(scope="module")
 def secured(credentials: Credentials, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    with run_gateway(tmp_path_factory.mktemp("secured"), "--auth", "--backend-store-uri", credentials.store) as running:
+    with run_gateway(
+        tmp_path_factory.mktemp("secured"),
+        "--auth",
+        "--backend-store-uri",
+        credentials.store,
+        "--failed-login-limit",
+        "0",
+    ) as running:
         yield running
 
 
@@ -450,3 +460,35 @@ def test_bad_tls_settings_fail_at_start_in_one_line(args: list[str], message: st
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    scheme=st.sampled_from(["Basic", "Bearer", "basic", "BEARER", "Token", ""]),
+    value=st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80)
+    | st.binary(max_size=60).map(lambda raw: base64.b64encode(raw).decode()),
+)
+@example(scheme="Basic", value="\x80")  # once a 500: base64 of a non-ASCII string
+@example(scheme="Bearer", value="\xff")
+def test_any_authorization_header_is_401_never_500(secured: RunningGateway, scheme: str, value: str) -> None:
+    status, _, body = secured.raw_request(
+        "GET", "/api/2.0/mlflow/experiments/search", headers={"Authorization": f"{scheme} {value}"}
+    )
+    assert status in (400, 401), body  # 400: aiohttp refuses a header it cannot parse, before any handler
+
+
+def test_users_and_tokens_on_postgresql(postgres_dsn: str, tmp_path: Path) -> None:
+    store = create_database(postgres_dsn, f"auth{uuid.uuid4().hex[:10]}")
+    added = cli(
+        "users", "add", "pg-user", "--permission", "write", "--password-stdin", stdin="pg-password-123", store=store
+    )
+    assert added.returncode == 0, added.stderr
+    token = cli("tokens", "create", "--user", "pg-user", "--name", "pg", "--permission", "read", store=store)
+    assert token.returncode == 0, token.stderr
+    with run_gateway(tmp_path / "gw", "--auth", "--backend-store-uri", store) as gw:
+        url = gw.artifact_url("pg/x.txt")
+        good = {"Authorization": "Basic " + base64.b64encode(b"pg-user:pg-password-123").decode()}
+        assert requests.put(url, data=b"pg", headers=good, timeout=10).status_code == 200
+        assert requests.get(url, headers=bearer(token.stdout.strip()), timeout=10).content == b"pg"
+        assert requests.put(url, data=b"no", headers=bearer(token.stdout.strip()), timeout=10).status_code == 403
+        assert requests.get(url, timeout=10).status_code == 401
