@@ -153,11 +153,11 @@ async def abort_upload(request: web.Request) -> web.Response:
 
 
 async def presigned_download(request: web.Request) -> web.Response:
+    path = url_path(request, marker="presigned")  # a bad path is a 400 whatever the backend
     settings = request.app[SETTINGS_KEY]
     repository = repository_of(request)
     if not settings.presigned_downloads or not repository.can_presign:
         raise ApiError(501, "NOT_IMPLEMENTED", PRESIGNED_NOT_SUPPORTED)
-    path = url_path(request, marker="presigned")
     info = await repository.head(path)
     presigned = await repository.presign_get(path, settings.presigned_url_ttl_seconds)
     return web.json_response({"url": presigned.url, "headers": presigned.headers, "file_size": info.size})
