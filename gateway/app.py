@@ -9,20 +9,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import admin_api, artifacts_api, meta_api, multipart_api, tracking_api
+from gateway import artifacts_api, meta_api, multipart_api
 from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.artifact_locations import ArtifactLocations
 from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
-from gateway.auth import AUTHENTICATOR_KEY, Authenticator, auth_middleware
 from gateway.logs import event
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
 from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings, SettingsError
-from gateway.store.auth_store import AuthStore
-from gateway.store.database import create_engine
-from gateway.store.tracking_store import TrackingStore
-from gateway.tracking_api import LOCATIONS_KEY, STORE_KEY
+from gateway.store.app_keys import STORE_KEY
 from gateway.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from repositories import ArtifactRepository
 
@@ -40,9 +36,15 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     """The application for `settings`; `repository` is None when artifacts are not served.
 
     `signing_key` signs multipart part URLs; every worker that should accept a URL needs the same key.
-    The tracking API and its database are set up unless the mode is artifacts-only.
+    The tracking API and its database are set up unless the mode is artifacts-only. The modules that
+    use the database (SQLAlchemy and its drivers, about 20 MiB in every worker) are imported only
+    when the mode needs them, so an artifacts-only worker without --auth never loads them.
     """
-    middlewares = [request_middleware, auth_middleware] if settings.auth else [request_middleware]
+    middlewares = [request_middleware]
+    if settings.auth:
+        from gateway.auth import auth_middleware
+
+        middlewares.append(auth_middleware)
     app = web.Application(middlewares=middlewares)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
@@ -63,9 +65,13 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         for prefix in TRACKING_PREFIXES:
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
-        app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
+        from gateway import tracking_api
+
+        app[tracking_api.LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
     if settings.auth:
+        from gateway import admin_api
+
         admin_api.add_routes(app)
     if uses_database(settings):
         app.cleanup_ctx.append(_database_lifecycle)
@@ -93,6 +99,11 @@ def uses_database(settings: Settings) -> bool:
 
 async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
+    from gateway.auth import AUTHENTICATOR_KEY, Authenticator
+    from gateway.store.auth_store import AuthStore
+    from gateway.store.database import create_engine
+    from gateway.store.tracking_store import TrackingStore
+
     settings = app[SETTINGS_KEY]
     engine = create_engine(settings.backend_store_uri)
     if not settings.artifacts_only:

@@ -13,7 +13,6 @@ from gateway import __version__
 from gateway.logs import configure
 from gateway.server import serve
 from gateway.settings import ENV_PREFIX, Settings, SettingsError, load_settings
-from gateway.user_commands import run_user_command
 
 _DESCRIPTION = """\
 A streaming artifact service that speaks MLflow's REST protocol. Point the stock mlflow client at
@@ -127,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     if command in ("users", "tokens"):
+        from gateway.user_commands import run_user_command  # the database stack, kept out of `serve`
+
         try:
             store_uri = load_settings({"backend_store_uri": args.pop("backend_store_uri")}).backend_store_uri
             return run_user_command(command, args, store_uri)

@@ -13,7 +13,7 @@ from gateway.access import Access, add_route
 from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
 from gateway.settings import Settings
-from gateway.tracking_api import STORE_KEY
+from gateway.store.app_keys import STORE_KEY
 
 TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 

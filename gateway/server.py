@@ -22,7 +22,6 @@ import traceback
 from collections.abc import Callable
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root, uses_database
@@ -31,7 +30,6 @@ from gateway.memory import return_freed_memory_when_idle, return_part_buffers_to
 from gateway.meta_api import mode_name
 from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
-from gateway.store.database import DatabaseError, create_engine, migrate
 from repositories import ArtifactRepository, open_repository
 from repositories.errors import RepositoryError
 from repositories.factory import RepositoryOptions
@@ -78,6 +76,8 @@ async def _preflight(repository: ArtifactRepository) -> None:
 
 
 async def _migrate(uri: str) -> None:
+    from gateway.store.database import create_engine, migrate
+
     engine = create_engine(uri)
     try:
         await migrate(engine)
@@ -89,6 +89,10 @@ def prepare_database(settings: Settings) -> None:
     """Create or upgrade the metadata schema once, before any worker starts; one line on failure."""
     if not uses_database(settings):
         return
+    from sqlalchemy.exc import SQLAlchemyError  # in the start-up child only, like the rest of the database stack
+
+    from gateway.store.database import DatabaseError
+
     if not settings.artifacts_only:
         default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
     try:

@@ -15,9 +15,9 @@ from aiohttp import web
 from gateway.access import Access, add_route
 from gateway.artifact_locations import ArtifactLocations
 from gateway.errors import ApiError
+from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
 
-STORE_KEY = web.AppKey("tracking_store", TrackingStore)
 LOCATIONS_KEY = web.AppKey("artifact_locations", ArtifactLocations)
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 

@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -72,6 +73,27 @@ def _wait_for_port(proc: subprocess.Popen[bytes], log_path: Path, timeout: float
     raise TimeoutError(f"gateway did not start:\n{log_path.read_text()[-3000:]}")
 
 
+def _wait_until_serving(proc: subprocess.Popen[bytes], port: int, *, tls: bool, timeout: float = 30.0) -> None:
+    """Wait for /health: the port is bound before the worker has built its app and accepts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        connection = (
+            http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ssl._create_unverified_context())
+            if tls
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        )
+        try:
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.05)
+    raise TimeoutError(f"gateway on port {port} did not answer /health")
+
+
 def gateway_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", *args]
 
@@ -99,6 +121,7 @@ def run_gateway(
         )
     try:
         port = _wait_for_port(proc, log_path)
+        _wait_until_serving(proc, port, tls="--tls-cert" in args)
         local = destination if isinstance(destination, Path) else Path("/nonexistent-cloud-destination")
         yield RunningGateway(proc, port, local, log_path, str(destination))
     finally:

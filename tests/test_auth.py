@@ -214,6 +214,7 @@ def client_env(secured: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> Iter
         if name.startswith("MLFLOW_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", secured.url)
+    mlflow.set_tracking_uri(secured.url)  # other modules set the global one
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * 1024 * 1024))
@@ -433,6 +434,7 @@ def test_https_with_tls_cert_and_key(credentials: Credentials, tmp_path: Path, m
             if name.startswith("MLFLOW_"):
                 monkeypatch.delenv(name)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
+        mlflow.set_tracking_uri(base)
         monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", credentials.tokens["writer"])
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -1,0 +1,12 @@
+"""Where a worker keeps its tracking store, importable without loading the database stack."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.store.tracking_store import TrackingStore
+
+STORE_KEY: web.AppKey[TrackingStore] = web.AppKey("tracking_store")
