@@ -493,6 +493,10 @@ class LocalRepository(ArtifactRepository):
                 raise Conflict(f"part {part.number} of the upload is missing or its ETag differs") from None
         return found
 
+    async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
+        found = await _fs(path, self._part_files, self._upload_dir(upload_id), path, parts)
+        return sum(size for _, size in found)
+
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         directory = self._upload_dir(upload_id)
         found = await _fs(path, self._part_files, directory, path, parts)
