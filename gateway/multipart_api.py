@@ -30,7 +30,7 @@ from gateway.artifacts_api import (
 from gateway.errors import ApiError
 from gateway.logs import audit
 from gateway.part_tokens import InvalidToken, PartGrant, sign, verify
-from gateway.upload_limits import UPLOAD_SLOTS_KEY
+from gateway.upload_limits import UPLOAD_SLOTS_KEY, refuse_oversized_multipart
 from repositories import ArtifactPath
 from repositories.base import UploadedPart
 
@@ -140,7 +140,9 @@ async def complete_upload(request: web.Request) -> web.Response:
         parts.append(UploadedPart(raw["part_number"], raw["etag"].strip('"')))
     if len({part.number for part in parts}) != len(parts):
         raise ApiError.invalid("A part number appears twice in 'parts'")
-    info = await repository_of(request).complete_multipart(path, upload_id, parts)
+    repository = repository_of(request)
+    await refuse_oversized_multipart(request.app[SETTINGS_KEY], repository, path, upload_id, parts)
+    info = await repository.complete_multipart(path, upload_id, parts)
     audit(request, "complete_multipart", str(path), size=info.size, sha256=info.sha256, parts=len(parts))
     return web.json_response({})
 

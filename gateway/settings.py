@@ -181,7 +181,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         validation_alias=_env("MAX_UPLOAD_SIZE_MIB"),
-        description="Refuse an upload (or one part of a multipart upload) larger than this with 413; 0: no limit.",
+        description="Refuse an upload larger than this with 413 (multipart: each part, and the total at completion); "
+        "0: no limit.",
     )
     max_concurrent_uploads: int = Field(
         32,

@@ -1,4 +1,5 @@
-"""Limits on request bodies streamed into storage: size, uploads at once, and client silence.
+"""Limits on request bodies streamed into storage: size (a multipart upload's total too), uploads at
+once, and client silence.
 
 A refused or abandoned body never reaches storage half-written: the error is raised from inside
 the body iterator, so the repository aborts the upload as it does for a vanished client.
@@ -14,6 +15,8 @@ from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.settings import Settings
+from repositories import ArtifactPath, ArtifactRepository
+from repositories.base import UploadedPart
 
 RETRY_AFTER_S = 1
 
@@ -48,12 +51,35 @@ class UploadSlots:
 UPLOAD_SLOTS_KEY = web.AppKey("upload_slots", UploadSlots)
 
 
-def _too_large(limit: int) -> ApiError:
+def _too_large(limit: int, detail: str = "") -> ApiError:
     return ApiError(
         413,
         "INVALID_PARAMETER_VALUE",
-        f"Uploads are limited to {limit >> 20} MiB on this server (--max-upload-size-mib).",
+        f"Uploads are limited to {limit >> 20} MiB on this server (--max-upload-size-mib).{detail}",
     )
+
+
+async def refuse_oversized_multipart(
+    settings: Settings, repository: ArtifactRepository, path: ArtifactPath, upload_id: str, parts: list[UploadedPart]
+) -> None:
+    """Before a multipart upload is assembled: past `--max-upload-size-mib` in all, abort it and refuse 413.
+
+    The completion is the first point that is reliable: MLflow's `mpu/create` declares only the
+    number of parts, parts arrive concurrently (and, with `--multipart-upload direct`, straight at
+    the storage), while here the listed parts are exactly what would be stored. Each proxied part
+    is already refused past the limit as it arrives (`limited_body`).
+    """
+    limit = settings.max_upload_size_mib << 20
+    if not limit:
+        return
+    size = await repository.multipart_size(path, upload_id, parts)
+    if size > limit:
+        await repository.abort_multipart(path, upload_id)
+        raise _too_large(
+            limit,
+            f" The parts of this multipart upload add up to {size / (1 << 20):.1f} MiB;"
+            " the upload was aborted and nothing was stored.",
+        )
 
 
 def limited_body(request: web.Request, settings: Settings) -> AsyncIterator[bytes]:

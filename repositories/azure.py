@@ -281,6 +281,24 @@ class AzureRepository(ArtifactRepository):
         await _call(str(path), blob.stage_block(block_id, data, length=len(data)))
         return block_id
 
+    async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
+        """From the blob's uncommitted block list (the blocks `complete_multipart` would commit)."""
+        wanted = {}
+        for part in parts:
+            block_id = self._block_id(upload_id, part.number)
+            if part.etag.strip('"') not in (block_id, ""):
+                raise Conflict(f"part {part.number}: ETag does not match the uploaded block")
+            wanted[block_id] = part.number
+        blob = self.container.get_blob_client(self.key(path))
+        try:
+            _, uncommitted = await _call(str(path), blob.get_block_list("uncommitted"))
+        except NotFound:  # no block staged yet: the blob does not exist at all
+            uncommitted = []
+        sizes = {block.id: int(block.size) for block in uncommitted if block.id in wanted}
+        if missing := sorted(number for block_id, number in wanted.items() if block_id not in sizes):
+            raise Conflict(f"part {missing[0]} of the upload is missing or was never uploaded")
+        return sum(sizes.values())
+
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         blocks = []
         for part in sorted(parts, key=lambda item: item.number):

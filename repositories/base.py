@@ -145,6 +145,13 @@ class ArtifactRepository(abc.ABC):
         """Store part `number` (1-based) of the upload; return its ETag. Re-sending a part replaces it."""
 
     @abc.abstractmethod
+    async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
+        """The bytes that completing with `parts` would store: the sum of those parts as stored now.
+
+        Same errors as `complete_multipart` for an unknown upload or a missing part; changes nothing.
+        """
+
+    @abc.abstractmethod
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         """Assemble the listed parts, in number order, into the object; it appears whole or not at all.
 

@@ -34,6 +34,7 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
     StorageFull,
+    TooLarge,
 )
 from repositories.paths import ArtifactPath
 
@@ -75,10 +76,24 @@ async def _fs(path: ArtifactPath, func: Callable[..., T], *args: object) -> T:
         raise _os_error(exc, path) from exc
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
 def _os_error(exc: OSError, path: ArtifactPath) -> RepositoryError:
     """Translate an OSError into the repository error family."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StorageFull(f"No space left on the artifact destination for '{path}'")
+    if exc.errno == errno.ENOSPC:
+        return StorageFull(
+            f"The artifact destination is full (no space left on its device); '{path}' was not stored. "
+            "Free space on the server's artifact storage, then retry."
+        )
+    if exc.errno == errno.EDQUOT:
+        return StorageFull(
+            f"The artifact destination's disk quota is used up; '{path}' was not stored. "
+            "Free space or raise the quota of the server's artifact storage, then retry."
+        )
+    if exc.errno == errno.EFBIG:  # the file system's (or RLIMIT_FSIZE's) largest file, not a full disk
+        return TooLarge(f"'{path}' is larger than the artifact destination's file system allows; nothing was stored")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied(f"The artifact destination refused access to '{path}'")
     if exc.errno in (errno.ENOENT,):
@@ -277,7 +292,7 @@ class LocalRepository(ArtifactRepository):
             # and committed in one thread hop instead of three: small files are mostly overhead.
             chunks = [chunk async for chunk in body]
             return await _fs(path, self._put_small, chunks, target, path, expected)
-        staged = await _fs(path, self._open_staging, expected)
+        staged = await _fs(path, self._open_staging_with_room, expected, content_length, f"'{path}'")
         try:
             await _stream_to(path, staged, body)
             return await _fs(path, self._commit, staged, target, path)
@@ -295,6 +310,24 @@ class LocalRepository(ArtifactRepository):
         except BaseException:
             _discard(staged)
             raise
+
+    def _open_staging_with_room(self, expected: ExpectedDigests | None, needed: int | None, what: str) -> _Staged:
+        """`_open_staging`, refused at once (StorageFull) when `needed` bytes are known not to fit.
+
+        Only a shortcut for a size declared in advance, so that a client is not left sending
+        gigabytes that cannot be stored: ENOSPC during the write stays the rule (other writers
+        share the disk). `f_bavail` is the room an unprivileged user has; a gateway running as
+        root leaves the file system's reserved blocks to the system.
+        """
+        if needed:
+            st = os.statvfs(self.root)
+            free = st.f_bavail * st.f_frsize
+            if needed > free:
+                raise StorageFull(
+                    f"The artifact destination is full: {what} needs {_mib(needed)} and {_mib(free)} are free; "
+                    "nothing was stored. Free space on the server's artifact storage, then retry."
+                )
+        return self._open_staging(expected)
 
     def _open_staging(self, expected: ExpectedDigests | None) -> _Staged:
         staging = self._staging / f"{uuid.uuid4().hex}.part"
@@ -410,7 +443,11 @@ class LocalRepository(ArtifactRepository):
     @staticmethod
     def _create_upload_dir(directory: Path, path: ArtifactPath) -> None:
         directory.mkdir(parents=True)
-        (directory / "upload.json").write_text(json.dumps({"path": str(path), "created": time.time()}))
+        try:
+            (directory / "upload.json").write_text(json.dumps({"path": str(path), "created": time.time()}))
+        except BaseException:  # a full disk: leave no half-made upload behind
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def _require_upload(self, directory: Path, path: ArtifactPath) -> None:
         try:
@@ -425,7 +462,7 @@ class LocalRepository(ArtifactRepository):
     ) -> str:
         directory = self._upload_dir(upload_id)
         await _fs(path, self._require_upload, directory, path)
-        staged = await _fs(path, self._open_staging, None)
+        staged = await _fs(path, self._open_staging_with_room, None, content_length, f"part {number} of '{path}'")
         try:
             await _stream_to(path, staged, body)
             return await _fs(path, self._keep_part, staged, directory, number)
@@ -442,18 +479,34 @@ class LocalRepository(ArtifactRepository):
         os.replace(staged.path, directory / f"{number:05d}.{etag}.part")
         return etag
 
+    def _part_files(self, directory: Path, path: ArtifactPath, parts: Sequence[UploadedPart]) -> list[tuple[Path, int]]:
+        """Each listed part's file and size, in number order; `Conflict` when one is missing."""
+        self._require_upload(directory, path)
+        found = []
+        for part in sorted(parts, key=lambda item: item.number):
+            try:
+                if not _SHA256_HEX.match(part.etag):
+                    raise FileNotFoundError
+                candidate = directory / f"{part.number:05d}.{part.etag}.part"
+                found.append((candidate, os.stat(candidate).st_size))
+            except FileNotFoundError:
+                raise Conflict(f"part {part.number} of the upload is missing or its ETag differs") from None
+        return found
+
+    async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
+        found = await _fs(path, self._part_files, self._upload_dir(upload_id), path, parts)
+        return sum(size for _, size in found)
+
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         directory = self._upload_dir(upload_id)
-        await _fs(path, self._require_upload, directory, path)
-        files = []
-        for part in sorted(parts, key=lambda item: item.number):
-            candidate = directory / f"{part.number:05d}.{part.etag}.part"
-            if not _SHA256_HEX.match(part.etag) or not await aiofiles.os.path.exists(candidate):
-                raise Conflict(f"part {part.number} of the upload is missing or its ETag differs")
-            files.append(candidate)
-        staged = await _fs(path, self._open_staging, None)
+        found = await _fs(path, self._part_files, directory, path, parts)
+        # The parts stay until the object is whole (a failed completion can be retried), so
+        # assembling needs room for a second copy of them.
+        total = sum(size for _, size in found)
+        what = f"assembling '{path}' from its parts (a copy beside them)"
+        staged = await _fs(path, self._open_staging_with_room, None, total, what)
         try:
-            await _fs(path, _concatenate, staged, files)
+            await _fs(path, _concatenate, staged, [name for name, _ in found])
             info = await _fs(path, self._commit, staged, self._fs_path(path), path)
         except BaseException:
             await _in_thread(_discard, staged)

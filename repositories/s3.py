@@ -297,6 +297,23 @@ class S3Repository(ArtifactRepository):
         )
         return str(response["ETag"]).strip('"')
 
+    async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
+        """From ListParts; a part counts only with the ETag listed, as CompleteMultipartUpload requires."""
+        wanted = {part.number: part.etag.strip('"') for part in parts}
+        sizes: dict[int, int] = {}
+        paginator = self.client.get_paginator("list_parts")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=self.key(path), UploadId=upload_id):
+                for stored in page.get("Parts", []):
+                    number = int(stored["PartNumber"])
+                    if wanted.get(number) == str(stored["ETag"]).strip('"'):
+                        sizes[number] = int(stored["Size"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, str(path)) from exc
+        if missing := sorted(set(wanted) - set(sizes)):
+            raise Conflict(f"part {missing[0]} of the upload is missing or its ETag differs")
+        return sum(sizes.values())
+
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         ordered = sorted(parts, key=lambda part: part.number)
         try:

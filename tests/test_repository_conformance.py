@@ -340,6 +340,33 @@ async def test_multipart_missing_part_or_unknown_upload(
         await repository.put_part(p("mpu/x.bin"), "not-an-upload", 1, body(b"x"), content_length=1)
 
 
+async def test_multipart_size_is_the_sum_of_the_listed_parts(
+    repository: ArtifactRepository, request: pytest.FixtureRequest
+) -> None:
+    """What completing would store, read without completing: the gateway's cap on a multipart upload."""
+    from repositories.base import UploadedPart
+
+    sizes = {1: PART, 2: PART, 3: 1234}
+    upload_id = await repository.create_multipart(p("mpu/sized.bin"))
+    etags = {}
+    for number, size in sizes.items():
+        etags[number] = await repository.put_part(
+            p("mpu/sized.bin"), upload_id, number, body(os.urandom(size)), content_length=size
+        )
+    etags[3] = await repository.put_part(p("mpu/sized.bin"), upload_id, 3, body(os.urandom(99)), content_length=99)
+    listed = [UploadedPart(n, etags[n]) for n in (3, 1, 2)]
+    assert await repository.multipart_size(p("mpu/sized.bin"), upload_id, listed) == 2 * PART + 99
+    assert await repository.multipart_size(p("mpu/sized.bin"), upload_id, listed[:2]) == PART + 99
+    with pytest.raises(Conflict):  # a part never sent
+        await repository.multipart_size(p("mpu/sized.bin"), upload_id, [*listed, UploadedPart(4, etags[1])])
+    with pytest.raises(Conflict):  # an ETag that is not this part's
+        await repository.multipart_size(p("mpu/sized.bin"), upload_id, [UploadedPart(1, etags[2])])
+    with pytest.raises(NotFound):  # nothing was completed
+        await repository.head(p("mpu/sized.bin"))
+    await repository.abort_multipart(p("mpu/sized.bin"), upload_id)
+    assert open_uploads(repository, request) == []
+
+
 async def test_sweep_removes_abandoned_multipart_uploads(
     repository: ArtifactRepository, request: pytest.FixtureRequest
 ) -> None:

@@ -1,4 +1,5 @@
-"""Upload limits: size (413), uploads at once (503 + Retry-After), a silent client (408).
+"""Upload limits: size (413; for a multipart upload each part and the total), uploads at once
+(503 + Retry-After), a silent client (408).
 
 Each refusal is a clear JSON error, and nothing of the refused upload is stored or left staged.
 """
@@ -18,6 +19,7 @@ from tests.gateway_process import ARTIFACTS, RunningGateway, run_gateway
 
 MIB = 1 << 20
 IDLE_S = 1.5
+MPU = "/api/2.0/mlflow-artifacts/mpu"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
 
 
 def staging_is_empty(gateway: RunningGateway) -> bool:
-    return list((gateway.destination / ".artifact-gateway-staging").iterdir()) == []
+    """No staging file (the directory of multipart uploads, `mpu`, may exist: it is checked on its own)."""
+    return [entry.name for entry in (gateway.destination / ".artifact-gateway-staging").iterdir()] in ([], ["mpu"])
 
 
 def start_slow_upload(gateway: RunningGateway, target: str, declared: int, sent: bytes) -> socket.socket:
@@ -134,3 +137,67 @@ def test_a_slow_but_steady_upload_is_not_cut(limited: RunningGateway, fresh_dir:
         sock.close()
     assert status == 200
     assert (limited.destination / fresh_dir / "steady.bin").read_bytes() == b"".join(pieces)
+
+
+def send_parts(
+    gateway: RunningGateway, directory: str, name: str, sizes: list[int]
+) -> tuple[str, list[dict[str, object]]]:
+    """mpu/create as MLflow's client sends it (path and num_parts, no size), then each part."""
+    created = requests.post(
+        f"{gateway.url}{MPU}/create/{directory}", json={"path": f"/home/me/{name}", "num_parts": len(sizes)}, timeout=30
+    )
+    assert created.status_code == 200, created.text
+    parts: list[dict[str, object]] = []
+    for credential, size in zip(created.json()["credentials"], sizes, strict=True):
+        response = requests.put(credential["url"], data=os.urandom(size), timeout=30)
+        assert response.status_code == 200, response.text
+        parts.append({"part_number": credential["part_number"], "etag": response.headers["ETag"]})
+    return created.json()["upload_id"], parts
+
+
+def complete(
+    gateway: RunningGateway, directory: str, name: str, upload_id: str, parts: list[dict[str, object]]
+) -> requests.Response:
+    return requests.post(
+        f"{gateway.url}{MPU}/complete/{directory}",
+        json={"path": f"/home/me/{name}", "upload_id": upload_id, "parts": parts},
+        timeout=30,
+    )
+
+
+def test_a_multipart_upload_over_the_size_limit_in_all_is_413_and_aborted(
+    limited: RunningGateway, fresh_dir: str
+) -> None:
+    """Each part is under the limit; their total is not: refused at completion, before assembly."""
+    upload_id, parts = send_parts(limited, fresh_dir, "big.bin", [600 * 1024, 600 * 1024])
+    response = complete(limited, fresh_dir, "big.bin", upload_id, parts)
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    message = response.json()["message"]
+    assert "--max-upload-size-mib" in message and "1.2 MiB" in message and "aborted" in message
+    assert requests.get(limited.artifact_url(f"{fresh_dir}/big.bin"), timeout=30).status_code == 404
+    assert requests.get(f"{limited.url}{ARTIFACTS}", params={"path": fresh_dir}, timeout=30).json() == {}
+    assert not (limited.destination / fresh_dir).exists()
+    assert list((limited.destination / ".artifact-gateway-staging" / "mpu").iterdir()) == []  # aborted
+    assert staging_is_empty(limited)
+    # The upload is gone: completing it again cannot sneak it through.
+    assert complete(limited, fresh_dir, "big.bin", upload_id, parts).status_code == 404
+
+
+def test_a_multipart_upload_at_the_size_limit_completes(limited: RunningGateway, fresh_dir: str) -> None:
+    upload_id, parts = send_parts(limited, fresh_dir, "exact.bin", [MIB // 2, MIB // 2])
+    response = complete(limited, fresh_dir, "exact.bin", upload_id, parts)
+    assert response.status_code == 200, response.text
+    assert (limited.destination / fresh_dir / "exact.bin").stat().st_size == MIB
+
+
+def test_one_part_over_the_size_limit_is_413_as_it_arrives(limited: RunningGateway, fresh_dir: str) -> None:
+    created = requests.post(
+        f"{limited.url}{MPU}/create/{fresh_dir}", json={"path": "/home/me/p.bin", "num_parts": 1}, timeout=30
+    ).json()
+    response = requests.put(created["credentials"][0]["url"], data=os.urandom(MIB + 1), timeout=30)
+    assert response.status_code == 413
+    assert "--max-upload-size-mib" in response.json()["message"]
+    upload = limited.destination / ".artifact-gateway-staging" / "mpu" / created["upload_id"]
+    assert sorted(item.name for item in upload.iterdir()) == ["upload.json"]  # no part stored
+    assert staging_is_empty(limited)
