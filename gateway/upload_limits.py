@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from aiohttp import web
 
 from gateway.errors import ApiError
+from gateway.metrics import metrics, transfer
 from gateway.settings import Settings
 
 RETRY_AFTER_S = 1
@@ -32,6 +33,7 @@ class UploadSlots:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         if self.limit and self.active >= self.limit:
+            metrics().uploads_refused.inc()
             raise ApiError(
                 503,
                 "TEMPORARILY_UNAVAILABLE",
@@ -40,7 +42,8 @@ class UploadSlots:
             )
         self.active += 1
         try:
-            yield
+            with transfer(metrics().uploads_in_flight):
+                yield
         finally:
             self.active -= 1
 
