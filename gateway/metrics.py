@@ -99,6 +99,9 @@ class Metrics:
         )
         self.uploads_in_flight: Gauge = self.transfers.labels("upload")
         self.downloads_in_flight: Gauge = self.transfers.labels("download")
+        # Label children by (method, route, status), skipping `labels()` on the hot path; bounded
+        # like the labels themselves.
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(
         self,
@@ -114,8 +117,12 @@ class Metrics:
     ) -> None:
         """Count one answered request."""
         method = method if method in _METHODS else "other"
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        children = self._per_request.get((method, route, status))
+        if children is None:
+            children = self.requests.labels(method, route, str(status)), self.duration.labels(method, route)
+            self._per_request[method, route, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if bytes_in:
             self.bytes_received.labels(backend).inc(bytes_in)
         if bytes_out:
