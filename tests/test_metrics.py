@@ -206,6 +206,9 @@ def test_transfers_in_flight_and_refused_uploads(tmp_path: Path) -> None:
         done = wait_for(gateway, lambda s: in_flight(s, "download") == 0 and requests_total(s, "GET", 499) == 1)
         assert in_flight(done, "download") == 0
         assert requests_total(done, "GET", 499) == 1
+        directory = metrics_dir_of([gateway.proc.pid])  # one worker: the server process itself
+    assert directory is not None and directory.name.startswith("artifact-gateway-metrics-")
+    assert not directory.exists(), "the metrics directory is removed when the server stops"
 
 
 def metrics_dir_of(pids: list[int]) -> Path | None:
