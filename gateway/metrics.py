@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
+import glob
 import os
 import shutil
 import tempfile
@@ -33,6 +35,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """Seconds: API calls fall in the first buckets, transfers of large artifacts up to ten minutes."""
 UNMATCHED = "unmatched"
+_DIR_PREFIX = "artifact-gateway-metrics-"
+_OWNER_LOCK = "owner.lock"
 _METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"))
 
 
@@ -180,9 +184,17 @@ def use_private_multiprocess_dir() -> str:
 
     Call in the server process before any worker is forked and before the first metric is made.
     Any inherited PROMETHEUS_MULTIPROC_DIR is replaced: stale files of other processes would be
-    summed in. The directory is removed when this process exits (workers leave by `os._exit`).
+    summed in. The directory is removed when this process exits (workers leave by `os._exit`); one
+    left by a server killed outright is removed by the next server to start (`_remove_abandoned`).
     """
-    path = tempfile.mkdtemp(prefix="artifact-gateway-metrics-")
+    _remove_abandoned()
+    path = tempfile.mkdtemp(prefix=_DIR_PREFIX)
+    # Locked before it gets its name, so no other server can see it unlocked. The lock lasts while
+    # this process or any worker forked from it (they share the open file) is alive.
+    staging = os.path.join(path, "owner.lock.new")
+    lock = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.rename(staging, os.path.join(path, _OWNER_LOCK))
     os.environ[MULTIPROC_DIR_ENV] = path
     owner = os.getpid()
 
@@ -192,6 +204,22 @@ def use_private_multiprocess_dir() -> str:
 
     atexit.register(remove)
     return path
+
+
+def _remove_abandoned() -> None:
+    """Remove the metrics directories of servers that were killed outright: nobody holds their lock."""
+    for candidate in glob.glob(os.path.join(tempfile.gettempdir(), f"{_DIR_PREFIX}*")):
+        try:
+            fd = os.open(os.path.join(candidate, _OWNER_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # another user's, or one still being made: not ours to judge
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its server is alive
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(candidate, ignore_errors=True)
 
 
 def forget_worker(pid: int) -> None:

@@ -304,3 +304,23 @@ def test_a_storage_error_is_counted_by_backend_and_kind(s3_server: S3Server, tmp
     assert delta(before, after, "artifact_gateway_bytes_received_total", backend="s3") == len(data)
     assert delta(before, after, "artifact_gateway_bytes_sent_total", backend="s3") == len(data)
     assert value(after, "artifact_gateway_bytes_received_total", backend="local") == 0
+
+
+def test_a_killed_servers_directory_is_removed_by_the_next_server(tmp_path: Path) -> None:
+    with run_gateway(tmp_path / "killed", "--workers", "2") as killed:
+        assert requests.get(f"{killed.url}/metrics", timeout=30).status_code == 200
+        workers = wait_for_workers(killed)
+        deadline = time.monotonic() + 30
+        while (abandoned := metrics_dir_of(workers)) is None and time.monotonic() < deadline:
+            requests.get(f"{killed.url}/health", timeout=30)
+        assert abandoned is not None
+        with run_gateway(tmp_path / "alive") as alive:
+            requests.get(f"{alive.url}/health", timeout=30)
+            alive_dir = metrics_dir_of([alive.proc.pid])
+            assert alive_dir is not None
+            os.killpg(killed.proc.pid, signal.SIGKILL)  # no exit handler runs: the directory stays
+            killed.proc.wait()
+            assert abandoned.exists()
+            with run_gateway(tmp_path / "next"):
+                assert not abandoned.exists()
+                assert alive_dir.exists(), "a running server's directory is left alone"
