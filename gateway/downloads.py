@@ -21,6 +21,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from gateway.digest_headers import repr_digest
+from gateway.metrics import metrics, transfer
 from repositories import Download, ObjectInfo
 from repositories.errors import RepositoryError
 
@@ -215,27 +216,29 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
     if part.partial:
         response.headers["Content-Range"] = f"bytes {part.offset}-{part.offset + part.length - 1}/{info.size}"
     response.content_length = part.length
-    await response.prepare(request)
-    request["bytes_out"] = 0
-    if part.length:
-        file = download.file
-        if file is not None and _can_sendfile(request):
-            await _sendfile(request, file, part.offset, part.length)
-            request["bytes_out"] = part.length
-        else:
-            try:
-                async for chunk in download.iter_range(part.offset, part.length):
-                    await response.write(chunk)
-                    request["bytes_out"] += len(chunk)
-            except RepositoryError as exc:
-                # The status line is gone; all a client can learn now is a body cut short of its
-                # Content-Length, so close the connection rather than end the body as if whole.
-                request["error"] = f"storage failed after {request['bytes_out']} bytes: {exc.message}"
-                request["outcome"] = "storage_failed_mid_body"
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-    await response.write_eof()
+    with transfer(metrics().downloads_in_flight):
+        await response.prepare(request)
+        request["bytes_out"] = 0
+        if part.length:
+            file = download.file
+            if file is not None and _can_sendfile(request):
+                await _sendfile(request, file, part.offset, part.length)
+                request["bytes_out"] = part.length
+            else:
+                try:
+                    async for chunk in download.iter_range(part.offset, part.length):
+                        await response.write(chunk)
+                        request["bytes_out"] += len(chunk)
+                except RepositoryError as exc:
+                    # The status line is gone; all a client can learn now is a body cut short of its
+                    # Content-Length, so close the connection rather than end the body as if whole.
+                    request["error"] = f"storage failed after {request['bytes_out']} bytes: {exc.message}"
+                    request["outcome"] = "storage_failed_mid_body"
+                    request["backend_error"] = type(exc).__name__
+                    if request.transport is not None:
+                        request.transport.close()
+                    return response
+        await response.write_eof()
     return response
 
 

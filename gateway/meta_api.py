@@ -12,6 +12,7 @@ from gateway import __version__
 from gateway.access import Access, add_route
 from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
+from gateway.metrics import scrape
 from gateway.settings import Settings
 from gateway.store.app_keys import STORE_KEY
 
@@ -85,6 +86,7 @@ def add_routes(app: web.Application) -> None:
     for path, handler in (("/health", health), ("/health/ready", ready), ("/version", version)):
         add_route(app, "GET", path, handler, Access.PUBLIC)
         add_route(app, "HEAD", path, handler, Access.PUBLIC)
+    add_route(app, "GET", "/metrics", scrape, Access.READ)  # Prometheus scrapes with a token when auth is on
     for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
         add_route(app, "GET", f"{prefix}/server-info", server_info, Access.READ)
         add_route(app, "HEAD", f"{prefix}/server-info", server_info, Access.READ)

@@ -12,8 +12,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
+from gateway.artifacts_api import REPOSITORY_KEY
 from gateway.errors import ApiError, from_repository_error
 from gateway.logs import event
+from gateway.metrics import metrics, route_label
 from repositories.errors import RepositoryError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -80,6 +82,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         except ApiError as exc:
             response = exc.response()
         except RepositoryError as exc:
+            request["backend_error"] = type(exc).__name__
             error = from_repository_error(exc)
             if error.status >= 500:  # the operator needs the backend's words; the client gets them too
                 request["error"] = error.message
@@ -107,6 +110,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = ApiError(500, "INTERNAL_ERROR", f"Internal error; request id {request_id}").response()
         return response
     finally:
+        elapsed = time.perf_counter() - started
+        _observe(request, status, elapsed)
         bytes_out = request.get("bytes_out")
         if bytes_out is None and response is not None and request.method != "HEAD":
             bytes_out = response.content_length
@@ -118,11 +123,29 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             status=status,
             bytes_in=request.get("bytes_in", 0),
             bytes_out=bytes_out or 0,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(elapsed * 1000, 2),
             remote=request.remote,
             outcome=request.get("outcome", outcome),
             **({"error": request["error"]} if "error" in request else {}),
         )
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    """The request's metrics: route template, status, duration, body bytes, storage error."""
+    repository = request.app.get(REPOSITORY_KEY)
+    try:
+        metrics().observe_request(
+            request.method,
+            route_label(request),
+            status,
+            seconds,
+            backend=repository.kind if repository is not None else "none",
+            bytes_in=request.get("bytes_in", 0),
+            bytes_out=request.get("bytes_out", 0),
+            backend_error=request.get("backend_error"),
+        )
+    except Exception:  # a full metrics directory must not turn answers into errors
+        event("metrics update failed", logging.WARNING, exc_info=True)
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

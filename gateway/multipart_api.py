@@ -29,6 +29,7 @@ from gateway.artifacts_api import (
 )
 from gateway.errors import ApiError
 from gateway.logs import audit
+from gateway.metrics import metrics
 from gateway.part_tokens import InvalidToken, PartGrant, sign, verify
 from gateway.upload_limits import UPLOAD_SLOTS_KEY, refuse_oversized_multipart
 from repositories import ArtifactPath
@@ -87,6 +88,7 @@ async def create_upload(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     repository = repository_of(request)
     upload_id = await repository.create_multipart(path)
+    metrics().multipart_open.inc()
     ttl = settings.part_url_ttl_seconds
     credentials: list[dict[str, object]] = []
     if settings.multipart_upload == "direct" and repository.can_presign:
@@ -143,6 +145,7 @@ async def complete_upload(request: web.Request) -> web.Response:
     repository = repository_of(request)
     await refuse_oversized_multipart(request.app[SETTINGS_KEY], repository, path, upload_id, parts)
     info = await repository.complete_multipart(path, upload_id, parts)
+    metrics().multipart_open.dec()
     audit(request, "complete_multipart", str(path), size=info.size, sha256=info.sha256, parts=len(parts))
     return web.json_response({})
 
@@ -151,6 +154,7 @@ async def abort_upload(request: web.Request) -> web.Response:
     _require_enabled(request)
     body = await _json_object(request)
     await repository_of(request).abort_multipart(_object_path(request, "abort", body), _upload_id(body))
+    metrics().multipart_open.dec()
     return web.json_response({})
 
 

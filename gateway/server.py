@@ -28,6 +28,7 @@ from gateway.app import create_app, default_artifact_root, uses_database
 from gateway.logs import event
 from gateway.memory import return_freed_memory_when_idle, return_part_buffers_to_the_os
 from gateway.meta_api import mode_name
+from gateway.metrics import forget_worker, use_private_multiprocess_dir
 from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
 from repositories import ArtifactRepository, open_repository
@@ -220,6 +221,7 @@ def serve(settings: Settings) -> None:
                 logging.WARNING,
                 host=host,
             )
+    use_private_multiprocess_dir()  # before the first metric and the first fork: workers share it
     if settings.workers == 1:
         asyncio.run(_run_worker(settings, sock, repository, signing_key))
     else:
@@ -298,6 +300,7 @@ def _supervise(settings: Settings, sock: socket.socket, signing_key: bytes) -> N
         except ChildProcessError:
             break
         workers.discard(pid)
+        forget_worker(pid)
         if not stopping:
             event("worker exited; restarting", logging.WARNING, pid=pid, status=os.waitstatus_to_exitcode(status))
             time.sleep(_RESTART_BACKOFF_S)

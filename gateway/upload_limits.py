@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from aiohttp import web
 
 from gateway.errors import ApiError
+from gateway.metrics import metrics, transfer
 from gateway.settings import Settings
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
@@ -35,6 +36,7 @@ class UploadSlots:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         if self.limit and self.active >= self.limit:
+            metrics().uploads_refused.inc()
             raise ApiError(
                 503,
                 "TEMPORARILY_UNAVAILABLE",
@@ -43,7 +45,8 @@ class UploadSlots:
             )
         self.active += 1
         try:
-            yield
+            with transfer(metrics().uploads_in_flight):
+                yield
         finally:
             self.active -= 1
 
@@ -75,6 +78,7 @@ async def refuse_oversized_multipart(
     size = await repository.multipart_size(path, upload_id, parts)
     if size > limit:
         await repository.abort_multipart(path, upload_id)
+        metrics().multipart_open.dec()
         raise _too_large(
             limit,
             f" The parts of this multipart upload add up to {size / (1 << 20):.1f} MiB;"
