@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,14 @@ import pytest
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import postgres_cluster
 from tests.storage_servers import AzureServer, S3Server, azurite_blob, seaweed_s3
+
+
+@pytest.fixture(autouse=True)
+def forget_mlflow_tracking_uri() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` is process-global (and writes os.environ): undo it after each test."""
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")
