@@ -6,8 +6,7 @@ from aiohttp import web
 
 from gateway.access import Access, add_route
 from gateway.auth import AUTHENTICATOR_KEY
-
-ADMIN_PREFIX = "/api/2.0/artifact-gateway"
+from gateway.meta_api import ADMIN_PREFIX
 
 
 async def list_users(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import artifacts_api, meta_api, multipart_api
+from gateway import artifacts_api, meta_api, multipart_api, openapi
 from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.artifact_locations import ArtifactLocations
 from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
@@ -52,6 +52,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[SETTINGS_KEY] = settings
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
+    openapi.add_routes(app)
     if settings.serve_artifacts and repository is not None:
         app[REPOSITORY_KEY] = repository
         app[SIGNING_KEY] = signing_key

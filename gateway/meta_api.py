@@ -17,6 +17,7 @@ from gateway.settings import Settings
 from gateway.store.app_keys import STORE_KEY
 
 TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ADMIN_PREFIX = "/api/2.0/artifact-gateway"
 
 
 async def health(request: web.Request) -> web.Response:

@@ -15,11 +15,11 @@ from aiohttp import web
 from gateway.access import Access, add_route
 from gateway.artifact_locations import ArtifactLocations
 from gateway.errors import ApiError
+from gateway.meta_api import TRACKING_PREFIXES
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
 
 LOCATIONS_KEY = web.AppKey("artifact_locations", ArtifactLocations)
-PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -96,9 +96,9 @@ def _metric(fields: dict[str, Any]) -> MetricPoint:
         value=metric_value(fields.get("value")),
         timestamp=int_field(fields.get("timestamp"), "timestamp", default=now_ms()),
         step=int_field(fields.get("step"), "step", default=0),
-        model_id=fields.get("model_id") or None,
-        dataset_name=fields.get("dataset_name") or None,
-        dataset_digest=fields.get("dataset_digest") or None,
+        model_id=_text(fields, "model_id"),
+        dataset_name=_text(fields, "dataset_name"),
+        dataset_digest=_text(fields, "dataset_digest"),
     )
 
 
@@ -263,7 +263,13 @@ async def list_run_artifacts(request: web.Request, fields: dict[str, Any]) -> di
 
 
 async def create_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"model": await _store(request).create_logged_model(fields)}
+    checked = {
+        **fields,
+        "model_type": _text(fields, "model_type"),
+        "tags": _objects(fields, "tags"),
+        "params": _objects(fields, "params"),
+    }
+    return {"model": await _store(request).create_logged_model(checked)}
 
 
 async def get_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -334,14 +340,32 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 ]
 
 
+def _refuse_nul(value: Any, name: str) -> None:
+    """A 400 for a NUL character in any string of the request: no store keeps one (PostgreSQL's text
+    refuses it outright), and no MLflow name or value needs one."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError.invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, name)
+            _refuse_nul(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(item, name)
+
+
 def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def endpoint(request: web.Request) -> web.Response:
-        return web.json_response(await handler(request, await _arguments(request)))
+        fields = await _arguments(request)
+        _refuse_nul(fields, "body")
+        _refuse_nul(dict(request.match_info), "path")
+        return web.json_response(await handler(request, fields))
 
     return endpoint
 
 
 def add_routes(app: web.Application) -> None:
-    for prefix in PREFIXES:
+    for prefix in TRACKING_PREFIXES:
         for method, path, handler, access in ROUTES:
             add_route(app, method, prefix + path, _endpoint(handler), access)

@@ -109,3 +109,53 @@ def test_no_input_makes_a_multipart_route_fail_with_500(
     probe()
     listing = requests.get(f"{gateway.url}/api/2.0/mlflow-artifacts/artifacts", timeout=10).json()
     assert all(not entry["path"].startswith("..") for entry in listing.get("files", []))
+
+
+HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 10**25}: overflowed the database's OFFSET
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "fields", "fragment"),
+    [
+        # Found by tests/test_schemathesis.py: a params (or tags) entry that is not an object.
+        ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "params": [[None, None]]}, "params"),
+        ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "tags": "abc"}, "tags"),
+        ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "model_type": {"a": 1}}, "model_type"),
+        # The same kind, found while fixing it: fields passed to the database unchecked.
+        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "model_id": {"x": 1}}, "model_id"),
+        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "dataset_name": [1]}, "dataset"),
+        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 10**400}, "value"),
+        ("POST", "/runs/log-inputs", {"run_id": "{run_id}", "datasets": [{"dataset": "x"}]}, "dataset"),
+        (
+            "POST",
+            "/runs/log-inputs",
+            {"run_id": "{run_id}", "datasets": [{"dataset": {"name": "n", "digest": "d", "schema": {"a": 1}}}]},
+            "schema",
+        ),
+        ("POST", "/runs/search", {"experiment_ids": ["{experiment_id}"], "page_token": HUGE_OFFSET}, "page_token"),
+        ("POST", "/experiments/search", {"page_token": HUGE_OFFSET}, "page_token"),
+        ("POST", "/logged-models/search", {"page_token": HUGE_OFFSET}, "page_token"),
+        (
+            "GET",
+            "/metrics/get-history",
+            {"run_id": "{run_id}", "metric_key": "k", "page_token": HUGE_OFFSET},
+            "page_token",
+        ),
+    ],
+)
+def test_inputs_that_once_made_a_500_are_refused_with_400(
+    tracking: tuple[RunningGateway, dict[str, str]], method: str, route: str, fields: dict[str, Any], fragment: str
+) -> None:
+    gateway, ids = tracking
+    filled = json.loads(
+        json.dumps(fields).replace("{run_id}", ids["run_id"]).replace("{experiment_id}", ids["experiment_id"])
+    )
+    url = f"{gateway.url}/api/2.0/mlflow{route}"
+    if method == "GET":
+        response = requests.get(url, params=filled, timeout=10)
+    else:  # json.dumps, not requests' json=: 10**400 must reach the server as a JSON number
+        body = json.dumps(filled).encode()
+        response = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert fragment in response.json()["message"]

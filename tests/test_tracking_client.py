@@ -234,6 +234,49 @@ def test_errors_have_mlflow_codes(
     assert fragment in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/experiments/create", {"name": "a\x00b"}),
+        ("GET", "/experiments/get-by-name?experiment_name=a%00b", None),
+        ("GET", "/runs/get?run_id=a%00", None),
+        ("POST", "/runs/create", {"experiment_id": "0", "user_id": "u\x00"}),
+        ("POST", "/runs/set-tag", {"run_id": "{run}", "key": "k", "value": "v\x00"}),
+        ("POST", "/runs/log-parameter", {"run_id": "{run}", "key": "k\x00", "value": "v"}),
+        ("POST", "/runs/log-batch", {"run_id": "{run}", "tags": [{"key": "k", "value": "\x00"}]}),
+        ("POST", "/logged-models/search", {"filter": "name = 'a\x00'"}),
+        ("GET", "/logged-models/m-a%00b", None),
+    ],
+)
+def test_a_nul_character_is_a_400_on_every_store(
+    tracking: RunningGateway, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    """PostgreSQL's text refuses NUL: that was a 500 there (found by schemathesis on PostgreSQL)."""
+    run_id = MlflowClient().create_run("0").info.run_id
+    if body is not None:
+        body = {key: run_id if value == "{run}" else value for key, value in body.items()}
+    response = requests.request(method, f"{tracking.url}{TRACKING}{path}", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "NUL" in response.json()["message"]
+
+
+def test_an_experiment_id_beyond_32_bits_is_not_found_on_every_store(tracking: RunningGateway) -> None:
+    """The column is 32-bit; PostgreSQL refused the query parameter with a 500 (found by schemathesis)."""
+    huge = "5974258298"
+    got = requests.get(f"{tracking.url}{TRACKING}/experiments/get?experiment_id={huge}", timeout=30)
+    assert (got.status_code, got.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    for action in ("delete", "restore"):
+        changed = requests.post(
+            f"{tracking.url}{TRACKING}/experiments/{action}", json={"experiment_id": huge}, timeout=30
+        )
+        assert (changed.status_code, changed.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    MlflowClient().create_logged_model("0")
+    for search in ("/runs/search", "/logged-models/search"):
+        found = requests.post(f"{tracking.url}{TRACKING}{search}", json={"experiment_ids": [huge]}, timeout=30)
+        assert (found.status_code, found.json()) == (200, {}), search
+
+
 def test_run_level_validation(tracking: RunningGateway) -> None:
     run_id = MlflowClient().create_run("0").info.run_id
     post = lambda path, body: requests.post(f"{tracking.url}{TRACKING}{path}", json=body, timeout=30)  # noqa: E731

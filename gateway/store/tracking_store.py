@@ -26,15 +26,20 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.errors import ApiError
 from gateway.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
 from gateway.store import schema as s
+from gateway.store.tracking_limits import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_BATCH_TOTAL,
+    MAX_KEY,
+    MAX_PARAM_VALUE,
+    MAX_SEARCH_RESULTS,
+    MAX_TAG_VALUE,
+    MODEL_STATUSES,
+    RUN_STATUSES,
+)
 
 ACTIVE, DELETED = "active", "deleted"
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
-MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
-MAX_KEY = 250
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 8000
-MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_TOTAL = 1000, 100, 100, 1000
-MAX_SEARCH_RESULTS = 50_000
 DEFAULT_EXPERIMENT_ID = 0
 _IN_BATCH = 500
 RUN_NAME_TAG = "mlflow.runName"
@@ -64,6 +69,10 @@ def _number(value: float) -> float | str:
     return value
 
 
+MAX_OFFSET = 1 << 53
+"""Far beyond any real page; a forged token's huge offset must be a 400, not overflow the database's OFFSET."""
+
+
 def _page(token: str | None) -> int:
     if not token:
         return 0
@@ -73,7 +82,7 @@ def _page(token: str | None) -> int:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         offset = None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise ApiError.invalid("Invalid page_token: pass back the next_page_token of the previous page")
     return offset
 
@@ -106,7 +115,10 @@ def metric_value(value: object) -> float:
     if isinstance(value, bool) or value is None:
         raise ApiError.invalid("Missing value for required parameter 'value' (a number)")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any double
+            raise ApiError.invalid(f"Invalid metric value {value}: out of the range of a double") from None
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
         return float(value.replace("Infinity", "inf"))
     raise ApiError.invalid(f"Invalid metric value {value!r}: must be a number")
@@ -129,6 +141,15 @@ def int_field(value: object, field: str, *, default: int | None = None) -> int:
     if not INT64_MIN <= number <= INT64_MAX:  # what the database (and MLflow's protobufs) can hold
         raise ApiError.invalid(f"'{field}' is out of the 64-bit integer range: {value!r}")
     return number
+
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _possible_experiment_id(number: int) -> bool:
+    """Whether an experiment can have this id: the column is 32-bit and PostgreSQL refuses a query
+    parameter beyond that, so a larger id is not looked up, just not found."""
+    return INT32_MIN <= number <= INT32_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +241,11 @@ class TrackingStore:
 
     async def _experiment_row(self, conn: AsyncConnection, experiment_id: object) -> Any:
         numeric = int_field(experiment_id, "experiment_id")
-        row = (await conn.execute(select(s.experiments).where(s.experiments.c.experiment_id == numeric))).first()
+        row = (
+            (await conn.execute(select(s.experiments).where(s.experiments.c.experiment_id == numeric))).first()
+            if _possible_experiment_id(numeric)
+            else None
+        )
         if row is None:
             raise not_found(f"No Experiment with id={experiment_id} exists")
         return row
@@ -567,16 +592,21 @@ class TrackingStore:
             row = await self._active_run(conn, run_id)
             for item in datasets:
                 dataset = item.get("dataset") or {}
+                if not isinstance(dataset, dict):
+                    raise ApiError.invalid("Each dataset input's 'dataset' must be a JSON object")
                 name, digest = dataset.get("name"), dataset.get("digest")
                 if not isinstance(name, str) or not isinstance(digest, str) or not name or not digest:
                     raise ApiError.invalid("Each dataset input needs a 'dataset' with 'name' and 'digest'")
+                for field in ("source_type", "source", "schema", "profile"):
+                    if dataset.get(field) is not None and not isinstance(dataset[field], str):
+                        raise ApiError.invalid(f"The dataset's '{field}' must be a string")
                 await _upsert(
                     conn,
                     s.run_inputs,
                     {"run_uuid": row.run_uuid, "name": name, "digest": digest},
                     {
-                        "source_type": str(dataset.get("source_type", "")),
-                        "source": str(dataset.get("source", "")),
+                        "source_type": dataset.get("source_type") or "",
+                        "source": dataset.get("source") or "",
                         "schema": dataset.get("schema"),
                         "profile": dataset.get("profile"),
                         "tags": json.dumps(item.get("tags") or []),
@@ -641,7 +671,7 @@ class TrackingStore:
         except InvalidFilter as exc:
             raise ApiError.invalid(str(exc)) from None
         ids = [int_field(value, "experiment_ids") for value in experiment_ids]
-        query = select(s.runs).where(s.runs.c.experiment_id.in_(ids))
+        query = select(s.runs).where(s.runs.c.experiment_id.in_(list(filter(_possible_experiment_id, ids))))
         query = self._lifecycle(query, s.runs.c.lifecycle_stage, view_type)
         for comparison in comparisons:
             query = query.where(_run_condition(comparison))
@@ -785,7 +815,7 @@ class TrackingStore:
         ids = [int_field(value, "experiment_ids") for value in experiment_ids]
         query = select(s.logged_models).where(s.logged_models.c.lifecycle_stage == ACTIVE)
         if ids:
-            query = query.where(s.logged_models.c.experiment_id.in_(ids))
+            query = query.where(s.logged_models.c.experiment_id.in_(list(filter(_possible_experiment_id, ids))))
         for clause in _model_filter(filter_string):
             query = query.where(clause)
         offset = _page(page_token)
