@@ -19,7 +19,7 @@ from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_
 from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings, SettingsError
 from gateway.store.app_keys import STORE_KEY
-from gateway.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
+from gateway.upload_limits import MAX_JSON_BODY, UPLOAD_SLOTS_KEY, UploadSlots
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
@@ -45,7 +45,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         from gateway.auth import auth_middleware
 
         middlewares.append(auth_middleware)
-    app = web.Application(middlewares=middlewares)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_JSON_BODY)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)

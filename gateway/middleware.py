@@ -16,6 +16,7 @@ from gateway.artifacts_api import REPOSITORY_KEY
 from gateway.errors import ApiError, from_repository_error
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
+from gateway.upload_limits import MAX_JSON_BODY
 from repositories.errors import RepositoryError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -57,8 +58,8 @@ def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError
             f"Method {request.method} is not allowed here; allowed: {allowed}",
             headers={"Allow": allowed},
         )
-    if exc.status == 413:
-        return ApiError(413, "BAD_REQUEST", exc.text or "Request body too large")
+    if exc.status == 413:  # only aiohttp's client_max_size raises this: JSON bodies
+        return ApiError(413, "BAD_REQUEST", f"The JSON request body is larger than {MAX_JSON_BODY >> 20} MiB")
     return ApiError(exc.status, "BAD_REQUEST", exc.reason)
 
 

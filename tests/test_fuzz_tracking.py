@@ -121,6 +121,12 @@ HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 1
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "params": [[None, None]]}, "params"),
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "tags": "abc"}, "tags"),
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "model_type": {"a": 1}}, "model_type"),
+        (
+            "POST",
+            "/logged-models",
+            {"experiment_id": "{experiment_id}", "params": [{"key": "p", "value": "1"}, {"key": "p", "value": "2"}]},
+            "given twice",
+        ),
         # The same kind, found while fixing it: fields passed to the database unchecked.
         ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "model_id": {"x": 1}}, "model_id"),
         ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "dataset_name": [1]}, "dataset"),
@@ -159,3 +165,21 @@ def test_inputs_that_once_made_a_500_are_refused_with_400(
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert fragment in response.json()["message"]
+
+
+def test_a_tag_key_given_twice_to_a_new_logged_model_keeps_the_last_value(
+    tracking: tuple[RunningGateway, dict[str, str]],
+) -> None:
+    """Found by schemathesis: the second insert of one key was a unique-constraint 500."""
+    gateway, ids = tracking
+    tags = [{"key": "k", "value": "first"}, {"key": "k", "value": "last"}]
+    params = [{"key": "p", "value": "same"}, {"key": "p", "value": "same"}]
+    created = requests.post(
+        f"{gateway.url}/api/2.0/mlflow/logged-models",
+        json={"experiment_id": ids["experiment_id"], "tags": tags, "params": params},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    model = created.json()["model"]
+    assert model["info"]["tags"] == [{"key": "k", "value": "last"}]
+    assert model["data"]["params"] == [{"key": "p", "value": "same"}]

@@ -201,3 +201,33 @@ def test_one_part_over_the_size_limit_is_413_as_it_arrives(limited: RunningGatew
     upload = limited.destination / ".artifact-gateway-staging" / "mpu" / created["upload_id"]
     assert sorted(item.name for item in upload.iterdir()) == ["upload.json"]  # no part stored
     assert staging_is_empty(limited)
+
+
+def test_the_largest_batch_mlflow_allows_fits_and_a_bigger_json_body_is_413(limited: RunningGateway) -> None:
+    """JSON bodies (tracking, multipart) are read whole, so they are capped; MLflow's biggest batch fits."""
+    api = f"{limited.url}/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": f"big-{os.urandom(4).hex()}"}, timeout=30)
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment.json()["experiment_id"]}, timeout=30)
+    run_id = run.json()["run"]["info"]["run_id"]
+    batch = {
+        "run_id": run_id,
+        "params": [{"key": f"p{i}", "value": "v" * 6000} for i in range(100)],
+        "tags": [{"key": f"t{i}", "value": "w" * 8000} for i in range(100)],
+        "metrics": [{"key": f"m{i}", "value": 1.5, "timestamp": 1, "step": i} for i in range(800)],
+    }
+    assert len(json.dumps(batch)) > 1_400_000  # past aiohttp's default 1 MiB
+    assert requests.post(f"{api}/runs/log-batch", json=batch, timeout=60).status_code == 200
+    fetched = requests.get(f"{api}/runs/get", params={"run_id": run_id}, timeout=30).json()["run"]["data"]
+    assert len(fetched["params"]) == 100 and len(fetched["tags"]) >= 100
+    too_big = {"run_id": run_id, "tags": [{"key": "x", "value": "y" * (17 * MIB)}]}
+    refused = requests.post(f"{api}/runs/set-tag", json=too_big, timeout=60)
+    assert refused.status_code == 413
+    assert refused.json()["error_code"] == "BAD_REQUEST"
+    assert "16 MiB" in refused.json()["message"]
+    unchanged = requests.get(f"{api}/runs/get", params={"run_id": run_id}, timeout=30).json()["run"]["data"]
+    assert unchanged == fetched
+
+
+def test_an_oversized_request_header_is_refused(limited: RunningGateway) -> None:
+    response = requests.get(f"{limited.url}/health", headers={"X-Big": "a" * 10_000}, timeout=30)
+    assert response.status_code in (400, 431)

@@ -709,22 +709,19 @@ class TrackingStore:
                     source_run_id=source_run_id,
                 )
             )
-            for tag in body.get("tags") or []:
-                await conn.execute(
-                    insert(s.logged_model_tags).values(
-                        model_id=model_id,
-                        key=check_key(tag.get("key")),
-                        value=check_value(tag.get("value"), MAX_TAG_VALUE, "value"),
-                    )
-                )
+            tags = {
+                check_key(tag.get("key")): check_value(tag.get("value"), MAX_TAG_VALUE, "value")
+                for tag in body.get("tags") or []
+            }  # a key given twice: the last value wins, as when tags are set one by one
+            params: dict[str, str] = {}
             for param in body.get("params") or []:
-                await conn.execute(
-                    insert(s.logged_model_params).values(
-                        model_id=model_id,
-                        key=check_key(param.get("key")),
-                        value=check_value(param.get("value"), MAX_PARAM_VALUE, "value"),
-                    )
-                )
+                key, value = check_key(param.get("key")), check_value(param.get("value"), MAX_PARAM_VALUE, "value")
+                if params.setdefault(key, value) != value:
+                    raise ApiError.invalid(f"Param '{key}' is given twice with different values")
+            for key, value in tags.items():
+                await conn.execute(insert(s.logged_model_tags).values(model_id=model_id, key=key, value=value))
+            for key, value in params.items():
+                await conn.execute(insert(s.logged_model_params).values(model_id=model_id, key=key, value=value))
             return await self._model_json(conn, await self._model_row(conn, model_id))
 
     async def _model_row(self, conn: AsyncConnection, model_id: object) -> Any:
