@@ -5,7 +5,8 @@ or `.venv/bin/python benchmarks/versus_mlflow.py --help`. About 15 minutes with 
 2-core machine; `--quick` takes about 3.
 
 What it does, for each backend (local disk, then the S3 server of the test suite):
-  * starts the gateway (one worker, defaults), `mlflow server --artifacts-only` (uvicorn, 4 workers,
+  * starts the gateway (one worker, `--artifacts-only`, otherwise defaults: like for like),
+    `mlflow server --artifacts-only` (uvicorn, 4 workers,
     as MLflow ships it) and, on local disk, `benchmarks/ceiling_server.py` (aiohttp that discards
     uploads and sends downloads with sendfile: what any aiohttp server could at best do);
   * per run, per workload, every server in turn, the order rotating between runs (interleaved A/B):
@@ -239,7 +240,11 @@ def start_servers(backend: Backend, work: Path, sources: Path, args: argparse.Na
     with contextlib.ExitStack() as stack:
         gateway = stack.enter_context(
             run_gateway(
-                work / "gateway", *args.gateway_arg, env=backend.env(), destination=backend.destination("gateway")
+                work / "gateway",
+                "--artifacts-only",
+                *args.gateway_arg,
+                env=backend.env(),
+                destination=backend.destination("gateway"),
             )
         )
         servers = [
@@ -524,7 +529,9 @@ def flat_memory(kind: str, work: Path, sizes: list[tuple[Path, str]], args: argp
             destination = f"wasbs://{BUCKET}@{azure.account}.blob.core.windows.net/flat"
             env = {"AZURE_STORAGE_CONNECTION_STRING": azure.connection_string}
         gateway = stack.enter_context(
-            run_gateway(work / f"flat-{kind}-gw", *args.gateway_arg, env=env, destination=destination)
+            run_gateway(
+                work / f"flat-{kind}-gw", "--artifacts-only", *args.gateway_arg, env=env, destination=destination
+            )
         )
         pid = gateway.proc.pid
         result = {"idle_rss_mib": tree_rss(pid) / BLOCK}
@@ -671,7 +678,8 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, meta: dict[s
         f"{meta['machine']}, Python {meta['python']}, MLflow {meta['mlflow']}.",
         f"Command: `{meta['command']}`",
         "",
-        f"Servers: the gateway (one worker, defaults: fsync on, SHA-256 of every upload), `mlflow server "
+        f"Servers: the gateway (one worker, `--artifacts-only` like MLflow, otherwise defaults: fsync on, SHA-256 "
+        "of every upload), `mlflow server "
         f"--artifacts-only --workers {meta['mlflow_workers']}`, and the ceiling (`benchmarks/ceiling_server.py`: "
         "aiohttp discarding uploads, sendfile for downloads). One Python aiohttp client on loopback shares the "
         "cores with them. Medians of interleaved runs; every byte verified by SHA-256.",
