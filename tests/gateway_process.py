@@ -98,6 +98,22 @@ def gateway_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", *args]
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`artifact-gateway ARGS` to completion, in an environment without MLflow's or our variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    return subprocess.run(
+        gateway_command(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+    )
+
+
 @contextlib.contextmanager
 def run_gateway(
     workdir: Path, *args: str, env: dict[str, str] | None = None, destination: Path | str | None = None

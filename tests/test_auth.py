@@ -25,7 +25,7 @@ from gateway.access import ROUTE_ACCESS_KEY, Access
 from gateway.app import create_app
 from gateway.server import open_destination
 from gateway.settings import load_settings
-from tests.gateway_process import RunningGateway, gateway_command, run_gateway
+from tests.gateway_process import RunningGateway, run_cli, run_gateway
 from tests.postgres_server import create_database
 
 PASSWORDS = {"boss": "admin-password-1", "writer": "writer-password-1", "reader": "reader-password-1"}
@@ -34,15 +34,12 @@ MODES = {"proxied": [], "artifacts-only": ["--artifacts-only"], "no-proxy": ["--
 
 
 def cli(*args: str, stdin: str = "", store: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
-    return subprocess.run(
-        gateway_command(*args, "--backend-store-uri", store),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean,
-    )
+    return run_cli(*args, "--backend-store-uri", store, stdin=stdin)
+
+
+def add_user(store: str, name: str, permission: str, password: str) -> None:
+    added = cli("users", "add", name, "--permission", permission, "--password-stdin", stdin=password, store=store)
+    assert added.returncode == 0, added.stderr
 
 
 @dataclass
@@ -56,10 +53,7 @@ def credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
     store = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'auth.db'}"
     tokens = {}
     for user, password in PASSWORDS.items():
-        added = cli(
-            "users", "add", user, "--permission", PERMISSIONS[user], "--password-stdin", stdin=password, store=store
-        )
-        assert added.returncode == 0, added.stderr
+        add_user(store, user, PERMISSIONS[user], password)
         created = cli("tokens", "create", "--user", user, "--name", f"{user}-ci", store=store)
         assert created.returncode == 0, created.stderr
         tokens[user] = created.stdout.strip()
@@ -292,12 +286,7 @@ def test_failed_logins_are_rate_limited_per_address(credentials: Credentials, tm
 
 def test_a_revoked_or_expired_token_and_a_removed_user_stop_working(credentials: Credentials, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'own.db'}"
-    assert (
-        cli(
-            "users", "add", "temp", "--permission", "write", "--password-stdin", stdin="temporary-pass-1", store=store
-        ).returncode
-        == 0
-    )
+    add_user(store, "temp", "write", "temporary-pass-1")
     token = cli("tokens", "create", "--user", "temp", "--name", "t", store=store).stdout.strip()
     expiring = cli(
         "tokens", "create", "--user", "temp", "--name", "e", "--expires-days", "1", store=store
@@ -349,12 +338,7 @@ def test_cli_refusals_are_one_clear_line(args: list[str], stdin: str, message: s
 
 def test_a_token_never_exceeds_its_users_permission(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'p.db'}"
-    assert (
-        cli(
-            "users", "add", "r", "--permission", "read", "--password-stdin", stdin="reader-pass-123", store=store
-        ).returncode
-        == 0
-    )
+    add_user(store, "r", "read", "reader-pass-123")
     refused = cli("tokens", "create", "--user", "r", "--name", "x", "--permission", "write", store=store)
     assert refused.returncode == 2 and "cannot have write" in refused.stderr
     duplicate = cli(
@@ -450,15 +434,7 @@ def test_https_with_tls_cert_and_key(credentials: Credentials, tmp_path: Path, m
     ],
 )
 def test_bad_tls_settings_fail_at_start_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
-    result = subprocess.run(
-        gateway_command("serve", "--port", "0", *args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean,
-        cwd=tmp_path,
-    )
+    result = run_cli("serve", "--port", "0", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -481,10 +457,7 @@ def test_any_authorization_header_is_401_never_500(secured: RunningGateway, sche
 
 def test_users_and_tokens_on_postgresql(postgres_dsn: str, tmp_path: Path) -> None:
     store = create_database(postgres_dsn, f"auth{uuid.uuid4().hex[:10]}")
-    added = cli(
-        "users", "add", "pg-user", "--permission", "write", "--password-stdin", stdin="pg-password-123", store=store
-    )
-    assert added.returncode == 0, added.stderr
+    add_user(store, "pg-user", "write", "pg-password-123")
     token = cli("tokens", "create", "--user", "pg-user", "--name", "pg", "--permission", "read", store=store)
     assert token.returncode == 0, token.stderr
     with run_gateway(tmp_path / "gw", "--auth", "--backend-store-uri", store) as gw:

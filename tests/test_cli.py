@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.gateway_process import gateway_command, run_gateway
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
-    return subprocess.run(
-        gateway_command(*args), capture_output=True, text=True, timeout=60, env={**clean, **(env or {})}, cwd=cwd
-    )
+from tests.gateway_process import gateway_command, run_cli, run_gateway
 
 
 def test_help_explains_every_flag_with_its_environment_variables() -> None:
