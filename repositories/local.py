@@ -319,15 +319,17 @@ class LocalRepository(ArtifactRepository):
         share the disk). `f_bavail` is the room an unprivileged user has; a gateway running as
         root leaves the file system's reserved blocks to the system.
         """
+        staged = self._open_staging(expected)  # first: it recreates a staging directory removed by hand
         if needed:
-            st = os.statvfs(self.root)
+            st = os.fstatvfs(staged.fd)
             free = st.f_bavail * st.f_frsize
             if needed > free:
+                _discard(staged)
                 raise StorageFull(
                     f"The artifact destination is full: {what} needs {_mib(needed)} and {_mib(free)} are free; "
                     "nothing was stored. Free space on the server's artifact storage, then retry."
                 )
-        return self._open_staging(expected)
+        return staged
 
     def _open_staging(self, expected: ExpectedDigests | None) -> _Staged:
         staging = self._staging / f"{uuid.uuid4().hex}.part"

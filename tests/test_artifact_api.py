@@ -6,13 +6,15 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.gateway_process import ARTIFACTS, RunningGateway
+from tests.gateway_process import ARTIFACTS, RunningGateway, run_gateway
 
 
 def sha256_b64(data: bytes) -> str:
@@ -469,3 +471,16 @@ def test_every_response_carries_a_request_id_and_each_request_logs_one_line(
     assert (line["method"], line["status"], line["bytes_out"]) == ("GET", 200, 3)
     assert line["path"] == f"{ARTIFACTS}/{fresh_dir}/r.txt"
     assert isinstance(line["duration_ms"], float)
+
+
+@pytest.mark.parametrize("size", [10, 3 * 1024 * 1024])  # the one-hop path and the streamed one
+def test_destination_removed_under_a_running_gateway_is_recreated_by_the_next_upload(tmp_path: Path, size: int) -> None:
+    """An operator (or a benchmark) wiping the destination directory: uploads go on, never a 404."""
+    with run_gateway(tmp_path / "gw") as gw:
+        assert requests.put(gw.artifact_url("a/first.bin"), data=b"x", timeout=30).status_code == 200
+        shutil.rmtree(gw.destination)
+        data = os.urandom(size)
+        response = requests.put(gw.artifact_url("b/second.bin"), data=data, timeout=60)
+        assert response.status_code == 200, response.text
+        assert (gw.destination / "b" / "second.bin").read_bytes() == data
+        assert requests.get(gw.artifact_url("a/first.bin"), timeout=30).status_code == 404
