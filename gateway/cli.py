@@ -11,7 +11,7 @@ from typing import Literal, get_args, get_origin
 
 from gateway import __version__
 from gateway.logs import configure
-from gateway.server import serve
+from gateway.server import migrate_store, serve, without_password
 from gateway.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 _DESCRIPTION = """\
@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"TOML file of settings named like the flags, e.g. port = 5000 [env {ENV_PREFIX}CONFIG]",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the metadata store's schema, then exit",
+        description="Bring the metadata store's schema to the newest revision and exit, e.g. once per release from "
+        "a Kubernetes Job before the servers roll. `serve` does the same at start, so this is never required; "
+        "processes migrating at once take turns (a file lock on SQLite, an advisory lock on PostgreSQL).",
+    )
+    migrate.add_argument(
+        "--backend-store-uri",
+        metavar="URI",
+        help=f"metadata store [env {ENV_PREFIX}BACKEND_STORE_URI, MLFLOW_BACKEND_STORE_URI; default sqlite:///mlruns.db]",
+    )
     _add_user_commands(commands)
     return parser
 
@@ -125,6 +137,15 @@ def _add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
+    if command == "migrate":
+        try:
+            store_uri = load_settings({"backend_store_uri": args.pop("backend_store_uri")}).backend_store_uri
+            migrate_store(store_uri)
+        except SettingsError as exc:
+            print(f"artifact-gateway: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"the metadata store {without_password(store_uri)} has the newest schema")
+        return 0
     if command in ("users", "tokens"):
         from gateway.user_commands import run_user_command  # the database stack, kept out of `serve`
 

@@ -90,19 +90,33 @@ def prepare_database(settings: Settings) -> None:
     """Create or upgrade the metadata schema once, before any worker starts; one line on failure."""
     if not uses_database(settings):
         return
-    from sqlalchemy.exc import SQLAlchemyError  # in the start-up child only, like the rest of the database stack
+    if not settings.artifacts_only:
+        default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
+    migrate_store(settings.backend_store_uri)
+
+
+def without_password(uri: str) -> str:
+    """`uri` with the password of its user part masked, for messages and logs."""
+    scheme, separator, rest = uri.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return uri
+    return f"{scheme}{separator}{credentials.split(':', 1)[0]}:***@{location}"
+
+
+def migrate_store(uri: str) -> None:
+    """Create or upgrade the metadata schema at `uri` (serialised between processes); one line on failure."""
+    from sqlalchemy.exc import SQLAlchemyError  # imported here: a serving worker never loads the database stack
 
     from gateway.store.database import DatabaseError
 
-    if not settings.artifacts_only:
-        default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
     try:
-        asyncio.run(_migrate(settings.backend_store_uri))
+        asyncio.run(_migrate(uri))
     except DatabaseError as exc:
         raise SettingsError(f"backend store: {exc}") from None
     except (OSError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SettingsError(f"backend store '{settings.backend_store_uri}' is unusable: {reason}") from None
+        raise SettingsError(f"backend store '{without_password(uri)}' is unusable: {reason}") from None
 
 
 def check_destination(settings: Settings) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,78 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
             assert sock.recv(1024).startswith(b"HTTP/1.1 200")
         assert gateway.proc.wait(30) == 0
         assert (gateway.destination / "slow.bin").read_bytes() == body
+
+
+def _tables(database: Path) -> set[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_migrate_creates_the_schema_once_and_exits(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--backend-store-uri", f"sqlite:///{tmp_path / 'flag.db'}")
+    assert result.returncode == 0, result.stderr
+    assert "has the newest schema" in result.stdout
+    assert {"alembic_version", "experiments", "runs", "metrics", "users", "api_tokens"} <= _tables(tmp_path / "flag.db")
+    again = run_cli("migrate", "--backend-store-uri", f"sqlite:///{tmp_path / 'flag.db'}")
+    assert again.returncode == 0, again.stderr  # nothing left to do is fine
+    for name in ("ARTIFACT_GATEWAY_BACKEND_STORE_URI", "MLFLOW_BACKEND_STORE_URI"):
+        assert run_cli("migrate", env={name: f"sqlite:///{tmp_path / name}.db"}).returncode == 0
+        assert "alembic_version" in _tables(tmp_path / f"{name}.db")
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0  # the default, like serve's: ./mlruns.db
+    assert "runs" in _tables(tmp_path / "mlruns.db")
+    # A store that `migrate` prepared is served as it is.
+    with run_gateway(tmp_path / "serve", "--backend-store-uri", f"sqlite:///{tmp_path / 'flag.db'}") as gateway:
+        response = requests.post(f"{gateway.url}/api/2.0/mlflow/experiments/create", json={"name": "m"}, timeout=30)
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        ("mysql://user:pw@db/x", "unsupported backend store 'mysql'"),
+        ("sqlite://", "in-memory SQLite"),
+        ("postgresql://user:s3cret@127.0.0.1:9/x", "backend store 'postgresql://user:***@127.0.0.1:9/x' is unusable"),
+    ],
+)
+def test_migrate_failures_are_one_line_without_the_password(uri: str, fragment: str) -> None:
+    result = run_cli("migrate", "--backend-store-uri", uri)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert fragment in result.stderr
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_concurrent_migrations_of_one_postgresql_store_take_turns(postgres_dsn: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from tests.postgres_server import create_database
+
+    store = create_database(postgres_dsn, f"m{uuid.uuid4().hex[:12]}")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    runs = [
+        subprocess.Popen(
+            gateway_command("migrate", "--backend-store-uri", store),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+        )
+        for _ in range(3)
+    ]
+    for run in runs:
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 0, stderr
+
+    async def versions() -> list[str]:
+        connection = await asyncpg.connect(store)
+        try:
+            return [row[0] for row in await connection.fetch("SELECT version_num FROM alembic_version")]
+        finally:
+            await connection.close()
+
+    assert len(asyncio.run(versions())) == 1

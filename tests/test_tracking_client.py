@@ -12,7 +12,7 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from tests.gateway_process import RunningGateway, run_gateway
@@ -153,6 +153,56 @@ def test_concurrent_clients_lose_no_metric(tracking: RunningGateway) -> None:
         history = client.get_metric_history(run.info.run_id, f"m{index}")
         assert len(history) == 1000
         assert sorted(m.step for m in history) == list(range(1000))
+
+
+def test_latest_metric_is_the_highest_step_whatever_the_order(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    run_id = client.create_run("0").info.run_id
+    for value, timestamp, step, latest in (
+        (0.5, 1_000, 5, 0.5),
+        (0.3, 2_000, 3, 0.5),  # a lower step, even if later, is not the latest
+        (0.7, 3_000, 5, 0.7),  # the same step, later: latest
+        (0.9, 500, 5, 0.7),  # the same step, earlier: not
+        (0.1, 100, 6, 0.1),
+    ):
+        client.log_metric(run_id, "m", value, timestamp=timestamp, step=step)
+        assert client.get_run(run_id).data.metrics["m"] == latest
+    client.log_batch(run_id, metrics=[Metric("m", 0.2, 50, 9), Metric("m", 0.4, 60, 8), Metric("n", 1.0, 1, 1)])
+    assert client.get_run(run_id).data.metrics == {"m": 0.2, "n": 1.0}
+    assert len(client.get_metric_history(run_id, "m")) == 7
+
+
+def test_concurrent_writers_of_the_same_keys_all_succeed(tracking: RunningGateway) -> None:
+    """The same param (same value), tag and metric key from 8 clients at once: no 500, nothing twice."""
+    client = MlflowClient()
+    run_id = client.create_run("0").info.run_id
+    start = threading.Barrier(8, timeout=60)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            start.wait()
+            client.log_batch(
+                run_id,
+                metrics=[Metric("shared", float(index), 1_000 + index, index)],
+                params=[Param("same", "value")],
+                tags=[RunTag("same", "value")],
+            )
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    run = client.get_run(run_id)
+    assert run.data.params == {"same": "value"}
+    assert run.data.tags["same"] == "value"
+    assert run.data.metrics["shared"] == 7.0
+    assert sorted(m.step for m in client.get_metric_history(run_id, "shared")) == list(range(8))
 
 
 @pytest.mark.parametrize(

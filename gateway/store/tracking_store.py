@@ -14,11 +14,12 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, not_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, not_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -511,12 +512,19 @@ class TrackingStore:
         async with self.engine.begin() as conn:
             row = await self._active_run(conn, run_id)
             for key, value in checked_params:
+                # Insert unless the key is there (a concurrent writer's insert is waited for, not
+                # collided with), then compare with what is there: logging the same value again is fine.
+                inserted = await conn.execute(
+                    _insert(conn, s.params)
+                    .values(run_uuid=row.run_uuid, key=key, value=value)
+                    .on_conflict_do_nothing(index_elements=["run_uuid", "key"])
+                )
+                if inserted.rowcount == 1:
+                    continue
                 existing = await conn.scalar(
                     select(s.params.c.value).where(s.params.c.run_uuid == row.run_uuid, s.params.c.key == key)
                 )
-                if existing is None:
-                    await conn.execute(insert(s.params).values(run_uuid=row.run_uuid, key=key, value=value))
-                elif existing != value:
+                if existing != value:
                     raise ApiError.invalid(
                         f"Changing param values is not allowed. Param with key='{key}' was already logged with "
                         f"value='{existing}' for run ID='{row.run_uuid}'. Attempted logging new value '{value}'."
@@ -556,27 +564,23 @@ class TrackingStore:
             ):
                 latest[point.key] = point
         for key, point in latest.items():
-            stored = (
-                await conn.execute(
-                    select(s.latest_metrics).where(s.latest_metrics.c.run_uuid == run_id, s.latest_metrics.c.key == key)
-                )
-            ).first()
-            if stored is None or (point.step, point.timestamp, point.value) >= (
-                stored.step,
-                stored.timestamp,
-                stored.value,
-            ):
-                await _upsert(
-                    conn,
-                    s.latest_metrics,
-                    {"run_uuid": run_id, "key": key},
-                    {
-                        "value": 0.0 if math.isnan(point.value) else point.value,
-                        "is_nan": math.isnan(point.value),
-                        "timestamp": point.timestamp,
-                        "step": point.step,
-                    },
-                )
+            # One statement, so two writers of the same run and key (two replicas, two workers)
+            # neither collide on the first insert nor overwrite a later point with an earlier one.
+            await _upsert(
+                conn,
+                s.latest_metrics,
+                {"run_uuid": run_id, "key": key},
+                {
+                    "value": 0.0 if math.isnan(point.value) else point.value,
+                    "is_nan": math.isnan(point.value),
+                    "timestamp": point.timestamp,
+                    "step": point.step,
+                },
+                only_if=lambda new: (
+                    tuple_(new.step, new.timestamp, new.value)
+                    >= tuple_(s.latest_metrics.c.step, s.latest_metrics.c.timestamp, s.latest_metrics.c.value)
+                ),
+            )
 
     async def delete_tag(self, run_id: object, key: object) -> None:
         async with self.engine.begin() as conn:
@@ -826,12 +830,33 @@ class TrackingStore:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def _upsert(conn: AsyncConnection, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    """Insert or update one row identified by `keys` (portable across SQLite and PostgreSQL)."""
-    condition = and_(*(table.c[name] == value for name, value in keys.items()))
-    result = await conn.execute(update(table).where(condition).values(**values))
-    if result.rowcount == 0:
-        await conn.execute(insert(table).values(**keys, **values))
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses (SQLite and PostgreSQL spell them alike)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+async def _upsert(
+    conn: AsyncConnection,
+    table: Any,
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    only_if: Callable[[Any], ColumnElement[bool]] | None = None,
+) -> None:
+    """Insert or update the row whose primary key is `keys`, in one statement.
+
+    Atomic, so concurrent writers of one row (replicas sharing PostgreSQL) neither fail on the key
+    nor lose an update. `only_if(new)` limits the update to when the condition on the proposed
+    row (`new`) and the stored one (`table.c`) holds.
+    """
+    statement = _insert(conn, table).values(**keys, **values)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: statement.excluded[name] for name in values},
+            where=None if only_if is None else only_if(statement.excluded),
+        )
+    )
 
 
 def _dataset_input(row: Any) -> dict[str, Any]:
