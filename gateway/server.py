@@ -115,8 +115,13 @@ def migrate_store(uri: str) -> None:
     except DatabaseError as exc:
         raise SettingsError(f"backend store: {exc}") from None
     except (OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SettingsError(f"backend store '{without_password(uri)}' is unusable: {reason}") from None
+        raise store_unusable(uri, exc) from None
+
+
+def store_unusable(uri: str, exc: Exception) -> SettingsError:
+    """One line for a database that refused or failed: the URI without its password, the first line of why."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return SettingsError(f"backend store '{without_password(uri)}' is unusable: {reason}")
 
 
 def check_destination(settings: Settings) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.server import migrate_store, store_unusable
 from gateway.settings import SettingsError
 from gateway.store.auth_store import AuthStore, AuthStoreError, Permission
-from gateway.store.database import DatabaseError, create_engine, migrate
+from gateway.store.database import create_engine
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -35,7 +36,6 @@ def _when(epoch: int | None) -> str:
 async def _run(command: str, args: dict[str, Any], store_uri: str) -> None:
     engine = create_engine(store_uri)
     try:
-        await migrate(engine)  # a fresh store gets its tables; an old one its new ones
         store = AuthStore(engine)
         action = args["action"]
         if command == "users":
@@ -91,12 +91,12 @@ async def _tokens(store: AuthStore, action: str, args: dict[str, Any]) -> None:
 def run_user_command(command: str, args: dict[str, Any], store_uri: str) -> int:
     """Run `users ACTION` or `tokens ACTION`; 0 on success, 2 with one line on stderr if refused."""
     try:
+        migrate_store(store_uri)  # a fresh store gets its tables; an old one its new ones
         asyncio.run(_run(command, args, store_uri))
-    except (AuthStoreError, SettingsError, DatabaseError) as exc:
+    except (AuthStoreError, SettingsError) as exc:
         print(f"artifact-gateway: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"artifact-gateway: error: backend store '{store_uri}' is unusable: {reason}", file=sys.stderr)
+        print(f"artifact-gateway: error: {store_unusable(store_uri, exc)}", file=sys.stderr)
         return 2
     return 0

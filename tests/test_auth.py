@@ -327,10 +327,17 @@ def test_a_revoked_or_expired_token_and_a_removed_user_stop_working(credentials:
         (["users", "set-permission", "nobody", "write"], "", "no user 'nobody'"),
         (["tokens", "create", "--user", "nobody", "--name", "n"], "", "no user 'nobody'"),
         (["tokens", "revoke", "deadbeef"], "", "no token 'deadbeef'"),
+        (["users", "list", "--store", "postgresql://u:s3cret@127.0.0.1:1/db"], "", "'postgresql://u:***@127.0.0.1"),
     ],
 )
 def test_cli_refusals_are_one_clear_line(args: list[str], stdin: str, message: str, tmp_path: Path) -> None:
-    result = cli(*args, stdin=stdin, store=f"sqlite:///{tmp_path / 'cli.db'}")
+    if "--store" in args:  # an unreachable store: named without its password
+        at = args.index("--store")
+        store, args = args[at + 1], args[:at]
+    else:
+        store = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = cli(*args, stdin=stdin, store=store)
+    assert "s3cret" not in result.stderr
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
