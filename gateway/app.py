@@ -70,6 +70,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
 
         app[tracking_api.LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
+    if settings.ui:
+        from gateway import ui
+
+        ui.add_routes(app, tracking=not settings.artifacts_only, artifacts=REPOSITORY_KEY in app)
     if settings.auth:
         from gateway import admin_api
 

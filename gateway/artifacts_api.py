@@ -63,13 +63,17 @@ def url_path(request: web.Request, *, marker: str = "artifacts", allow_trailing_
     return parse_path(url_path_text(request, marker), allow_trailing_slash=allow_trailing_slash)
 
 
-def query_params(request: web.Request) -> dict[str, str]:
-    """Query parameters, decoded once (form rules: '+' is a space), strict UTF-8."""
+def query_pairs(request: web.Request) -> list[tuple[str, str]]:
+    """Query parameters in order, repeats kept, decoded once (form rules: '+' is a space), strict UTF-8."""
     try:
-        pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict")
+        return parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise ApiError.invalid("Query string is not UTF-8 after percent-decoding") from None
-    return dict(pairs)
+
+
+def query_params(request: web.Request) -> dict[str, str]:
+    """Query parameters as `query_pairs` decodes them; the last of a repeated name wins."""
+    return dict(query_pairs(request))
 
 
 def repository_of(request: web.Request) -> ArtifactRepository:

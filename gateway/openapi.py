@@ -780,6 +780,106 @@ META.update(
 )
 
 
+# -- the web UI: HTML pages (their errors are HTML pages too) -------------------------------------
+
+HTML = {"text/html": {"schema": STRING}}
+HTML_OK = {"description": "The page", "content": HTML}
+HTML_ERRORS: dict[str, Any] = {
+    "4XX": {
+        "description": "A page that says what is wrong (bad filter, unknown id, invalid path, ...)",
+        "content": HTML,
+    }
+}
+REDIRECT_BODY = {"text/plain": {"schema": STRING}}
+SEE_OTHER = {"303": {"description": "Done; the Location header names the page to show", "content": REDIRECT_BODY}}
+EXPERIMENT_ID = {"name": "experiment_id", "in": "path", "required": True, "schema": STRING}
+RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": STRING}
+PAGE = query("page", STRING, "1-based page number")
+VIEW = query("view", {"type": "string", "enum": ["active", "deleted", "all"]})
+UI_ARTIFACT_PAGES = {"501": {"description": "This server does not store these artifacts", "content": HTML}}
+
+
+def page(summary: str, parameters: list[Schema], **more: Any) -> Operation:
+    return {
+        "summary": summary,
+        "tags": ["ui"],
+        "parameters": parameters,
+        "responses": {"200": HTML_OK, **more, **HTML_ERRORS},
+    }
+
+
+def form(summary: str, parameters: list[Schema], fields: dict[str, Schema]) -> Operation:
+    body = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": obj(fields)}}}
+    return {
+        "summary": summary + " (a form post from the UI; refused when sent from another site)",
+        "tags": ["ui"],
+        "parameters": parameters,
+        "requestBody": body,
+        "responses": {**SEE_OTHER, **HTML_ERRORS},
+    }
+
+
+RUNS_PAGE = page(
+    "An experiment's runs as a table: MLflow filter, sort, chosen columns, pages",
+    [
+        EXPERIMENT_ID,
+        query("filter", STRING, "MLflow's search filter, e.g. metrics.loss < 0.2 and params.lr = '0.01'"),
+        query("order_by", STRING, "one MLflow order_by clause, e.g. metrics.`loss` ASC"),
+        {**query("columns", array(STRING), "metrics.<key>, params.<key> or tags.<key>"), "explode": True},
+        query("max_results", STRING, "runs per page, 1 to 1000 (100)"),
+        VIEW,
+        PAGE,
+    ],
+)
+RUN_ARTIFACTS_PAGE = page(
+    "A run's artifacts: the folder tree, a folder's entries, a file's size, digest and preview",
+    [EXPERIMENT_ID, RUN_ID, query("after", STRING, "continue a long folder after this entry")],
+    **UI_ARTIFACT_PAGES,
+)
+BROWSE_PAGE = page(
+    "The artifact destination: the folder tree, a folder's entries, a file's size, digest and preview",
+    [query("after", STRING, "continue a long folder after this entry")],
+)
+UI: dict[tuple[str, str], Operation] = {
+    ("GET", "/"): page("The start page: experiments (the artifact browser with --artifacts-only)", []),
+    ("GET", "/experiments"): page(
+        "Experiments, searched by name", [query("q", STRING, "part of the name, any case"), VIEW, PAGE]
+    ),
+    ("POST", "/experiments"): form("Create an experiment", [], {"name": STRING}),
+    ("GET", "/experiments/{experiment_id}"): RUNS_PAGE,
+    ("POST", "/experiments/{experiment_id}/rename"): form(
+        "Rename an experiment", [EXPERIMENT_ID], {"new_name": STRING}
+    ),
+    ("POST", "/experiments/{experiment_id}/delete"): form("Delete an experiment (restorable)", [EXPERIMENT_ID], {}),
+    ("POST", "/experiments/{experiment_id}/restore"): form("Restore a deleted experiment", [EXPERIMENT_ID], {}),
+    ("GET", "/experiments/{experiment_id}/runs/{run_id}"): page(
+        "One run: params, latest metrics, metric charts over step and time, tags, inputs, logged models",
+        [EXPERIMENT_ID, RUN_ID],
+        **{"302": {"description": "The run is in another experiment: its own page", "content": REDIRECT_BODY}},
+    ),
+    ("GET", "/experiments/{experiment_id}/runs/{run_id}/artifacts"): RUN_ARTIFACTS_PAGE,
+    ("GET", "/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"): {
+        **RUN_ARTIFACTS_PAGE,
+        "parameters": [*RUN_ARTIFACTS_PAGE["parameters"], ARTIFACT_PATH],
+    },
+    ("GET", "/compare-runs"): page(
+        "2 to 10 runs side by side: parameter differences, latest metrics, overlaid metric curves",
+        [
+            {**query("runs", array(STRING), "run ids", required=True), "explode": True},
+            query("only_differences", {"type": "string", "enum": ["0", "1"]}),
+        ],
+    ),
+    ("GET", "/browse"): BROWSE_PAGE,
+    ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},
+    ("GET", "/ui-static/{name}"): {
+        "summary": "The UI's own scripts and styles (uPlot, MIT licence, vendored)",
+        "tags": ["ui"],
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": STRING}],
+        "responses": {"200": {"description": "The file", "content": {"*/*": {"schema": STRING}}}, "4XX": CLIENT_ERROR},
+    },
+}
+
+
 def disabled(api: str) -> Operation:
     return {
         "summary": f"The {api} API is disabled in this server's mode",
@@ -797,6 +897,7 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
         ("server-info", method, path): operation for (method, path), operation in META.items() if path == "/server-info"
     },
     **{("", method, path): operation for (method, path), operation in META.items() if path != "/server-info"},
+    **{("", method, path): operation for (method, path), operation in UI.items()},
     ("tracking", "*", "/{path}"): disabled("tracking"),
     ("artifacts", "*", "/{path}"): disabled("artifacts"),
 }
@@ -883,6 +984,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             {"name": "artifacts", "description": "The mlflow-artifacts proxy: files under the destination"},
             {"name": "multipart", "description": "MLflow's multipart upload API"},
             {"name": "server", "description": "Health, version, capabilities, this document"},
+            {"name": "ui", "description": "The web UI's HTML pages (server-rendered; same auth as the API)"},
         ],
     }
 

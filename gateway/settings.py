@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         validation_alias=_env("SERVE_ARTIFACTS", mlflow="MLFLOW_SERVE_ARTIFACTS"),
         description="Serve the mlflow-artifacts proxy routes.",
     )
+    ui: bool = Field(
+        True,
+        validation_alias=_env("UI"),
+        description="Serve the web UI at /: experiments, runs, charts, comparison and the artifact browser "
+        "(only the artifact browser with --artifacts-only). --no-ui leaves the APIs only.",
+    )
     backend_store_uri: str = Field(
         "sqlite:///mlruns.db",
         validation_alias=_env("BACKEND_STORE_URI", mlflow="MLFLOW_BACKEND_STORE_URI"),

@@ -88,7 +88,8 @@ def _page(token: str | None) -> int:
     return offset
 
 
-def _token(offset: int) -> str:
+def offset_token(offset: int) -> str:
+    """The page token that starts a listing at `offset`, as `next_page_token` carries it."""
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
@@ -281,10 +282,19 @@ class TrackingStore:
             return await self._experiment_json(conn, row)
 
     async def search_experiments(
-        self, view_type: str, max_results: int, filter_string: str | None, page_token: str | None
+        self,
+        view_type: str,
+        max_results: int,
+        filter_string: str | None,
+        page_token: str | None,
+        *,
+        name_contains: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of experiments; `name_contains` (case-insensitive, taken literally) is the UI's search box."""
         query = select(s.experiments)
         query = self._lifecycle(query, s.experiments.c.lifecycle_stage, view_type)
+        if name_contains:
+            query = query.where(func.lower(s.experiments.c.name).contains(name_contains.lower(), autoescape=True))
         if filter_string:
             if not isinstance(filter_string, str):
                 raise ApiError.invalid("'filter' must be a string")
@@ -294,7 +304,7 @@ class TrackingStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             found = [await self._experiment_json(conn, row) for row in rows[:max_results]]
-        return found, _token(offset + max_results) if len(rows) > max_results else None
+        return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
     @staticmethod
     def _lifecycle(query: Any, column: Any, view_type: str | None) -> Any:
@@ -656,7 +666,7 @@ class TrackingStore:
             }
             for m in rows[:max_results]
         ]
-        return points, _token(offset + max_results) if len(rows) > max_results else None
+        return points, offset_token(offset + max_results) if len(rows) > max_results else None
 
     async def search_runs(
         self,
@@ -670,8 +680,25 @@ class TrackingStore:
         if not 1 <= max_results <= MAX_SEARCH_RESULTS:
             raise ApiError.invalid(f"Invalid value for max_results: it must be from 1 to {MAX_SEARCH_RESULTS}")
         try:
-            comparisons = parse_filter(filter_string)
             ordering = parse_order_by(order_by)
+        except InvalidFilter as exc:
+            raise ApiError.invalid(str(exc)) from None
+        query = _order_runs(self._runs_query(experiment_ids, filter_string, view_type), ordering)
+        offset = _page(page_token)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
+            found = await self._runs_json(conn, rows[:max_results])
+        return found, offset_token(offset + max_results) if len(rows) > max_results else None
+
+    async def count_runs(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> int:
+        """How many runs `search_runs` would page through with these arguments."""
+        query = self._runs_query(experiment_ids, filter_string, view_type).with_only_columns(func.count())
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    def _runs_query(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> Any:
+        try:
+            comparisons = parse_filter(filter_string)
         except InvalidFilter as exc:
             raise ApiError.invalid(str(exc)) from None
         ids = [int_field(value, "experiment_ids") for value in experiment_ids]
@@ -679,12 +706,18 @@ class TrackingStore:
         query = self._lifecycle(query, s.runs.c.lifecycle_stage, view_type)
         for comparison in comparisons:
             query = query.where(_run_condition(comparison))
-        query = _order_runs(query, ordering)
-        offset = _page(page_token)
+        return query
+
+    async def experiment_keys(self, experiment_id: object) -> dict[str, list[str]]:
+        """The param, metric and tag keys used by any run of the experiment, sorted: the UI's columns."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
-            found = await self._runs_json(conn, rows[:max_results])
-        return found, _token(offset + max_results) if len(rows) > max_results else None
+            row = await self._experiment_row(conn, experiment_id)
+            runs_of = select(s.runs.c.run_uuid).where(s.runs.c.experiment_id == row.experiment_id)
+            found: dict[str, list[str]] = {}
+            for kind, table in (("params", s.params), ("metrics", s.latest_metrics), ("tags", s.tags)):
+                query = select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct().order_by(table.c.key)
+                found[kind] = list((await conn.scalars(query)).all())
+        return found
 
     # -- logged models (MLflow 3) --------------------------------------------------------------
 
@@ -824,7 +857,7 @@ class TrackingStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
             found = [await self._model_json(conn, row) for row in rows[:max_results]]
-        return found, _token(offset + max_results) if len(rows) > max_results else None
+        return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
 
 # -- helpers -----------------------------------------------------------------------------------

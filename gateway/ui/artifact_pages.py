@@ -1,0 +1,261 @@
+"""The artifact browser: a folder's tree and entries, a file's size and digest, previews, downloads.
+
+Two entry points share one view: a run's artifacts (`/experiments/<id>/runs/<run>/artifacts/<path>`,
+proxied runs only) and the whole destination (`/browse/<path>`, wherever artifacts are served).
+The path after the route is taken from the raw URL and decoded once into an `ArtifactPath`, as the
+artifact API does; a path cannot leave the run's folder or the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from gateway.artifacts_api import API_PREFIXES, REPOSITORY_KEY, decode_once, parse_path, query_params
+from gateway.downloads import content_type
+from gateway.errors import ApiError
+from gateway.store.app_keys import STORE_KEY
+from gateway.ui.rendering import page, render
+from repositories import ArtifactPath, ArtifactRepository, ListEntry
+from repositories.errors import Conflict, NotFound
+
+PREVIEW_BYTES = 256 * 1024
+"""How much of a file a preview shows; the download has the rest."""
+CSV_PREVIEW_ROWS = 200
+ENTRIES_PER_PAGE = 500
+TREE_ENTRIES_PER_LEVEL = 200
+IMAGE_EXTENSIONS = frozenset("png jpg jpeg gif webp bmp svg".split())
+DOWNLOAD_PREFIX = f"{API_PREFIXES[0]}/artifacts/"
+ARCHIVE_PREFIX = f"{API_PREFIXES[0]}/archive/"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a browser view is rooted: the stored folder, and the page URL that shows it."""
+
+    root: ArtifactPath
+    url: str
+    """Page URL of `root`, without a trailing slash; entries are `url/<relative path>`."""
+    label: str
+
+
+def _repository(request: web.Request) -> ArtifactRepository:
+    return request.app[REPOSITORY_KEY]
+
+
+def _raw_tail(request: web.Request, route_segments: int) -> str:
+    """The decoded rest of the URL after its first `route_segments` segments ('' when there is none)."""
+    parts = request.rel_url.raw_path.split("/", route_segments + 1)
+    return decode_once(parts[route_segments + 1]) if len(parts) > route_segments + 1 else ""
+
+
+def _join(root: ArtifactPath, relative: str) -> ArtifactPath:
+    relative = relative.rstrip("/")
+    return parse_path(f"{root}/{relative}" if str(root) and relative else str(root) or relative)
+
+
+def _relative(root: ArtifactPath, path: ArtifactPath) -> str:
+    return str(path)[len(str(root)) :].lstrip("/") if str(root) else str(path)
+
+
+def download_url(path: ArtifactPath) -> str:
+    return DOWNLOAD_PREFIX + quote(str(path), safe="/")
+
+
+def archive_url(path: ArtifactPath, archive_format: str) -> str:
+    return (
+        ARCHIVE_PREFIX.rstrip("/")
+        + ("/" + quote(str(path), safe="/") if str(path) else "")
+        + f"?format={archive_format}"
+    )
+
+
+def run_artifact_root(request: web.Request, info: dict[str, Any]) -> ArtifactPath | None:
+    """Where this server stores the run's artifacts, or None when it does not store them."""
+    parts = urlsplit(info["artifact_uri"])
+    if parts.scheme != "mlflow-artifacts" or parts.netloc or REPOSITORY_KEY not in request.app:
+        return None
+    return parse_path(parts.path.strip("/"))
+
+
+async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> dict[str, Any]:
+    """The run page's artifact box: the top-level entries, or where the artifacts live instead."""
+    root = run_artifact_root(request, info)
+    if root is None:
+        return {"served": False, "uri": info["artifact_uri"]}
+    entries = []
+    async for entry in _repository(request).list(root):
+        entries.append(entry)
+        if len(entries) == TREE_ENTRIES_PER_LEVEL:
+            break
+    base = f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts"
+    return {
+        "served": True,
+        "uri": info["artifact_uri"],
+        "entries": [{"entry": e, "url": f"{base}/{quote(e.name)}"} for e in entries],
+        "browse_url": base,
+        "zip_url": archive_url(root, "zip") if entries else None,
+    }
+
+
+async def _children(
+    repository: ArtifactRepository, path: ArtifactPath, after: str | None, limit: int
+) -> list[ListEntry]:
+    entries = []
+    async for entry in repository.list(path, start_after=after):
+        entries.append(entry)
+        if len(entries) == limit:
+            break
+    return entries
+
+
+async def _tree(repository: ArtifactRepository, place: Place, relative: str) -> list[dict[str, Any]]:
+    """The folders from the root down to `relative`, each with its entries: the open branch of the tree."""
+    levels = []
+    segments = [s for s in relative.split("/") if s]
+    for depth in range(len(segments) + 1):
+        here = "/".join(segments[:depth])
+        entries = await _children(repository, _join(place.root, here), None, TREE_ENTRIES_PER_LEVEL)
+        opened = segments[depth] if depth < len(segments) else None
+        levels.append(
+            {
+                "depth": depth,
+                "items": [
+                    {
+                        "name": e.name,
+                        "is_dir": e.is_dir,
+                        "open": e.name == opened,
+                        "url": f"{place.url}/{quote('/'.join([*segments[:depth], e.name]))}",
+                    }
+                    for e in entries
+                ],
+            }
+        )
+    return levels
+
+
+def _breadcrumbs(place: Place, relative: str) -> list[dict[str, str]]:
+    crumbs = [{"name": place.label, "url": place.url}]
+    segments = [s for s in relative.split("/") if s]
+    for depth in range(len(segments)):
+        crumbs.append({"name": segments[depth], "url": f"{place.url}/{quote('/'.join(segments[: depth + 1]))}"})
+    return crumbs
+
+
+async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int) -> dict[str, Any]:
+    """What the page shows of a file: an image, text (JSON pretty-printed), a CSV table, or nothing."""
+    extension = posixpath.splitext(path.name)[1].lstrip(".").lower()
+    if extension in IMAGE_EXTENSIONS:
+        return {"kind": "image"}
+    kind = content_type(path.name)
+    textual = kind.startswith("text/") or kind in ("application/json", "application/yaml", "application/x-yaml")
+    if not textual:
+        return {"kind": "none", "content_type": kind}
+    chunks = []
+    async with await repository.get(path) as download:
+        async for chunk in download.iter_range(0, min(size, PREVIEW_BYTES)):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    truncated = size > len(data)
+    # A cut may split a character: drop the partial one rather than show a replacement mark.
+    text = data.decode("utf-8", errors="ignore" if truncated else "replace")
+    if extension == "json" and not truncated:
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    if extension in ("csv", "tsv"):
+        reader = csv.reader(io.StringIO(text), delimiter="\t" if extension == "tsv" else ",")
+        rows = []
+        for row in reader:
+            rows.append(row)
+            if len(rows) > CSV_PREVIEW_ROWS:
+                break
+        return {"kind": "table", "rows": rows[:CSV_PREVIEW_ROWS], "more": len(rows) > CSV_PREVIEW_ROWS or truncated}
+    return {"kind": "text", "text": text, "truncated": truncated}
+
+
+async def _browser(request: web.Request, place: Place, relative: str, context: dict[str, Any]) -> web.StreamResponse:
+    repository = _repository(request)
+    target = _join(place.root, relative)
+    relative = _relative(place.root, target)
+    after = query_params(request).get("after") or None
+    entries = await _children(repository, target, after, ENTRIES_PER_PAGE + 1)
+    is_dir = bool(entries or after or target == place.root)
+    common = {
+        **context,
+        "place": place,
+        "relative": relative,
+        "breadcrumbs": _breadcrumbs(place, relative),
+        "tree": await _tree(
+            repository, place, relative if entries or target == place.root else posixpath.dirname(relative)
+        ),
+    }
+    if is_dir:
+        shown = entries[:ENTRIES_PER_PAGE]
+        return render(
+            request,
+            "artifacts.html",
+            {
+                **common,
+                "title": relative or place.label,
+                "is_dir": True,
+                "entries": [
+                    {"entry": e, "url": f"{place.url}/{quote('/'.join(p for p in (relative, e.name) if p))}"}
+                    for e in shown
+                ],
+                "more_url": (
+                    f"{place.url}/{quote(relative)}?after={quote(shown[-1].sort_key)}"
+                    if len(entries) > ENTRIES_PER_PAGE
+                    else None
+                ),
+                "zip_url": archive_url(target, "zip") if shown else None,
+                "targz_url": archive_url(target, "tar.gz") if shown else None,
+            },
+        )
+    try:
+        info = await repository.head(target)
+    except (NotFound, Conflict):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"No artifact or folder '{relative}' in {place.label}") from None
+    return render(
+        request,
+        "artifacts.html",
+        {
+            **common,
+            "title": relative,
+            "is_dir": False,
+            "info": info,
+            "download_url": download_url(target),
+            "preview": await _preview(repository, target, info.size),
+        },
+    )
+
+
+@page
+async def run_artifacts_page(request: web.Request) -> web.StreamResponse:
+    run = await request.app[STORE_KEY].get_run(request.match_info["run_id"])
+    info = run["info"]
+    root = run_artifact_root(request, info)
+    if root is None:
+        raise ApiError(
+            501,
+            "NOT_IMPLEMENTED",
+            f"This server does not store this run's artifacts; they are at {info['artifact_uri']}, "
+            "where clients read them with their own credentials",
+        )
+    url = f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts"
+    place = Place(root, url, "artifacts")
+    context = {"run": info, "run_url": f"/experiments/{info['experiment_id']}/runs/{info['run_id']}"}
+    return await _browser(request, place, _raw_tail(request, 5), context)
+
+
+@page
+async def browse_page(request: web.Request) -> web.StreamResponse:
+    place = Place(ArtifactPath.parse(""), "/browse", "destination root")
+    return await _browser(request, place, _raw_tail(request, 1), {"run": None, "run_url": None})

@@ -1,0 +1,153 @@
+"""Server-side HTML for the UI: one Jinja2 environment, one error page, the headers every page carries.
+
+Jinja2 is imported on the first page rendered, not at start-up: an artifacts-only worker that only
+moves bytes never pays for it (its memory budget is tight, see README "Sizing").
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.errors import ApiError, from_repository_error
+from gateway.logs import event
+from repositories.errors import RepositoryError
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+STATIC_PREFIX = "/ui-static"
+
+# Scripts only from this server (no inline script runs); data for charts travels as JSON blocks.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["datetime"] = format_millis
+    environment.filters["duration"] = format_duration
+    environment.filters["size"] = format_size
+    environment.filters["number"] = format_number
+    environment.globals["static"] = STATIC_PREFIX
+    return environment
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """The page `template` rendered with `context` (plus what every page needs) as an HTML response."""
+    body = (
+        _environment()
+        .get_template(template)
+        .render(
+            {**context, "user": getattr(request.get("principal"), "username", None), "mode": request.get("ui_mode", "")}
+        )
+    )
+    return web.Response(text=body, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """A page that says what went wrong and where to go, never a traceback."""
+    return render(
+        request, "error.html", {"status": status, "message": message, "title": f"Error {status}"}, status=status
+    )
+
+
+def page(handler: PageHandler) -> PageHandler:
+    """Wrap a page handler: API and storage errors become an HTML page with the same status and message."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_page(request, exc.status, exc.message)
+        except RepositoryError as exc:
+            request["backend_error"] = type(exc).__name__
+            error = from_repository_error(exc)
+            if error.status >= 500:
+                event("storage error on a UI page", logging.WARNING, error=error.message)
+            return error_page(request, error.status, error.message)
+
+    return wrapped
+
+
+def refuse_cross_site(request: web.Request) -> None:
+    """403 for a form post that a browser sent from another site (CSRF), judged by Origin and Sec-Fetch-Site.
+
+    Browsers send credentials such as HTTP Basic with every request to this origin, so a page on
+    another site could otherwise submit our forms in the user's name. Non-browser clients send
+    neither header and are not affected.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None and site not in ("same-origin", "none"):
+        raise ApiError(403, "PERMISSION_DENIED", "Refused a form sent from another site (cross-site request)")
+    if origin is not None and origin != "null":
+        expected = f"{request.scheme}://{request.host}"
+        if origin.lower() != expected.lower():
+            raise ApiError(403, "PERMISSION_DENIED", f"Refused a form sent from {origin}: it is not this site")
+
+
+def format_millis(value: int | None) -> str:
+    """Milliseconds since the epoch as a UTC date and time, '-' for none."""
+    if value is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # a client may log any 64-bit time
+        return f"{value} ms"
+
+
+def format_duration(start: int | None, end: int | None) -> str:
+    if start is None or end is None or end < start:
+        return "-"
+    seconds = (end - start) / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_size(value: int | None) -> str:
+    if value is None:
+        return ""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
+def format_number(value: object) -> str:
+    """Metric values: up to 6 significant digits; protobuf's 'NaN'/'Infinity' strings as they are."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

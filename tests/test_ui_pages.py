@@ -1,0 +1,215 @@
+"""The UI's pages over HTTP: what each mode serves, forms and their guards, paging and sorting of many
+runs, escaping, and a clear page (never a traceback) for every kind of bad input."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from tests.gateway_process import RunningGateway, run_gateway
+
+
+@pytest.fixture(scope="module")
+def many(gateway: RunningGateway) -> tuple[str, list[str]]:
+    """An experiment with 250 runs: metric `score` = i, param `i` = i, tag `parity`."""
+    client = MlflowClient(gateway.url)
+    experiment_id = client.create_experiment(f"many-{uuid.uuid4().hex[:8]}")
+    ids = []
+    for i in range(250):
+        run_id = client.create_run(experiment_id, run_name=f"run-{i:03d}", start_time=1_700_000_000_000 + i).info.run_id
+        client.log_batch(run_id, metrics=[Metric("score", float(i), 0, 0)], params=[Param("i", str(i))])
+        client.set_tag(run_id, "parity", "even" if i % 2 == 0 else "odd")
+        ids.append(run_id)
+    return experiment_id, ids
+
+
+def get(gateway: RunningGateway, path: str, **kwargs: object) -> requests.Response:
+    return requests.get(gateway.url + path, timeout=30, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
+
+
+def run_names(html: str) -> list[str]:
+    return re.findall(r'<td><a href="/experiments/\d+/runs/[0-9a-f]+">([^<]+)</a></td>', html)
+
+
+def assert_clear_page(response: requests.Response, status: int, message: str) -> None:
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert message in unescape(response.text), response.text[:2000]
+    assert "Traceback" not in response.text
+
+
+def test_runs_are_paged_sorted_filtered_and_counted(gateway: RunningGateway, many: tuple[str, list[str]]) -> None:
+    experiment_id, _ = many
+    first = get(gateway, f"/experiments/{experiment_id}")
+    assert first.status_code == 200
+    assert "Runs 1–100 of 250" in first.text
+    assert run_names(first.text)[:2] == ["run-249", "run-248"]  # newest first
+    second = get(gateway, f"/experiments/{experiment_id}", params={"page": 2})
+    assert "Runs 101–200 of 250" in second.text and run_names(second.text)[0] == "run-149"
+    by_score = get(gateway, f"/experiments/{experiment_id}", params={"order_by": "metrics.`score` ASC", "page": 3})
+    assert "Runs 201–250 of 250" in by_score.text
+    assert run_names(by_score.text) == [f"run-{i:03d}" for i in range(200, 250)]
+    assert 'rel="next"' not in by_score.text
+    filtered = get(
+        gateway,
+        f"/experiments/{experiment_id}",
+        params={"filter": "metrics.score >= 240 and tags.parity = 'even'", "columns": ["tags.parity", "params.i"]},
+    )
+    assert "Runs 1–5 of 5" in filtered.text
+    assert run_names(filtered.text) == ["run-248", "run-246", "run-244", "run-242", "run-240"]
+    assert ">parity<" in filtered.text and ">score<" not in filtered.text  # the chosen columns only
+
+
+def test_experiment_forms_create_rename_delete_restore(gateway: RunningGateway) -> None:
+    name = f"made-in-ui-{uuid.uuid4().hex[:8]}"
+    created = requests.post(f"{gateway.url}/experiments", data={"name": name}, timeout=10, allow_redirects=False)
+    assert created.status_code == 303
+    experiment_id = created.headers["Location"].rsplit("/", 1)[1]
+    client = MlflowClient(gateway.url)
+    assert client.get_experiment(experiment_id).name == name
+    post = f"{gateway.url}/experiments/{experiment_id}"
+    assert (
+        requests.post(f"{post}/rename", data={"new_name": name + "-2"}, timeout=10, allow_redirects=False).status_code
+        == 303
+    )
+    assert client.get_experiment(experiment_id).name == name + "-2"
+    assert requests.post(f"{post}/delete", timeout=10, allow_redirects=False).status_code == 303
+    assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    assert name + "-2" in get(gateway, "/experiments", params={"view": "deleted", "q": name.upper()}).text
+    assert requests.post(f"{post}/restore", timeout=10, allow_redirects=False).status_code == 303
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+    duplicate = requests.post(f"{gateway.url}/experiments", data={"name": name + "-2"}, timeout=10)
+    assert_clear_page(duplicate, 400, f"Experiment(name={name}-2) already exists.")
+    assert_clear_page(requests.post(f"{gateway.url}/experiments", data={}, timeout=10), 400, "Missing value")
+
+
+def test_forms_from_another_site_are_refused_and_change_nothing(gateway: RunningGateway) -> None:
+    name = f"csrf-{uuid.uuid4().hex[:8]}"
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = requests.post(f"{gateway.url}/experiments", data={"name": name}, headers=headers, timeout=10)
+        assert_clear_page(refused, 403, "Refused a form sent from")
+    assert MlflowClient(gateway.url).get_experiment_by_name(name) is None
+    same_site = {"Origin": gateway.url, "Sec-Fetch-Site": "same-origin"}
+    accepted = requests.post(
+        f"{gateway.url}/experiments", data={"name": name}, headers=same_site, timeout=10, allow_redirects=False
+    )
+    assert accepted.status_code == 303
+
+
+def test_pages_escape_what_users_logged(gateway: RunningGateway) -> None:
+    client = MlflowClient(gateway.url)
+    hostile = f"<script>alert('x')</script>{uuid.uuid4().hex[:6]}"
+    experiment_id = client.create_experiment(hostile)
+    run_id = client.create_run(experiment_id, run_name=hostile).info.run_id
+    client.log_param(run_id, "p", "<img src=x onerror=alert(1)>")
+    for path in ("/experiments", f"/experiments/{experiment_id}", f"/experiments/{experiment_id}/runs/{run_id}"):
+        response = get(gateway, path)
+        assert response.status_code == 200
+        assert "<script>alert" not in response.text and "<img src=x" not in response.text
+        assert "&lt;script&gt;" in response.text
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_every_page_answers_bad_input_with_a_clear_page(gateway: RunningGateway, many: tuple[str, list[str]]) -> None:
+    experiment_id, ids = many
+    run = f"/experiments/{experiment_id}/runs/{ids[0]}"
+    cases = [
+        ("/experiments/12345678", 404, "No Experiment with id=12345678 exists"),
+        ("/experiments/not-a-number", 400, "'experiment_id' must be an integer, got 'not-a-number'"),
+        ("/experiments?view=sideways", 400, "'view' must be one of active, deleted, all"),
+        ("/experiments?page=0", 400, "'page' must be a whole number"),
+        (f"/experiments/{experiment_id}?filter=metrics.score+%3E", 400, "the last comparison has no value"),
+        (f"/experiments/{experiment_id}?filter=params.x+%3D+%27unclosed", 400, "Parameter value is either not quoted"),
+        (f"/experiments/{experiment_id}?order_by=metrics.score+SIDEWAYS", 400, "Invalid ordering key"),
+        (f"/experiments/{experiment_id}?columns=secrets.key", 400, "Invalid column 'secrets.key'"),
+        (f"/experiments/{experiment_id}?max_results=100000", 400, "'max_results' must be a whole number"),
+        (f"/experiments/{experiment_id}?page=abc", 400, "'page' must be a whole number"),
+        (f"/experiments/{experiment_id}/runs/{'0' * 32}", 404, f"Run with id={'0' * 32} not found"),
+        (f"/experiments/{experiment_id}/runs/{'0' * 32}/artifacts", 404, f"Run with id={'0' * 32} not found"),
+        (f"{run}/artifacts/..%2F..%2F..%2Fetc%2Fpasswd", 400, "Invalid path"),
+        (f"{run}/artifacts/a/%2e%2e/%2e%2e/b", 400, "Invalid path"),
+        (f"{run}/artifacts/%ff", 400, "not UTF-8"),
+        (f"{run}/artifacts/missing.txt", 404, "No artifact or folder 'missing.txt'"),
+        ("/browse/..%2Fsecret", 400, "Invalid path"),
+        ("/browse/%2e%2e/%2e%2e/etc", 400, "Invalid path"),
+        ("/browse/nothing/here", 404, "No artifact or folder 'nothing/here'"),
+        ("/compare-runs", 400, "Choose from 2 to 10 runs"),
+        (
+            "/compare-runs?" + "&".join(f"runs={i}" for i in ids[:11]),
+            400,
+            "Choose from 2 to 10 runs to compare (got 11)",
+        ),
+        (f"/compare-runs?runs={ids[0]}&runs={'0' * 32}", 404, f"Run with id={'0' * 32} not found"),
+        ("/experiments?q=%ff", 400, "not UTF-8"),
+    ]
+    for path, status, message in cases:
+        assert_clear_page(get(gateway, path), status, message)
+    # A run reached through another experiment's URL is shown at its own address.
+    moved = get(gateway, f"/experiments/0/runs/{ids[0]}")
+    assert (moved.status_code, moved.headers["Location"]) == (302, run)
+
+
+def test_ui_static_files_are_only_the_ui_s_own(gateway: RunningGateway) -> None:
+    script = get(gateway, "/ui-static/ui.js")
+    assert (script.status_code, script.headers["Content-Type"]) == (200, "text/javascript")
+    assert get(gateway, "/ui-static/uPlot.LICENSE").text.startswith("The MIT License")
+    for probe in ("/ui-static/..%2F__init__.py", "/ui-static/%2e%2e", "/ui-static/rendering.py", "/ui-static/"):
+        assert get(gateway, probe).status_code == 404, probe
+
+
+@pytest.mark.parametrize("mode", ["artifacts-only", "no-proxy", "no-ui"])
+def test_each_mode_serves_its_pages(mode: str, tmp_path: Path) -> None:
+    args = {
+        "artifacts-only": ["--artifacts-only"],
+        "no-proxy": ["--no-serve-artifacts", "--default-artifact-root", "s3://bucket/root"],
+        "no-ui": ["--no-ui"],
+    }[mode]
+    with run_gateway(tmp_path, *args) as gateway:
+        if mode == "artifacts-only":
+            requests.put(gateway.artifact_url("team/model/weights.bin"), data=b"w" * 10, timeout=10).raise_for_status()
+        home = get(gateway, "/")
+        if mode == "artifacts-only":
+            assert home.status_code == 200 and 'href="/browse/team"' in home.text
+            file_page = get(gateway, "/browse/team/model/weights.bin")
+            assert (
+                "10 bytes" in file_page.text
+                and "/api/2.0/mlflow-artifacts/artifacts/team/model/weights.bin" in file_page.text
+            )
+            assert get(gateway, "/experiments").status_code == 404
+        elif mode == "no-proxy":
+            client = MlflowClient(gateway.url)
+            experiment_id = client.create_experiment(f"direct-{uuid.uuid4().hex[:6]}")
+            run_id = client.create_run(experiment_id).info.run_id
+            assert home.status_code == 200
+            run_page = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}")
+            assert "This server does not store this run's artifacts" in unescape(run_page.text)
+            assert f"s3://bucket/root/{experiment_id}/{run_id}/artifacts" in run_page.text
+            artifacts = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}/artifacts")
+            assert_clear_page(artifacts, 501, "This server does not store this run's artifacts")
+            assert get(gateway, "/browse").status_code == 404
+        else:
+            assert home.status_code == 404 and get(gateway, "/experiments").status_code == 404
+            assert get(gateway, "/api/2.0/mlflow/experiments/search").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    with run_gateway(tmp_path_factory.mktemp("ui-pages")) as running:
+        yield running
+
+
+def test_times_beyond_the_calendar_still_render(gateway: RunningGateway) -> None:
+    client = MlflowClient(gateway.url)
+    experiment_id = client.create_experiment(f"far-future-{uuid.uuid4().hex[:6]}")
+    run_id = client.create_run(experiment_id, start_time=2**62).info.run_id
+    for path in (f"/experiments/{experiment_id}", f"/experiments/{experiment_id}/runs/{run_id}"):
+        response = get(gateway, path)
+        assert response.status_code == 200 and f"{2**62} ms" in response.text
