@@ -708,11 +708,19 @@ class TrackingStore:
             query = query.where(_run_condition(comparison))
         return query
 
-    async def experiment_keys(self, experiment_id: object) -> dict[str, list[str]]:
-        """The param, metric and tag keys used by any run of the experiment, sorted: the UI's columns."""
+    async def experiment_keys(self, experiment_id: object, newest_runs: int) -> dict[str, list[str]]:
+        """The param, metric and tag keys of the experiment's `newest_runs` runs, sorted: the UI's columns.
+
+        Bounded by run count so that an experiment of any size answers in the same time.
+        """
         async with self.engine.connect() as conn:
             row = await self._experiment_row(conn, experiment_id)
-            runs_of = select(s.runs.c.run_uuid).where(s.runs.c.experiment_id == row.experiment_id)
+            runs_of = (
+                select(s.runs.c.run_uuid)
+                .where(s.runs.c.experiment_id == row.experiment_id)
+                .order_by(s.runs.c.start_time.desc(), s.runs.c.run_uuid)
+                .limit(newest_runs)
+            )
             found: dict[str, list[str]] = {}
             for kind, table in (("params", s.params), ("metrics", s.latest_metrics), ("tags", s.tags)):
                 query = select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct().order_by(table.c.key)
@@ -993,10 +1001,12 @@ def _order_runs(query: Any, ordering: list[OrderBy]) -> Any:
             alias = table.alias(f"order_{index}")
             query = query.outerjoin(alias, and_(alias.c.run_uuid == s.runs.c.run_uuid, alias.c.key == order.key))
             column = alias.c.value
-        # MLflow puts runs without the value last, whichever the direction.
-        clauses.append(column.is_(None))
+        if order.entity != "attribute" or column.nullable:  # outer-joined values may be missing too
+            clauses.append(column.is_(None))  # MLflow puts runs without the value last, whichever the direction
         clauses.append(column.asc() if order.ascending else column.desc())
-    clauses += [s.runs.c.start_time.desc(), s.runs.c.run_uuid]
+    if not (ordering and ordering[0].entity == "attribute" and ordering[0].key == "start_time"):
+        clauses.append(s.runs.c.start_time.desc())
+    clauses.append(s.runs.c.run_uuid)  # the tiebreak: ix_runs_experiment_start serves the default order
     return query.order_by(*clauses)
 
 

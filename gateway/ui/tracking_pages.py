@@ -22,6 +22,8 @@ MAX_RUNS_PER_PAGE = 1000
 EXPERIMENTS_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 DEFAULT_COLUMNS_PER_KIND = 6
+COLUMN_KEYS_FROM_RUNS = 1000
+"""The column chooser offers the keys of the experiment's newest runs (and of the runs shown)."""
 COMPARE_MIN, COMPARE_MAX = 2, 10
 DEFAULT_ORDER = "attributes.start_time DESC"
 VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
@@ -175,7 +177,7 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     experiment = await store.get_experiment(request.match_info["experiment_id"])
     experiment_id = experiment["experiment_id"]
     pairs = query_pairs(request)
-    keys = await store.experiment_keys(experiment_id)
+    keys = await store.experiment_keys(experiment_id, COLUMN_KEYS_FROM_RUNS)
     columns = _columns(pairs, keys)
     search = _single(pairs, "filter").strip()
     order = _single(pairs, "order_by").strip() or DEFAULT_ORDER
@@ -192,6 +194,8 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
         )
         runs = [run_row(run) for run in found]
         total = await store.count_runs([experiment_id], search or None, VIEWS[view])
+        for kind in COLUMN_KINDS:  # older runs on this page may use keys the newest runs do not
+            keys[kind] = sorted({*keys[kind], *(key for run in runs for key in run[kind])})
     except ApiError as exc:
         if exc.status != 400:
             raise
