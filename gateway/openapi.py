@@ -433,6 +433,15 @@ TRACKING: dict[tuple[str, str], Operation] = {
         ),
         json_ok(obj({"runs": array(ref("Run")), "next_page_token": STRING})),
     ),
+    ("GET", "/metrics/get-history-bulk"): tracking_get(
+        "MLflow's UI route (under /ajax-api only): one metric's history for up to 100 runs",
+        [
+            {**query("run_id", array(STRING), "1 to 100 run ids", required=True), "explode": True},
+            query("metric_key", KEY, required=True),
+            query("max_results", {"type": "integer", "minimum": 1, "maximum": 25_000, "default": 25_000}),
+        ],
+        json_ok(obj({"metrics": array({"type": "object"})}, ("metrics",))),
+    ),
     ("GET", "/metrics/get-history"): tracking_get(
         "A metric's history",
         [

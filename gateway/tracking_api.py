@@ -254,6 +254,44 @@ async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> di
     return _with_token({"metrics": points} if points else {}, token)
 
 
+MAX_BULK_RUNS = 100
+MAX_HISTORY = 25_000
+
+
+def _sort_value(value: float | str) -> float:
+    return float(value)  # protobuf's "NaN" / "Infinity" strings included
+
+
+async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's UI route: one metric's history for up to 100 runs, each run's points in time order.
+
+    As MLflow: runs in id order, points sorted by (timestamp, step, value), each with its `run_id`,
+    at most `max_results` (25,000) points in all. Unlike MLflow, a non-numeric max_results is a 400.
+    """
+    run_ids = [str(run_id) for run_id in _list(fields, "run_id")]
+    if not run_ids:
+        raise ApiError.invalid("GetMetricHistoryBulk request must specify at least one run_id.")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise ApiError.invalid(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    key = fields.get("metric_key")
+    if key is None:
+        raise ApiError.invalid("GetMetricHistoryBulk request must specify a metric_key.")
+    max_results = min(int_field(fields.get("max_results"), "max_results", default=MAX_HISTORY), MAX_HISTORY)
+    if max_results < 1:
+        raise ApiError.invalid(f"'max_results' must be from 1 to {MAX_HISTORY}, got {max_results}")
+    found: list[dict[str, Any]] = []
+    for run_id in sorted(run_ids):
+        points, _ = await _store(request).metric_history(run_id, key, max_results, None)
+        points.sort(key=lambda point: (point["timestamp"], point["step"], _sort_value(point["value"])))
+        found.extend({**point, "run_id": run_id} for point in points)
+        if len(found) >= max_results:
+            break
+    return {"metrics": found[:max_results]}
+
+
 async def list_run_artifacts(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     run = await _store(request).get_run(_run_id(fields))
     return await request.app[LOCATIONS_KEY].list_run(run["info"]["artifact_uri"], str(fields.get("path") or ""))
@@ -365,7 +403,16 @@ def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Respons
     return endpoint
 
 
+AJAX_ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("GET", "/metrics/get-history-bulk", get_metric_history_bulk, Access.READ),
+]
+"""Routes MLflow serves only under /ajax-api/2.0/mlflow (for its web UI); scripts call them too."""
+
+
 def add_routes(app: web.Application) -> None:
     for prefix in TRACKING_PREFIXES:
         for method, path, handler, access in ROUTES:
             add_route(app, method, prefix + path, _endpoint(handler), access)
+    ajax_prefix = next(prefix for prefix in TRACKING_PREFIXES if prefix.startswith("/ajax-api/"))
+    for method, path, handler, access in AJAX_ROUTES:
+        add_route(app, method, ajax_prefix + path, _endpoint(handler), access)

@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.gateway_process import RunningGateway, run_gateway
+from tests.gateway_process import RunningGateway, run_cli, run_gateway
 
 SCREENSHOTS = Path(__file__).parent / "output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -282,3 +282,48 @@ async def test_bad_input_shows_a_clear_page(logged: Logged, page: Page, console_
     assert len(console_errors) == len(cases)
     assert all(f"status of {s}" in e for e, (_, s, _) in zip(console_errors, cases, strict=True))
     console_errors.clear()
+
+
+async def test_pages_and_their_chart_data_need_credentials_with_auth(browser: Browser, tmp_path: Path) -> None:
+    """With --auth, a browser without credentials gets 401 on pages; with a reader's password the run
+    page and the tracking API calls its charts make both work; the reader cannot post a form."""
+    store = f"sqlite:///{tmp_path / 'auth.db'}"
+    for name, permission in (("writer", "write"), ("reader", "read")):
+        added = run_cli(
+            "users",
+            "add",
+            name,
+            "--permission",
+            permission,
+            "--password-stdin",
+            "--backend-store-uri",
+            store,
+            stdin=f"{name}-password-1",
+        )
+        assert added.returncode == 0, added.stderr
+    with run_gateway(tmp_path, "--auth", "--backend-store-uri", store) as gateway:
+        client = MlflowClient(gateway.url)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_USERNAME", "writer")
+            patch.setenv("MLFLOW_TRACKING_PASSWORD", "writer-password-1")
+            experiment_id = client.create_experiment("secured")
+            run_id = client.create_run(experiment_id, run_name="secured-run").info.run_id
+            client.log_batch(run_id, metrics=[Metric("loss", 1.0 / (s + 1), 1000 * s, s) for s in range(5)])
+        run_url = f"{gateway.url}/experiments/{experiment_id}/runs/{run_id}"
+
+        anonymous = await browser.new_context()
+        # (Navigating there would stop at the browser's password prompt; the request shows what it answers.)
+        response = await anonymous.request.get(run_url)
+        assert response.status == 401 and "Basic" in response.headers["www-authenticate"]
+        await anonymous.close()
+
+        reader = await browser.new_context(http_credentials={"username": "reader", "password": "reader-password-1"})
+        page = await reader.new_page()
+        response = await page.goto(run_url)
+        assert response is not None and response.status == 200
+        await page.wait_for_selector("body[data-charts-ready=true]")
+        assert await page.evaluate("window.gatewayCharts.loss.tables[0][0]") == [0, 1, 2, 3, 4]
+        await page.goto(f"{gateway.url}/experiments")
+        refused = await page.request.post(f"{gateway.url}/experiments", form={"name": "not-allowed"})
+        assert refused.status == 403
+        await reader.close()

@@ -213,3 +213,36 @@ def test_times_beyond_the_calendar_still_render(gateway: RunningGateway) -> None
     for path in (f"/experiments/{experiment_id}", f"/experiments/{experiment_id}/runs/{run_id}"):
         response = get(gateway, path)
         assert response.status_code == 200 and f"{2**62} ms" in response.text
+
+
+def test_metric_history_bulk_as_mlflow_s_ui_route(gateway: RunningGateway) -> None:
+    """`/ajax-api/2.0/mlflow/metrics/get-history-bulk`: runs in id order, each run's points by time."""
+    client = MlflowClient(gateway.url)
+    experiment_id = client.create_experiment(f"bulk-{uuid.uuid4().hex[:6]}")
+    ids = sorted(client.create_run(experiment_id).info.run_id for _ in range(3))
+    for n, run_id in enumerate(ids):
+        # logged out of time order: the answer sorts by (timestamp, step, value)
+        points = [Metric("loss", float(10 * n + step), 1000 * (5 - step), step) for step in range(5)]
+        client.log_batch(run_id, metrics=points)
+    url = f"{gateway.url}/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    answer = requests.get(url, params={"run_id": list(reversed(ids)), "metric_key": "loss"}, timeout=10).json()
+    expected = [
+        {"key": "loss", "value": float(10 * n + step), "timestamp": 1000 * (5 - step), "step": step, "run_id": run_id}
+        for n, run_id in enumerate(ids)
+        for step in reversed(range(5))
+    ]
+    assert answer == {"metrics": expected}
+    capped = requests.get(url, params={"run_id": ids, "metric_key": "loss", "max_results": 7}, timeout=10).json()
+    assert capped == {"metrics": expected[:7]}
+    none = requests.get(url, params={"run_id": ids[0], "metric_key": "absent"}, timeout=10).json()
+    assert none == {"metrics": []}
+    for params, message in (
+        ({"metric_key": "loss"}, "must specify at least one run_id"),
+        ({"run_id": ids[0]}, "must specify a metric_key"),
+        ({"run_id": [ids[0]] * 101, "metric_key": "loss"}, "cannot specify more than 100 run_ids"),
+        ({"run_id": ids[0], "metric_key": "loss", "max_results": "many"}, "'max_results' must be an integer"),
+        ({"run_id": "0" * 32, "metric_key": "loss"}, "not found"),
+    ):
+        refused = requests.get(url, params=params, timeout=10)
+        assert refused.status_code in (400, 404) and message in refused.json()["message"], (params, refused.text)
+    assert requests.get(url.replace("/ajax-api/", "/api/"), params={"run_id": ids[0]}, timeout=10).status_code == 404
