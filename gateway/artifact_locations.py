@@ -59,22 +59,31 @@ class ArtifactLocations:
             return uri
         raise refuse
 
-    async def list_run(self, artifact_uri: str, path: str) -> dict[str, Any]:
-        """MLflow's `artifacts/list`: one level of a run's artifacts, paths relative to the run."""
+    def run_path(self, artifact_uri: str, relative: str) -> ArtifactPath:
+        """Where `relative` (a path inside a run) is stored, when this server serves the run's root.
+
+        501 when the run's artifacts live elsewhere (a bucket, another artifacts server, or this one
+        runs with --no-serve-artifacts); 400 when either part is not a valid artifact path.
+        """
         parts = urlsplit(artifact_uri)
         if parts.scheme != "mlflow-artifacts" or parts.netloc or self.repository is None:
             raise ApiError(
                 501,
                 "NOT_IMPLEMENTED",
-                f"This server does not list artifacts stored at '{artifact_uri}'; the client reads "
+                f"This server does not serve artifacts stored at '{artifact_uri}'; the client reads "
                 "them from that location directly",
             )
-        relative = path.strip("/")
         try:
             base = ArtifactPath.parse(parts.path.strip("/"))
-            target = ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
+            return ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
         except InvalidPath as exc:
             raise ApiError.invalid(exc.message) from None
+
+    async def list_run(self, artifact_uri: str, path: str) -> dict[str, Any]:
+        """MLflow's `artifacts/list`: one level of a run's artifacts, paths relative to the run."""
+        relative = path.strip("/")
+        target = self.run_path(artifact_uri, relative)
+        assert self.repository is not None  # run_path refused otherwise
         files = []
         async for entry in self.repository.list(target):
             item: dict[str, Any] = {
