@@ -75,6 +75,7 @@ class ArtifactLocations:
             )
         try:
             base = ArtifactPath.parse(parts.path.strip("/"))
+            ArtifactPath.parse(relative)  # on its own first, so a refusal describes what the client sent
             return ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
         except InvalidPath as exc:
             raise ApiError.invalid(exc.message) from None

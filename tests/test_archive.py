@@ -18,6 +18,7 @@ import os
 import tarfile
 import time
 import uuid
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -365,3 +366,115 @@ def test_small_tar_gz_round_trip_is_byte_exact(tmp_path: Path) -> None:
     out += writer.finish()
     assert len(zlib.decompress(out, 31)) % tarfile.RECORDSIZE == 0
     assert unpack(out, "tar.gz")[0] == digests(TREE, "d")
+
+
+# -- GET /get-artifact: the MLflow UI's download of one file of a run -------------------------------
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """A proxied-mode gateway (tracking API and artifacts) on local disk."""
+    with run_gateway(tmp_path_factory.mktemp("get-artifact")) as gateway:
+        yield gateway
+
+
+RUN_FILES = {
+    "MLmodel": b"artifact_path: model\n",
+    "metrics.json": b'{"accuracy": 0.91}',
+    "plot.png": b"\x89PNG\r\n\x1a\n" + os.urandom(100),
+    "page.html": b"<script>alert('not on our origin')</script>",
+    "données ü.csv": b"a,b\n1,2\n",
+    "weights.bin": os.urandom(2 * MIB + 3),
+}
+
+
+@pytest.fixture(scope="module")
+def logged_run(tracking: RunningGateway, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run whose artifacts the stock client logged under outputs/ through the gateway."""
+    import mlflow
+
+    source = tmp_path_factory.mktemp("run-files")
+    for name, data in RUN_FILES.items():
+        (source / name).write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking.url)
+        patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(source), "outputs")
+        mlflow.set_tracking_uri(None)
+    return str(run.info.run_id)
+
+
+def mlflow_download_headers(name: str) -> dict[str, str]:
+    """The headers MLflow 3.17's own handler puts on a download of `name`."""
+    from flask import Response
+
+    with warnings.catch_warnings():  # importing MLflow's server loads its SQLAlchemy store, which warns
+        warnings.simplefilter("ignore")
+        from mlflow.server.handlers import _content_disposition_attachment, _response_with_file_attachment_headers
+
+    response = Response()
+    response.headers["Content-Disposition"] = _content_disposition_attachment(name)  # as _send_artifact does
+    answered = _response_with_file_attachment_headers(f"/tmp/{name}", response)
+    return {key: answered.headers[key] for key in ("Content-Type", "Content-Disposition", "X-Content-Type-Options")}
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_get_artifact_sends_the_bytes_with_mlflows_headers(
+    tracking: RunningGateway, logged_run: str, name: str
+) -> None:
+    response = requests.get(
+        f"{tracking.url}/get-artifact", params={"run_id": logged_run, "path": f"outputs/{name}"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == RUN_FILES[name]
+    served = {key: response.headers[key] for key in ("Content-Type", "Content-Disposition", "X-Content-Type-Options")}
+    assert served == mlflow_download_headers(name)
+
+
+def test_get_artifact_takes_run_uuid_and_honours_range(tracking: RunningGateway, logged_run: str) -> None:
+    url = f"{tracking.url}/get-artifact"
+    params = {"run_uuid": logged_run, "path": "outputs/weights.bin"}
+    whole = requests.get(url, params=params, timeout=30)
+    part = requests.get(url, params=params, headers={"Range": "bytes=10-19"}, timeout=30)
+    assert part.status_code == 206 and part.content == RUN_FILES["weights.bin"][10:20]
+    again = requests.get(url, params=params, headers={"If-None-Match": whole.headers["ETag"]}, timeout=30)
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("run_id=0123456789abcdef&path=x", 404, "Run with id=0123456789abcdef not found"),
+        ("run_id={run}", 400, "Missing value for required parameter 'path'"),
+        ("path=outputs/MLmodel", 400, "Missing value for required parameter 'run_id'"),
+        ("run_id={run}&path=outputs/nothing.bin", 404, "No such artifact: '{root}/outputs/nothing.bin'"),
+        ("run_id={run}&path=outputs", 400, "Artifact path refers to a directory, not a file: '{root}/outputs'"),
+        ("run_id={run}&path=../../other/artifacts/x", 400, "Invalid path: '..' segment"),
+        ("run_id={run}&path=%2Fetc%2Fpasswd", 400, "Invalid path: absolute path"),
+        ("run_id={run}&path=outputs%2F%252e%252e%2Fx", 400, "Invalid path: percent-escape left after decoding"),
+    ],
+)
+def test_get_artifact_refusals_are_clear(
+    tracking: RunningGateway, logged_run: str, query: str, status: int, message: str
+) -> None:
+    run = requests.get(f"{tracking.url}/api/2.0/mlflow/runs/get", params={"run_id": logged_run}, timeout=10).json()
+    root = run["run"]["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    got, headers, body = tracking.raw_request("GET", "/get-artifact?" + query.format(run=logged_run))
+    assert headers["Content-Type"].startswith("application/json")
+    assert (got, json.loads(body)["message"].split(" (")[0]) == (status, message.format(root=root))
+
+
+def test_get_artifact_without_served_artifacts_is_501_and_absent_in_artifacts_only_mode(tmp_path: Path) -> None:
+    with run_gateway(tmp_path / "a", "--no-serve-artifacts", "--default-artifact-root", "s3://bucket/root") as gw:
+        run_id = requests.post(f"{gw.url}/api/2.0/mlflow/runs/create", json={}, timeout=10).json()["run"]["info"][
+            "run_id"
+        ]
+        status, _, body = gw.raw_request("GET", f"/get-artifact?run_id={run_id}&path=model.pkl")
+        assert status == 501
+        assert json.loads(body)["message"].startswith(
+            "This server does not serve artifacts stored at 's3://bucket/root"
+        )
+    with run_gateway(tmp_path / "b", "--artifacts-only") as gw:
+        status, _, body = gw.raw_request("GET", "/get-artifact?run_id=x&path=y")
+        assert (status, json.loads(body)["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
