@@ -18,7 +18,7 @@ import logging
 import tarfile
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -237,7 +237,7 @@ class FolderArchive:
     def file_name(self) -> str:
         return f"{self.top}.{self.format.name}"
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The archive's bytes, in pieces of about `FLUSH_BYTES` (more when a file chunk is larger)."""
         writer = self.format.writer()
         pending: list[bytes] = [writer.directory(self.top, self._started)]

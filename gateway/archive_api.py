@@ -9,6 +9,8 @@ looks whole but lacks files.
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
 from gateway.access import Access, add_route
@@ -77,9 +79,10 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         request["bytes_out"] = 0
         try:
-            async for chunk in archive.chunks():
-                await response.write(chunk)
-                request["bytes_out"] += len(chunk)
+            async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open file at once on error
+                async for chunk in chunks:
+                    await response.write(chunk)
+                    request["bytes_out"] += len(chunk)
             await response.write_eof()
             complete = True
         except RepositoryError as exc:
