@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import artifacts_api, meta_api, multipart_api, openapi
+from gateway import archive_api, artifacts_api, meta_api, multipart_api, openapi
 from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.artifact_locations import ArtifactLocations
+from gateway.artifact_locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
 from gateway.logs import event
 from gateway.meta_api import TRACKING_PREFIXES
@@ -57,6 +57,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app[REPOSITORY_KEY] = repository
         app[SIGNING_KEY] = signing_key
         artifacts_api.add_routes(app)
+        archive_api.add_routes(app)
         multipart_api.add_routes(app)
         app.cleanup_ctx.append(_repository_lifecycle)
     else:
@@ -66,10 +67,11 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         for prefix in TRACKING_PREFIXES:
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
-        from gateway import tracking_api
+        from gateway import run_artifacts, tracking_api
 
-        app[tracking_api.LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
+        app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
+        run_artifacts.add_routes(app)
     if settings.ui:
         from gateway import ui
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 from gateway.errors import ApiError
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.errors import InvalidPath
@@ -59,22 +61,42 @@ class ArtifactLocations:
             return uri
         raise refuse
 
-    async def list_run(self, artifact_uri: str, path: str) -> dict[str, Any]:
-        """MLflow's `artifacts/list`: one level of a run's artifacts, paths relative to the run."""
+    def served_root(self, artifact_uri: str) -> ArtifactPath | None:
+        """Where this server stores a run's artifacts; None when they live elsewhere (a bucket, another
+        artifacts server, or this one runs with --no-serve-artifacts). 400 for an invalid root path."""
         parts = urlsplit(artifact_uri)
         if parts.scheme != "mlflow-artifacts" or parts.netloc or self.repository is None:
+            return None
+        try:
+            return ArtifactPath.parse(parts.path.strip("/"))
+        except InvalidPath as exc:
+            raise ApiError.invalid(exc.message) from None
+
+    def run_path(self, artifact_uri: str, relative: str) -> ArtifactPath:
+        """Where `relative` (a path inside a run) is stored, when this server serves the run's root.
+
+        501 when the run's artifacts live elsewhere (see `served_root`); 400 when either part is not
+        a valid artifact path.
+        """
+        base = self.served_root(artifact_uri)
+        if base is None:
             raise ApiError(
                 501,
                 "NOT_IMPLEMENTED",
-                f"This server does not list artifacts stored at '{artifact_uri}'; the client reads "
+                f"This server does not serve artifacts stored at '{artifact_uri}'; the client reads "
                 "them from that location directly",
             )
-        relative = path.strip("/")
         try:
-            base = ArtifactPath.parse(parts.path.strip("/"))
-            target = ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
+            ArtifactPath.parse(relative)  # on its own first, so a refusal describes what the client sent
+            return ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
         except InvalidPath as exc:
             raise ApiError.invalid(exc.message) from None
+
+    async def list_run(self, artifact_uri: str, path: str) -> dict[str, Any]:
+        """MLflow's `artifacts/list`: one level of a run's artifacts, paths relative to the run."""
+        relative = path.strip("/")
+        target = self.run_path(artifact_uri, relative)
+        assert self.repository is not None  # run_path refused otherwise
         files = []
         async for entry in self.repository.list(target):
             item: dict[str, Any] = {
@@ -88,3 +110,6 @@ class ArtifactLocations:
         if files:
             body["files"] = files
         return body
+
+
+LOCATIONS_KEY = web.AppKey("artifact_locations", ArtifactLocations)

@@ -205,6 +205,19 @@ def _plan(request: web.BaseRequest, info: ObjectInfo, headers: dict[str, str]) -
         return web.Response(status=416, headers={"Content-Range": f"bytes */{info.size}", "ETag": headers["ETag"]})
 
 
+def abort_mid_body(request: web.Request, exc: RepositoryError) -> None:
+    """Storage failed after the status line went out: log it and close the connection.
+
+    All a client can learn now is a body cut short (of its Content-Length, or of its last chunk),
+    so the connection is closed rather than the body ended as if it were whole.
+    """
+    request["error"] = f"storage failed after {request.get('bytes_out', 0)} bytes: {exc.message}"
+    request["outcome"] = "storage_failed_mid_body"
+    request["backend_error"] = type(exc).__name__
+    if request.transport is not None:
+        request.transport.close()
+
+
 async def send_download(request: web.Request, download: Download) -> web.StreamResponse:
     """Stream `download` as the answer to GET, honouring validators and one range."""
     info = download.info
@@ -230,13 +243,7 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
                         await response.write(chunk)
                         request["bytes_out"] += len(chunk)
                 except RepositoryError as exc:
-                    # The status line is gone; all a client can learn now is a body cut short of its
-                    # Content-Length, so close the connection rather than end the body as if whole.
-                    request["error"] = f"storage failed after {request['bytes_out']} bytes: {exc.message}"
-                    request["outcome"] = "storage_failed_mid_body"
-                    request["backend_error"] = type(exc).__name__
-                    if request.transport is not None:
-                        request.transport.close()
+                    abort_mid_body(request, exc)
                     return response
         await response.write_eof()
     return response

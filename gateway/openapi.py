@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import __version__, artifacts_api
+from gateway import __version__, archive, archive_api, artifacts_api
 from gateway.access import ROUTE_ACCESS_KEY, Access, add_route
 from gateway.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
 from gateway.multipart_api import MAX_PARTS
@@ -714,6 +714,63 @@ ARTIFACTS: dict[tuple[str, str], Operation] = {
     ),
 }
 
+ARCHIVE_OK = {
+    "description": "The folder as one archive, streamed (chunked, no Content-Length); entries under a top "
+    "directory named after the folder. A storage failure mid-way closes the connection, leaving an archive "
+    "without its end that extractors reject.",
+    "content": {
+        archive.FORMATS[name].content_type: {"schema": {"type": "string", "format": "binary"}}
+        for name in archive.FORMATS
+    },
+    "headers": {"Content-Disposition": {"schema": STRING, "description": "attachment; filename=<folder>.<format>"}},
+}
+ARCHIVE_FORMAT = query(
+    "format",
+    {"type": "string", "enum": list(archive.FORMATS), "default": archive_api.DEFAULT_FORMAT},
+    "zip (entries stored, ZIP64 where needed) or tar.gz (PAX headers, gzip)",
+)
+
+
+def archive_op(summary: str, parameters: list[Schema]) -> Operation:
+    return op(
+        summary,
+        ARCHIVE_OK,
+        tag="artifacts",
+        parameters=[*parameters, ARCHIVE_FORMAT],
+        more_responses={"502": STORAGE_ERRORS["502"]},
+    )
+
+
+ARTIFACTS.update(
+    {
+        ("GET", "/archive"): archive_op(f"Download the whole artifact root as {archive.ROOT_NAME}.zip or .tar.gz", []),
+        ("GET", "/archive/{path}"): archive_op(
+            "Download a folder as one zip or tar.gz archive (404 when it does not exist or is empty, 400 for a file)",
+            [{**ARTIFACT_PATH, "description": "the folder, percent-decoded once; empty or '/'-ended is fine"}],
+        ),
+    }
+)
+
+RUN_ARTIFACT = op(
+    "The MLflow UI's download of one file of a run (Range and conditional requests honoured)",
+    {
+        "description": "The file as an attachment; Content-Type from the name, as MLflow guesses it",
+        "content": {"*/*": {"schema": {}}},
+        "headers": DOWNLOAD_RESPONSE_HEADERS,
+    },
+    tag="tracking",
+    parameters=[
+        *RUN_ID_QUERY,
+        query("path", {"type": "string", "minLength": 1}, "the file's path inside the run's artifacts", required=True),
+        *DOWNLOAD_HEADERS,
+    ],
+    more_responses={
+        **CONDITIONAL_RESPONSES,
+        "501": error("The run's artifacts are not stored by this server (a bucket, or --no-serve-artifacts)"),
+        "502": STORAGE_ERRORS["502"],
+    },
+)
+
 TEXT_OK = {"description": "OK", "content": {"text/plain": {"schema": STRING}}}
 SERVER_INFO_OK = json_ok(
     obj(
@@ -907,6 +964,7 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
     },
     **{("", method, path): operation for (method, path), operation in META.items() if path != "/server-info"},
     **{("", method, path): operation for (method, path), operation in UI.items()},
+    ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.run_artifacts loads the database stack
     ("tracking", "*", "/{path}"): disabled("tracking"),
     ("artifacts", "*", "/{path}"): disabled("artifacts"),
 }

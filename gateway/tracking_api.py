@@ -13,13 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.access import Access, add_route
-from gateway.artifact_locations import ArtifactLocations
+from gateway.artifact_locations import LOCATIONS_KEY
 from gateway.errors import ApiError
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
-
-LOCATIONS_KEY = web.AppKey("artifact_locations", ArtifactLocations)
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 

@@ -89,6 +89,9 @@ def create_objects(gateway: RunningGateway, role: str) -> dict[str, Any]:
         f"{api}/logged-models", json={"experiment_id": experiment_id, "source_run_id": run_id}, timeout=10
     ).json()["model"]["info"]["model_id"]
     requests.put(gateway.artifact_url(f"{role}/file.txt"), data=b"hello", timeout=10).raise_for_status()
+    run_info = requests.get(f"{api}/runs/get", params={"run_id": run_id}, timeout=10).json()["run"]["info"]
+    run_root = run_info["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    requests.put(gateway.artifact_url(f"{run_root}/file.txt"), data=b"run file", timeout=10).raise_for_status()
     return {
         "experiment_id": experiment_id,
         "experiment_ids": [experiment_id],
@@ -98,6 +101,7 @@ def create_objects(gateway: RunningGateway, role: str) -> dict[str, Any]:
         "model_id": model_id,
         "directory": role,
         "file": f"{role}/file.txt",
+        "run_file": "file.txt",
     }
 
 
@@ -135,7 +139,7 @@ def session() -> Iterator[requests.Session]:
         yield session
 
 
-RUN_SCOPED = re.compile(r"/(runs/(?!create|search)[a-z-]+|metrics/get-history|artifacts/list)$")
+RUN_SCOPED = re.compile(r"/(runs/(?!create|search)[a-z-]+|metrics/get-history|artifacts/list|get-artifact)$")
 
 
 def with_existing_objects(context: HookContext, values: Any) -> st.SearchStrategy[Any]:
@@ -151,8 +155,10 @@ def with_existing_objects(context: HookContext, values: Any) -> st.SearchStrateg
     existing = EXISTING["victim" if destructive else "kept"]
     replaced = {name: existing.get(name, value) for name, value in values.items()}
     if "path" in values and "/mlflow-artifacts/" in operation.path:  # the path parameter or the listing's query
-        directory = operation.path.endswith("/artifacts") or "/mpu/" in operation.path or destructive
-        replaced["path"] = existing["directory" if directory else "file"]
+        directory = operation.path.endswith("/artifacts") or "/mpu/" in operation.path or "/archive/" in operation.path
+        replaced["path"] = existing["directory" if directory or destructive else "file"]
+    if "path" in values and operation.path == "/get-artifact":
+        replaced["path"] = existing["run_file"]
     if RUN_SCOPED.search(operation.path) and "run_id" not in values and "run_uuid" not in values:
         replaced["run_id"] = existing["run_id"]
     return st.sampled_from([values, replaced]) if replaced != values else st.just(values)

@@ -9,12 +9,14 @@ overlong UTF-8. Each targets a canary directory beside the destination, so a mis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from tests.conftest import tree_snapshot
 from tests.gateway_process import ARTIFACTS, RunningGateway
@@ -126,6 +128,17 @@ def test_symlink_out_of_the_destination_is_not_followed(gateway: RunningGateway,
     status, _, content = gateway.raw_request("GET", f"{ARTIFACTS}?path=escape")
     assert status == 400
     assert b"canary" not in content
+    status, _, content = gateway.raw_request("GET", "/api/2.0/mlflow-artifacts/archive/escape")
+    assert status == 400, content
+    root_archive = b""  # the root holds the link: the archive breaks off there, without the canary
+    url = f"{gateway.url}/api/2.0/mlflow-artifacts/archive"
+    with (
+        requests.get(url, stream=True, timeout=30) as response,
+        contextlib.suppress(requests.exceptions.ChunkedEncodingError),
+    ):
+        for chunk in response.iter_content(1 << 16):
+            root_archive += chunk
+    assert CANARY not in root_archive
     assert tree_snapshot(outside) == before
     assert os.path.islink(link)
 

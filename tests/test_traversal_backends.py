@@ -2,7 +2,7 @@
 
 `test_traversal.py` proves the local-disk case in depth (symlinks, each method alone); this file
 sends every payload to every route that takes a path (artifacts, listing, multipart create,
-complete and abort, presigned download), on local disk, S3 and Azure, and compares everything the
+complete and abort, presigned download, folder archive), on local disk, S3 and Azure, and compares everything the
 destination's storage holds (a canary outside the gateway's root included) before and after.
 """
 
@@ -72,6 +72,8 @@ def _requests(payload: str, canary_dir: str) -> list[tuple[str, str, bytes | Non
         ("DELETE", f"{ARTIFACTS}/{text}", None),
         ("GET", f"{ARTIFACTS}?path={quote(text, safe='%')}", None),
         ("GET", f"{API}/presigned/{text}", None),
+        ("GET", f"{API}/archive/{text}", None),
+        ("GET", f"{API}/archive/{text}?format=tar.gz", None),
         *[(("POST", f"{API}/mpu/{action}/{text}", mpu_body.encode())) for action in ("create", "complete", "abort")],
         *[
             ("POST", f"{API}/mpu/{action}/safe/dir", json.dumps({**json.loads(mpu_body), "path": body_path}).encode())

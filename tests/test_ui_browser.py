@@ -267,7 +267,7 @@ async def test_bad_input_shows_a_clear_page(logged: Logged, page: Page, console_
     cases = [
         (f"{logged.gateway.url}/experiments/987654", 404, "No Experiment with id=987654 exists"),
         (f"{base}/runs/{'f' * 32}", 404, f"Run with id={'f' * 32} not found"),
-        (f"{base}?filter=metrics.loss+%3E%3E+1", 400, "Invalid clause"),
+        (f"{base}?filter=metrics.loss+%3E%3E+1", 400, "Invalid comparator '>>'"),
         (f"{base}/runs/{logged.runs['alpha']}/artifacts/..%2F..%2Fetc", 400, "Invalid path"),
         (f"{logged.gateway.url}/compare-runs?runs={logged.runs['alpha']}", 400, "Choose from 2 to 10 runs"),
     ]

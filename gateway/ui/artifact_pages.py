@@ -15,10 +15,11 @@ import json
 import posixpath
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
 
+from gateway.artifact_locations import LOCATIONS_KEY
 from gateway.artifacts_api import API_PREFIXES, REPOSITORY_KEY, decode_once, parse_path, query_params
 from gateway.downloads import content_type
 from gateway.errors import ApiError
@@ -80,10 +81,7 @@ def archive_url(path: ArtifactPath, archive_format: str) -> str:
 
 def run_artifact_root(request: web.Request, info: dict[str, Any]) -> ArtifactPath | None:
     """Where this server stores the run's artifacts, or None when it does not store them."""
-    parts = urlsplit(info["artifact_uri"])
-    if parts.scheme != "mlflow-artifacts" or parts.netloc or REPOSITORY_KEY not in request.app:
-        return None
-    return parse_path(parts.path.strip("/"))
+    return request.app[LOCATIONS_KEY].served_root(info["artifact_uri"])
 
 
 async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,480 @@
+"""Folder archives (`GET .../archive/<folder>?format=zip|tar.gz`) on every backend, and the writers alone.
+
+Each backend gets a nested folder (an empty file, unicode, spaces and a 200-byte name, a file of
+several read chunks, deep nesting) beside siblings with a common name prefix that must stay out;
+the archives are unpacked and compared file by file by SHA-256 with what was uploaded. Refusals
+before the first byte are exact 4xx messages; a storage failure after it leaves an archive that
+no reader accepts. The writers' ZIP64 and PAX paths are checked on sizes past 4 and 8 GiB without
+storing them: the archive is kept sparse in memory, its runs of zeros described, not held.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+import uuid
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from gateway.archive import ROOT_NAME, TarGzWriter, ZipWriter
+from tests.cloud_backend import Backend
+from tests.gateway_process import RunningGateway, run_gateway
+
+MIB = 1 << 20
+API = "/api/2.0/mlflow-artifacts"
+FORMATS = ("zip", "tar.gz")
+LONG_NAME = "l" * 196 + ".bin"  # past tar's 100-byte name field: needs a PAX path record
+TREE = {
+    "MLmodel": b"artifact_path: model\nflavors: {}\n",
+    "empty.txt": b"",
+    "name with spaces & ü.txt": b"odd names survive",
+    "日本語/重み.bin": os.urandom(1000),
+    "weights.bin": os.urandom(9 * MIB + 17),  # several read chunks on every backend (Azure reads 4 MiB)
+    "a/b/c/d/e/f/g/h/leaf.txt": b"deep",
+    LONG_NAME: b"long",
+}
+SIBLINGS = {"model2/other.bin": b"not mine", "model.txt": b"not mine either", "modelx/y": b"nor this"}
+
+
+class Target:
+    """A gateway on one backend, and a way to delete an object behind its back."""
+
+    def __init__(self, kind: str, gateway: RunningGateway, backend: Backend | None) -> None:
+        self.kind = kind
+        self.gateway = gateway
+        self.backend = backend
+        self.folder = f"tree-{uuid.uuid4().hex[:8]}/1/abc/artifacts"
+
+    def put(self, path: str, data: bytes) -> None:
+        requests.put(self.gateway.artifact_url(path), data=data, timeout=120).raise_for_status()
+
+    def delete_behind(self, path: str) -> None:
+        if self.backend is None:
+            (self.gateway.destination / path).unlink()
+        elif self.backend.kind == "s3":
+            self.backend.client.delete_object(Bucket=self.backend.name, Key=f"root/{path}")
+        else:
+            self.backend.service.get_blob_client(self.backend.name, f"root/{path}").delete_blob()
+
+    def get(self, path: str, archive_format: str | None = None, **kwargs: object) -> requests.Response:
+        params = {"format": archive_format} if archive_format else {}
+        return requests.get(f"{self.gateway.url}{API}/archive/{path}", params=params, timeout=120, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module", params=["local", "s3", "azure"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    workdir = tmp_path_factory.mktemp(f"archive-{request.param}")
+    backend = None if request.param == "local" else Backend(request.param, request)
+    env, destination = (backend.env, backend.uri) if backend else ({}, None)
+    with run_gateway(workdir, "--artifacts-only", env=env, destination=destination) as gateway:
+        built = Target(request.param, gateway, backend)
+        for name, data in {**{f"model/{k}": v for k, v in TREE.items()}, **SIBLINGS}.items():
+            built.put(f"{built.folder}/{name}", data)
+        yield built
+
+
+def wait_for_line(gateway: RunningGateway, **fields: object) -> dict[str, object]:
+    """The first log line with these fields, once the gateway has written it."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [line for line in gateway.log_lines() if all(line.get(k) == v for k, v in fields.items())]
+        if found or time.monotonic() > deadline:
+            assert found, fields
+            return found[0]
+        time.sleep(0.1)
+
+
+def digests(files: dict[str, bytes], top: str) -> dict[str, str]:
+    return {f"{top}/{name}": hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def unpack(body: bytes, archive_format: str) -> tuple[dict[str, str], set[str]]:
+    """SHA-256 of each file in the archive by name, and the directory names."""
+    files, dirs = {}, set()
+    if archive_format == "zip":
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            assert archive.testzip() is None  # every CRC checks out
+            for info in archive.infolist():
+                if info.is_dir():
+                    dirs.add(info.filename.rstrip("/"))
+                else:
+                    files[info.filename] = hashlib.sha256(archive.read(info)).hexdigest()
+        return files, dirs
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        for member in archive:
+            if member.isdir():
+                dirs.add(member.name)
+            else:
+                extracted = archive.extractfile(member)
+                assert extracted is not None and member.isfile()
+                files[member.name] = hashlib.sha256(extracted.read()).hexdigest()
+    return files, dirs
+
+
+@pytest.mark.parametrize("archive_format", FORMATS)
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_a_folder_comes_back_file_for_file(target: Target, archive_format: str, trailing: str) -> None:
+    response = target.get(f"{target.folder}/model{trailing}", archive_format)
+    assert response.status_code == 200, response.text
+    extension = archive_format
+    assert response.headers["Content-Type"] == {"zip": "application/zip", "tar.gz": "application/gzip"}[extension]
+    assert response.headers["Content-Disposition"] == f"attachment; filename=model.{extension}"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in response.headers
+    files, dirs = unpack(response.content, archive_format)
+    assert files == digests(TREE, "model")  # the siblings model2/, model.txt, modelx/ stay out
+    assert {"model", "model/a/b/c/d/e/f/g/h", "model/日本語"} <= dirs
+    audit = [line for line in target.gateway.log_lines() if line.get("action") == "archive"][-1]
+    assert audit["path"] == f"{target.folder}/model" and audit["files"] == len(TREE) and audit["complete"] is True
+    request_line = [line for line in target.gateway.log_lines() if line.get("msg") == "request"][-1]
+    assert request_line["bytes_out"] == len(response.content)
+
+
+def test_zip_is_the_default_and_the_ajax_prefix_serves_it_too(target: Target) -> None:
+    response = requests.get(f"{target.gateway.url}/ajax-api/2.0/mlflow-artifacts/archive/{target.folder}", timeout=60)
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == "attachment; filename=artifacts.zip"
+    files, _ = unpack(response.content, "zip")
+    expected = digests({**{f"model/{k}": v for k, v in TREE.items()}, **SIBLINGS}, "artifacts")
+    assert files == expected
+
+
+@pytest.mark.parametrize("route", ["/archive", "/archive/"])
+def test_the_root_is_archived_under_a_top_directory_of_its_own(target: Target, route: str) -> None:
+    response = requests.get(f"{target.gateway.url}{API}{route}", params={"format": "tar.gz"}, timeout=120)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Disposition"] == f"attachment; filename={ROOT_NAME}.tar.gz"
+    files, _ = unpack(response.content, "tar.gz")
+    ours = {name: digest for name, digest in files.items() if name.startswith(f"{ROOT_NAME}/{target.folder}/")}
+    expected = {**{f"model/{k}": v for k, v in TREE.items()}, **SIBLINGS}
+    assert ours == digests(expected, f"{ROOT_NAME}/{target.folder}")
+    assert all(name.startswith(f"{ROOT_NAME}/") for name in files)
+
+
+def test_refusals_before_the_first_byte_are_exact(target: Target) -> None:
+    def error(path: str, archive_format: str | None = None) -> tuple[int, str, str]:
+        status, headers, body = target.gateway.raw_request(
+            "GET", f"{API}/archive/{path}" + (f"?format={archive_format}" if archive_format else "")
+        )
+        assert headers["Content-Type"].startswith("application/json")
+        parsed = json.loads(body)
+        return status, parsed["error_code"], parsed["message"]
+
+    folder = target.folder
+    assert error(f"{folder}/model", "rar") == (
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "Unknown archive format 'rar': use format=zip or format=tar.gz",
+    )
+    assert error(f"{folder}/model", "ZIP")[0] == 400
+    assert error(f"{folder}/../x") == (400, "INVALID_PARAMETER_VALUE", "Invalid path: '..' segment")
+    assert error(f"{folder}/nothing-here") == (
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+        f"Nothing to archive at '{folder}/nothing-here': no such folder, or it is empty",
+    )
+    assert error(f"{folder}/model/MLmodel") == (
+        400,
+        "INVALID_PARAMETER_VALUE",
+        f"'{folder}/model/MLmodel' is a file, not a folder: download it directly with "
+        f"GET {API}/artifacts/{folder}/model/MLmodel",
+    )
+
+
+def test_an_empty_folder_and_an_empty_root_are_404(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, "--artifacts-only") as gateway:
+        status, _, body = gateway.raw_request("GET", f"{API}/archive")
+        assert (status, json.loads(body)["message"]) == (404, "Nothing to archive: the artifact root is empty")
+        (gateway.destination / "hollow").mkdir(parents=True)
+        status, _, body = gateway.raw_request("GET", f"{API}/archive/hollow?format=tar.gz")
+        assert (status, json.loads(body)["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+@pytest.mark.parametrize("archive_format", FORMATS)
+def test_a_storage_failure_mid_archive_never_looks_like_a_whole_archive(target: Target, archive_format: str) -> None:
+    """`big.bin` streams while `z.txt`, listed but not yet opened, is deleted behind the gateway's
+    back: its read fails after the status line, and the client must be left with a broken archive."""
+    folder = f"{target.folder}/failing-{archive_format}"
+    target.put(f"{folder}/big.bin", os.urandom(32 * MIB))
+    target.put(f"{folder}/z.txt", b"read after big.bin")
+    body = b""
+    with target.get(folder, archive_format, stream=True) as response:
+        assert response.status_code == 200
+        chunks = response.iter_content(MIB)
+        body += next(chunks)  # the gateway is now held by back-pressure inside big.bin
+        target.delete_behind(f"{folder}/z.txt")
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):  # no last chunk: the body was cut
+            for chunk in chunks:
+                body += chunk
+    assert len(body) > MIB  # most of big.bin; what the gateway still held when z.txt failed never left
+    if archive_format == "zip":
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(io.BytesIO(body))
+    else:
+        gzip = zlib.decompressobj(31)
+        gzip.decompress(body)
+        assert not gzip.eof, "the gzip member must lack its end"
+        with pytest.raises((tarfile.ReadError, EOFError)), tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            tar.getmembers()
+    request_line = wait_for_line(target.gateway, msg="request", method="GET", path=f"{API}/archive/{folder}")
+    assert request_line["outcome"] == "storage_failed_mid_body" and "z.txt" in str(request_line["error"])
+    assert wait_for_line(target.gateway, action="archive", path=folder)["complete"] is False
+    assert "Traceback" not in target.gateway.log_path.read_text()
+    assert requests.get(f"{target.gateway.url}/health", timeout=10).status_code == 200
+
+
+def test_unsafe_stored_names_are_left_out(tmp_path: Path) -> None:
+    """A name written around the gateway that no client could extract safely is skipped, with a warning."""
+    with run_gateway(tmp_path, "--artifacts-only") as gateway:
+        folder = gateway.destination / "odd"
+        folder.mkdir(parents=True)
+        (folder / "fine.txt").write_bytes(b"fine")
+        (folder / "back\\slash.txt").write_bytes(b"unsafe on Windows")
+        response = requests.get(f"{gateway.url}{API}/archive/odd", timeout=30)
+        assert response.status_code == 200
+        assert set(unpack(response.content, "zip")[0]) == {"odd/fine.txt"}
+        assert any(line.get("msg") == "archive skips an unsafe name" for line in gateway.log_lines())
+
+
+# -- the writers alone, past the 4 GiB (zip) and 8 GiB (tar) limits ---------------------------------
+
+
+class SparseArchive(io.RawIOBase):
+    """An archive held as its non-zero pieces at their offsets, zeros between: seekable and readable."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.pieces: list[bytes] = []
+        self.size = 0
+        self.position = 0
+
+    def append(self, data: bytes, *, zeros: int = 0) -> None:
+        if data:
+            self.starts.append(self.size)
+            self.pieces.append(data)
+        self.size += len(data) + zeros
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = {0: offset, 1: self.position + offset, 2: self.size + offset}[whence]
+        return self.position
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        length = min(len(buffer), self.size - self.position)
+        view = memoryview(buffer).cast("B")[:length]
+        view[:] = bytes(length)
+        index = bisect.bisect_right(self.starts, self.position + length) - 1
+        while index >= 0 and self.starts[index] + len(self.pieces[index]) > self.position:
+            start, piece = self.starts[index], self.pieces[index]
+            low, high = max(start, self.position), min(start + len(piece), self.position + length)
+            if low < high:
+                view[low - self.position : high - self.position] = piece[low - start : high - start]
+            index -= 1
+        self.position += length
+        return length
+
+
+def test_zip64_for_a_file_past_4_gib_an_offset_past_it_and_more_than_65535_entries() -> None:
+    size = (4 << 30) + 3 * MIB + 5
+    chunk = bytes(8 * MIB)
+    writer, sparse = ZipWriter(), SparseArchive()
+    moment = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    sparse.append(writer.directory("big", moment))
+    sparse.append(writer.start_file("big/zeros.bin", size, moment))
+    crc, left = 0, size
+    while left:
+        piece = chunk[: min(left, len(chunk))]
+        out = writer.data(piece)
+        assert out == piece  # STORED: the data goes out as it came in
+        sparse.append(b"", zeros=len(out))
+        crc, left = zlib.crc32(piece, crc), left - len(piece)
+    sparse.append(writer.end_file())
+    sparse.append(writer.start_file("big/after.txt", 5, moment) + writer.data(b"after") + writer.end_file())
+    for number in range(70_000):
+        sparse.append(writer.start_file(f"big/many/{number}", 0, moment) + writer.end_file())
+    sparse.append(writer.finish())
+
+    with zipfile.ZipFile(sparse) as archive:
+        infos = archive.infolist()
+        assert len(infos) == 70_003
+        big = archive.getinfo("big/zeros.bin")
+        assert (big.file_size, big.compress_size, big.CRC, big.compress_type) == (size, size, crc, zipfile.ZIP_STORED)
+        assert big.date_time == (2026, 11, 27, 12, 0, 0)
+        after = archive.getinfo("big/after.txt")
+        assert after.header_offset > size  # a ZIP64 offset in the central directory
+        assert archive.read(after) == b"after"
+        with archive.open(big) as member:  # read to the end: zipfile checks the CRC there
+            read = 0
+            while block := member.read(16 * MIB):
+                read += len(block)
+        assert read == size
+
+
+def test_pax_headers_carry_sizes_past_8_gib_and_long_unicode_names() -> None:
+    huge = (9 << 30) + 1
+    name = "top/" + "ü" * 120 + "/weights.bin"
+    writer = TarGzWriter()
+    moment = datetime(2026, 11, 27, tzinfo=UTC)
+    stream = writer.directory("top", moment) + writer.start_file(name, huge, moment)
+    stream += writer._gzip.flush(zlib.Z_SYNC_FLUSH)  # the headers alone, readable without the data
+    with tarfile.open(fileobj=io.BytesIO(stream), mode="r|gz") as archive:
+        top = archive.next()
+        member = archive.next()
+    assert top is not None and top.isdir() and top.name == "top"
+    assert member is not None and (member.name, member.size) == (name, huge)
+    assert member.mtime == int(moment.timestamp())
+    assert member.pax_headers["size"] == str(huge)
+
+
+def test_a_tar_file_shorter_than_announced_is_an_error() -> None:
+    writer = TarGzWriter()
+    writer.start_file("x", 10, datetime.now(UTC))
+    writer.data(b"short")
+    with pytest.raises(ValueError, match="5 bytes away"):
+        writer.end_file()
+
+
+def test_small_tar_gz_round_trip_is_byte_exact(tmp_path: Path) -> None:
+    writer = TarGzWriter()
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    out = writer.directory("d", moment)
+    for name, data in TREE.items():
+        out += writer.start_file(f"d/{name}", len(data), moment)
+        for offset in range(0, len(data), MIB):
+            out += writer.data(data[offset : offset + MIB])
+        out += writer.end_file()
+    out += writer.finish()
+    assert len(zlib.decompress(out, 31)) % tarfile.RECORDSIZE == 0
+    assert unpack(out, "tar.gz")[0] == digests(TREE, "d")
+
+
+# -- GET /get-artifact: the MLflow UI's download of one file of a run -------------------------------
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """A proxied-mode gateway (tracking API and artifacts) on local disk."""
+    with run_gateway(tmp_path_factory.mktemp("get-artifact")) as gateway:
+        yield gateway
+
+
+RUN_FILES = {
+    "MLmodel": b"artifact_path: model\n",
+    "metrics.json": b'{"accuracy": 0.91}',
+    "plot.png": b"\x89PNG\r\n\x1a\n" + os.urandom(100),
+    "page.html": b"<script>alert('not on our origin')</script>",
+    "données ü.csv": b"a,b\n1,2\n",
+    "weights.bin": os.urandom(2 * MIB + 3),
+}
+
+
+@pytest.fixture(scope="module")
+def logged_run(tracking: RunningGateway, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run whose artifacts the stock client logged under outputs/ through the gateway."""
+    import mlflow
+
+    source = tmp_path_factory.mktemp("run-files")
+    for name, data in RUN_FILES.items():
+        (source / name).write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking.url)
+        patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(source), "outputs")
+        mlflow.set_tracking_uri(None)
+    return str(run.info.run_id)
+
+
+def mlflow_download_headers(name: str) -> dict[str, str]:
+    """The headers MLflow 3.17's own handler puts on a download of `name`."""
+    from flask import Response
+
+    with warnings.catch_warnings():  # importing MLflow's server loads its SQLAlchemy store, which warns
+        warnings.simplefilter("ignore")
+        from mlflow.server.handlers import _content_disposition_attachment, _response_with_file_attachment_headers
+
+    response = Response()
+    response.headers["Content-Disposition"] = _content_disposition_attachment(name)  # as _send_artifact does
+    answered = _response_with_file_attachment_headers(f"/tmp/{name}", response)
+    return {key: answered.headers[key] for key in ("Content-Type", "Content-Disposition", "X-Content-Type-Options")}
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_get_artifact_sends_the_bytes_with_mlflows_headers(
+    tracking: RunningGateway, logged_run: str, name: str
+) -> None:
+    response = requests.get(
+        f"{tracking.url}/get-artifact", params={"run_id": logged_run, "path": f"outputs/{name}"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == RUN_FILES[name]
+    served = {key: response.headers[key] for key in ("Content-Type", "Content-Disposition", "X-Content-Type-Options")}
+    assert served == mlflow_download_headers(name)
+
+
+def test_get_artifact_takes_run_uuid_and_honours_range(tracking: RunningGateway, logged_run: str) -> None:
+    url = f"{tracking.url}/get-artifact"
+    params = {"run_uuid": logged_run, "path": "outputs/weights.bin"}
+    whole = requests.get(url, params=params, timeout=30)
+    part = requests.get(url, params=params, headers={"Range": "bytes=10-19"}, timeout=30)
+    assert part.status_code == 206 and part.content == RUN_FILES["weights.bin"][10:20]
+    again = requests.get(url, params=params, headers={"If-None-Match": whole.headers["ETag"]}, timeout=30)
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("run_id=0123456789abcdef&path=x", 404, "Run with id=0123456789abcdef not found"),
+        ("run_id={run}", 400, "Missing value for required parameter 'path'"),
+        ("path=outputs/MLmodel", 400, "Missing value for required parameter 'run_id'"),
+        ("run_id={run}&path=outputs/nothing.bin", 404, "No such artifact: '{root}/outputs/nothing.bin'"),
+        ("run_id={run}&path=outputs", 400, "Artifact path refers to a directory, not a file: '{root}/outputs'"),
+        ("run_id={run}&path=../../other/artifacts/x", 400, "Invalid path: '..' segment"),
+        ("run_id={run}&path=%2Fetc%2Fpasswd", 400, "Invalid path: absolute path"),
+        ("run_id={run}&path=outputs%2F%252e%252e%2Fx", 400, "Invalid path: percent-escape left after decoding"),
+    ],
+)
+def test_get_artifact_refusals_are_clear(
+    tracking: RunningGateway, logged_run: str, query: str, status: int, message: str
+) -> None:
+    run = requests.get(f"{tracking.url}/api/2.0/mlflow/runs/get", params={"run_id": logged_run}, timeout=10).json()
+    root = run["run"]["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    got, headers, body = tracking.raw_request("GET", "/get-artifact?" + query.format(run=logged_run))
+    assert headers["Content-Type"].startswith("application/json")
+    assert (got, json.loads(body)["message"].split(" (")[0]) == (status, message.format(root=root))
+
+
+def test_get_artifact_without_served_artifacts_is_501_and_absent_in_artifacts_only_mode(tmp_path: Path) -> None:
+    with run_gateway(tmp_path / "a", "--no-serve-artifacts", "--default-artifact-root", "s3://bucket/root") as gw:
+        run_id = requests.post(f"{gw.url}/api/2.0/mlflow/runs/create", json={}, timeout=10).json()["run"]["info"][
+            "run_id"
+        ]
+        status, _, body = gw.raw_request("GET", f"/get-artifact?run_id={run_id}&path=model.pkl")
+        assert status == 501
+        assert json.loads(body)["message"].startswith(
+            "This server does not serve artifacts stored at 's3://bucket/root"
+        )
+    with run_gateway(tmp_path / "b", "--artifacts-only") as gw:
+        status, _, body = gw.raw_request("GET", "/get-artifact?run_id=x&path=y")
+        assert (status, json.loads(body)["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
