@@ -771,6 +771,33 @@ RUN_ARTIFACT = op(
     },
 )
 
+LOGGED_MODEL_FILE = {
+    **RUN_ARTIFACT,
+    "summary": "MLflow's UI route (under /ajax-api only): one file of a logged model, as an attachment",
+    "parameters": [
+        MODEL_ID,
+        query("artifact_file_path", {"type": "string", "minLength": 1}, "the file inside the model", required=True),
+        *DOWNLOAD_HEADERS,
+    ],
+}
+UPLOAD_ARTIFACT = op(
+    "MLflow's UI route (under /ajax-api only): upload one small file (at most 10 MiB) into a run",
+    EMPTY_OK,
+    tag="tracking",
+    parameters=[
+        query("run_uuid", {"type": "string", "minLength": 1}, required=True),
+        query("path", {"type": "string", "minLength": 1}, "the file's path inside the run's artifacts", required=True),
+    ],
+    requestBody={
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    more_responses={
+        "501": error("The run's artifacts are not stored by this server (a bucket, or --no-serve-artifacts)"),
+        **STORAGE_ERRORS,
+    },
+)
+
 TEXT_OK = {"description": "OK", "content": {"text/plain": {"schema": STRING}}}
 SERVER_INFO_OK = json_ok(
     obj(
@@ -965,6 +992,8 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
     **{("", method, path): operation for (method, path), operation in META.items() if path != "/server-info"},
     **{("", method, path): operation for (method, path), operation in UI.items()},
     ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.run_artifacts loads the database stack
+    ("tracking", "GET", "/logged-models/{model_id}/artifacts/files"): LOGGED_MODEL_FILE,
+    ("tracking", "POST", "/upload-artifact"): UPLOAD_ARTIFACT,
     ("tracking", "*", "/{path}"): disabled("tracking"),
     ("artifacts", "*", "/{path}"): disabled("artifacts"),
 }

@@ -1,24 +1,35 @@
-"""`GET /get-artifact?run_id=&path=`: the MLflow UI's download of one file of a run.
+"""MLflow's UI-side artifact routes, which scripts call too.
+
+`GET /get-artifact?run_id=&path=`: the MLflow UI's download of one file of a run.
 
 As MLflow 3.17's `get_artifact_handler`: the run's artifact root plus `path`, sent as an attachment
 with MLflow's Content-Type guess and `X-Content-Type-Options: nosniff` (so a browser never renders
 an artifact as a page of this server). It goes through `send_download`, so Range and the
 conditional headers work as on the artifact API. Only runs whose root this server stores
 (`mlflow-artifacts:/...`) can be served; MLflow would fetch others from the bucket itself.
+
+`GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`: the same for a
+logged model's files. `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: a small file
+(at most 10 MiB, MLflow's limit) uploaded into a run, streamed to storage like any upload.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gateway.access import Access, add_route
 from gateway.artifact_locations import LOCATIONS_KEY
-from gateway.artifacts_api import query_params, repository_of
+from gateway.artifacts_api import body_chunks, query_params, repository_of
 from gateway.downloads import send_download
 from gateway.errors import ApiError
+from gateway.logs import audit
 from gateway.store.app_keys import STORE_KEY
 
 GET_ARTIFACT_PATH = "/get-artifact"
+LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
+UPLOAD_ARTIFACT_PATH = "/ajax-api/2.0/mlflow/upload-artifact"
 
 
 async def get_artifact(request: web.Request) -> web.StreamResponse:
@@ -35,5 +46,51 @@ async def get_artifact(request: web.Request) -> web.StreamResponse:
         return await send_download(request, download)
 
 
+async def get_logged_model_artifact(request: web.Request) -> web.StreamResponse:
+    relative = query_params(request).get("artifact_file_path")
+    if not relative:
+        raise ApiError(400, "BAD_REQUEST", 'Request must include the "artifact_file_path" query parameter.')
+    model = await request.app[STORE_KEY].get_logged_model(request.match_info["model_id"])
+    path = request.app[LOCATIONS_KEY].run_path(model["info"]["artifact_uri"], relative)
+    async with await repository_of(request).get(path) as download:
+        return await send_download(request, download)
+
+
+UPLOAD_LIMIT = 10 * 1024 * 1024
+TOO_LARGE = "Artifact size is too large. Max size is 10MB."
+
+
+async def _within_upload_limit(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > UPLOAD_LIMIT:  # raised into the repository's put: nothing is stored
+            raise ApiError.invalid(TOO_LARGE)
+        yield chunk
+
+
+async def upload_artifact(request: web.Request) -> web.Response:
+    query = query_params(request)
+    run_id = query.get("run_uuid")
+    if not run_id:
+        raise ApiError.invalid("Request must specify run_uuid.")
+    relative = query.get("path")
+    if not relative:
+        raise ApiError.invalid("Request must specify path.")
+    if request.content_length is not None and request.content_length > UPLOAD_LIMIT:
+        raise ApiError.invalid(TOO_LARGE)
+    if not request.content_length and not request.body_exists:
+        raise ApiError.invalid("Request must specify data.")
+    run = await request.app[STORE_KEY].get_run(run_id)
+    path = request.app[LOCATIONS_KEY].run_path(run["info"]["artifact_uri"], relative)
+    info = await repository_of(request).put(
+        path, _within_upload_limit(body_chunks(request)), content_length=request.content_length
+    )
+    audit(request, "put", str(path), size=info.size, sha256=info.sha256)
+    return web.json_response({})
+
+
 def add_routes(app: web.Application) -> None:
     add_route(app, "GET", GET_ARTIFACT_PATH, get_artifact, Access.READ)
+    add_route(app, "GET", LOGGED_MODEL_FILES_PATH, get_logged_model_artifact, Access.READ)
+    add_route(app, "POST", UPLOAD_ARTIFACT_PATH, upload_artifact, Access.WRITE)
