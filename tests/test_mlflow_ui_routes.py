@@ -48,7 +48,9 @@ def logged_run(tracking: RunningGateway, tmp_path_factory: pytest.TempPathFactor
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", tracking.url)
         patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        with mlflow.start_run() as run:
+        # An explicit experiment: mlflow keeps the active experiment of earlier tests in this process.
+        experiment_id = mlflow.MlflowClient(tracking.url).create_experiment(f"ui-routes-{os.urandom(4).hex()}")
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_artifacts(str(source), "outputs")
         mlflow.set_tracking_uri(None)
     return str(run.info.run_id)
@@ -137,7 +139,8 @@ def test_logged_model_files_download_like_get_artifact(tracking: RunningGateway)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", tracking.url)
-        model = mlflow.initialize_logged_model(name="tiny")
+        experiment_id = mlflow.MlflowClient(tracking.url).create_experiment(f"models-{os.urandom(4).hex()}")
+        model = mlflow.initialize_logged_model(name="tiny", experiment_id=experiment_id)
         mlflow.set_tracking_uri(None)
     stored = model.artifact_location.removeprefix("mlflow-artifacts:/")
     requests.put(

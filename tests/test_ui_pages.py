@@ -3,6 +3,7 @@ runs, escaping, and a clear page (never a traceback) for every kind of bad input
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
 
 
@@ -246,3 +248,42 @@ def test_metric_history_bulk_as_mlflow_s_ui_route(gateway: RunningGateway) -> No
         refused = requests.get(url, params=params, timeout=10)
         assert refused.status_code in (400, 404) and message in refused.json()["message"], (params, refused.text)
     assert requests.get(url.replace("/ajax-api/", "/api/"), params={"run_id": ids[0]}, timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_artifact_browser_on_cloud_storage(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The browser lists, describes (size, SHA-256) and previews objects in S3 and Azure as on local disk."""
+    backend = Backend(kind, request)
+    with run_gateway(tmp_path, "--artifacts-only", env=backend.env, destination=backend.uri) as gateway:
+        files = {"team/model/MLmodel": b"flavors: {}\n", "team/model/metrics.csv": b"step,loss\n0,1.5\n"}
+        for name, data in files.items():
+            requests.put(gateway.artifact_url(name), data=data, timeout=30).raise_for_status()
+        folder = get(gateway, "/browse/team/model")
+        assert folder.status_code == 200
+        assert re.findall(r'<td><a href="/browse/team/model/([^"]+)">', folder.text) == ["MLmodel", "metrics.csv"]
+        assert "/api/2.0/mlflow-artifacts/archive/team/model?format=zip" in folder.text
+        page = get(gateway, "/browse/team/model/metrics.csv")
+        assert hashlib.sha256(files["team/model/metrics.csv"]).hexdigest() in page.text
+        assert "<th>step</th><th>loss</th>" in page.text and "<td>1.5</td>" in page.text
+        assert_clear_page(get(gateway, "/browse/team/nothing"), 404, "No artifact or folder 'team/nothing'")
+
+
+def test_run_page_shows_dataset_inputs_even_with_odd_tags(gateway: RunningGateway) -> None:
+    client = MlflowClient(gateway.url)
+    experiment_id = client.create_experiment(f"inputs-{uuid.uuid4().hex[:6]}")
+    run_id = client.create_run(experiment_id).info.run_id
+    dataset = {"name": "train-set", "digest": "abc123", "source_type": "local", "source": "{}"}
+    logged = requests.post(
+        f"{gateway.url}/api/2.0/mlflow/runs/log-inputs",
+        json={
+            "run_id": run_id,
+            "datasets": [{"dataset": dataset, "tags": [{"key": "context", "value": "training"}, {"key": "no-value"}]}],
+        },
+        timeout=10,
+    )
+    assert logged.status_code == 200, logged.text
+    page = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}")
+    assert page.status_code == 200
+    assert (
+        "<td>train-set</td><td><code>abc123</code></td><td>local</td><td>context=training, no-value=</td>" in page.text
+    )

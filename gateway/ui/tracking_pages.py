@@ -238,6 +238,18 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
 # -- one run, and runs side by side --------------------------------------------------------------
 
 
+def _dataset_row(item: dict[str, Any]) -> dict[str, str]:
+    """A dataset input for the page; its tags are whatever the client logged, so only well-formed ones show."""
+    dataset = item.get("dataset", {})
+    tags = [tag for tag in item.get("tags", []) if isinstance(tag, dict)]
+    return {
+        "name": str(dataset.get("name", "")),
+        "digest": str(dataset.get("digest", "")),
+        "source_type": str(dataset.get("source_type", "")),
+        "context": ", ".join(f"{tag.get('key', '')}={tag.get('value', '')}" for tag in tags),
+    }
+
+
 @page
 async def run_page(request: web.Request) -> web.StreamResponse:
     from gateway.ui.artifact_pages import run_artifact_summary
@@ -265,7 +277,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
             "run": row,
             "user_tags": {k: v for k, v in tags.items() if not k.startswith("mlflow.")},
             "system_tags": {k: v for k, v in tags.items() if k.startswith("mlflow.")},
-            "datasets": run.get("inputs", {}).get("dataset_inputs", []),
+            "datasets": [_dataset_row(item) for item in run.get("inputs", {}).get("dataset_inputs", [])],
             "models": models,
             "artifacts": await run_artifact_summary(request, info),
             "chart": {"runs": [{"id": info["run_id"], "name": info.get("run_name") or info["run_id"]}]},
