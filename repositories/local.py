@@ -107,10 +107,14 @@ def _os_error(exc: OSError, path: ArtifactPath) -> RepositoryError:
 
 @dataclass
 class _Staged:
-    """An upload in progress: an open staging file and what has been hashed so far."""
+    """An upload in progress: an open staging file and what has been hashed so far.
+
+    `path` is None for an anonymous (O_TMPFILE) file: it has no name until it is linked into place,
+    and the kernel frees it if the process dies first, so it can leave no debris to sweep.
+    """
 
     fd: int
-    path: Path
+    path: Path | None
     digests: DigestAccumulator
     closed: bool = field(default=False)
 
@@ -176,8 +180,107 @@ async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[by
 
 def _discard(staged: _Staged) -> None:
     staged.close()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(staged.path)
+    if staged.path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged.path)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _NotPlainDirectories(Exception):
+    """A directory on the way is a symlink or not a directory: the realpath-checked path decides."""
+
+
+@dataclass
+class _Parents:
+    """The directories from the root down to a file's parent, opened without following symlinks.
+
+    Holding them open means the file lands in the very directory that was checked (no path is
+    looked up again), and lets the new entries be fsynced without reopening anything.
+    """
+
+    fds: list[int] = field(default_factory=list)
+    created: list[tuple[int, str]] = field(default_factory=list)  # (index of the parent in fds, name)
+
+    @property
+    def last(self) -> int:
+        return self.fds[-1]
+
+    def dirty(self) -> set[int]:
+        """Directories that gained an entry: the file's parent and the parent of each one made."""
+        return {self.last, *(self.fds[index] for index, _ in self.created)}
+
+    def undo(self) -> None:
+        for index, name in reversed(self.created):
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=self.fds[index])
+        self.created.clear()
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
+
+
+def _open_parents(root: Path, names: Sequence[str]) -> _Parents:
+    """Open (making what is missing) each of `names` below `root`, refusing symlinks on the way.
+
+    One openat per level when the directories exist, no realpath walk from `/`; raises
+    `_NotPlainDirectories` before creating anything when a level is a symlink or a file.
+    """
+    parents = _Parents([os.open(root, _DIR_FLAGS)])
+    try:
+        for name in names:
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parents.last)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, dir_fd=parents.last)
+                    parents.created.append((len(parents.fds) - 1, name))
+                except FileExistsError:
+                    pass  # made by a concurrent upload meanwhile
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parents.last)
+            parents.fds.append(fd)
+    except NotADirectoryError:
+        parents.undo()
+        parents.close()
+        raise _NotPlainDirectories from None
+    except BaseException:
+        parents.undo()
+        parents.close()
+        raise
+    return parents
+
+
+def _link_anonymous(fd: int, parent_fd: int, name: str) -> None:
+    """Give an O_TMPFILE file `name` in `parent_fd` (linkat through /proc: no CAP_DAC_READ_SEARCH).
+
+    Always with a directory fd: without one, `os.link` calls link(2), which links the /proc symlink
+    itself (EXDEV) instead of following it.
+    """
+    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=parent_fd, follow_symlinks=True)
+
+
+def _anonymous_files_work(directory: Path) -> bool:
+    """Whether O_TMPFILE and linking it through /proc work here (file system, kernel, /proc mounted)."""
+    probe = f"probe-{uuid.uuid4().hex}.part"
+    try:
+        dir_fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            _link_anonymous(fd, dir_fd, probe)
+            os.unlink(probe, dir_fd=dir_fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(dir_fd)
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -248,6 +351,7 @@ class LocalRepository(ArtifactRepository):
         self.root = root
         self.fsync = fsync
         self._staging = root / STAGING_DIR_NAME
+        self._anonymous = _anonymous_files_work(self._staging)
 
     @classmethod
     def open(cls, root: str | Path, *, fsync: bool = True) -> LocalRepository:
@@ -332,6 +436,18 @@ class LocalRepository(ArtifactRepository):
         return staged
 
     def _open_staging(self, expected: ExpectedDigests | None) -> _Staged:
+        """An anonymous staging file where the file system allows it, else a named one."""
+        if not self._anonymous:
+            return self._open_named_staging(expected)
+        flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+        try:
+            fd = os.open(self._staging, flags, 0o666)
+        except FileNotFoundError:  # staging dir removed by hand while running
+            self._staging.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._staging, flags, 0o666)
+        return _Staged(fd, None, DigestAccumulator(expected))
+
+    def _open_named_staging(self, expected: ExpectedDigests | None) -> _Staged:
         staging = self._staging / f"{uuid.uuid4().hex}.part"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -341,16 +457,59 @@ class LocalRepository(ArtifactRepository):
             fd = os.open(staging, flags, 0o666)
         return _Staged(fd, staging, DigestAccumulator(expected))
 
+    def _name_in_staging(self, staged: _Staged) -> Path:
+        """Give an anonymous staging file a (sweepable) name in the staging directory."""
+        if staged.path is None:
+            name = f"{uuid.uuid4().hex}.part"
+            staging_fd = os.open(self._staging, _DIR_FLAGS)
+            try:
+                _link_anonymous(staged.fd, staging_fd, name)
+            finally:
+                os.close(staging_fd)
+            staged.path = self._staging / name
+        return staged.path
+
     def _commit(self, staged: _Staged, target: Path, path: ArtifactPath) -> ObjectInfo:
         sha256 = staged.digests.finish()
-        if self.fsync:
-            os.fsync(staged.fd)
         st = os.fstat(staged.fd)
         _record_sha256(staged.fd, sha256, st)
+        if self.fsync:  # after the xattr, so that the digest is as durable as the bytes
+            os.fsync(staged.fd)
+        try:
+            parents = _open_parents(self.root, path.parts[:-1])
+        except _NotPlainDirectories:
+            self._commit_through_symlinks(staged, target, path)
+        else:
+            try:
+                self._place(staged, parents, path.parts[-1])
+                if self.fsync:
+                    for fd in parents.dirty():
+                        os.fsync(fd)
+            finally:
+                parents.close()
         staged.close()
+        return _info(path, st, sha256)
+
+    def _place(self, staged: _Staged, parents: _Parents, name: str) -> None:
+        """Put the staged file at `name` in the opened parent, atomically; undo new dirs on failure."""
+        try:
+            if staged.path is None:
+                try:
+                    _link_anonymous(staged.fd, parents.last, name)
+                    return
+                except FileExistsError:  # an overwrite: a link cannot replace, a rename can
+                    pass
+            os.replace(self._name_in_staging(staged), name, dst_dir_fd=parents.last)
+        except BaseException:
+            parents.undo()
+            raise
+
+    def _commit_through_symlinks(self, staged: _Staged, target: Path, path: ArtifactPath) -> None:
+        """The original commit, for a path through a symlink: realpath must show it stays inside."""
+        staging = self._name_in_staging(staged)
         created = self._make_parents(target.parent, path)
         try:
-            os.replace(staged.path, target)
+            os.replace(staging, target)
         except OSError:
             for directory in reversed(created):
                 with contextlib.suppress(OSError):
@@ -359,7 +518,6 @@ class LocalRepository(ArtifactRepository):
         if self.fsync:
             for directory in {target.parent, *(d.parent for d in created)}:
                 _fsync_dir(directory)
-        return _info(path, st, sha256)
 
     def _make_parents(self, directory: Path, path: ArtifactPath) -> list[Path]:
         """Create the missing directories up to `directory`; return those created, in order."""
@@ -472,13 +630,13 @@ class LocalRepository(ArtifactRepository):
             await _in_thread(_discard, staged)
             raise
 
-    @staticmethod
-    def _keep_part(staged: _Staged, directory: Path, number: int) -> str:
+    def _keep_part(self, staged: _Staged, directory: Path, number: int) -> str:
         etag = staged.digests.finish()
+        staging = self._name_in_staging(staged)
         staged.close()
         for old in directory.glob(f"{number:05d}.*.part"):
             old.unlink(missing_ok=True)
-        os.replace(staged.path, directory / f"{number:05d}.{etag}.part")
+        os.replace(staging, directory / f"{number:05d}.{etag}.part")
         return etag
 
     def _part_files(self, directory: Path, path: ArtifactPath, parts: Sequence[UploadedPart]) -> list[tuple[Path, int]]:
