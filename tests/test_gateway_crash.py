@@ -1,5 +1,6 @@
-"""The gateway is SIGKILLed mid-upload, then restarted: the object never appears, and the restarted
-gateway sweeps the debris (a staging file on local disk, an open multipart upload on S3)."""
+"""The gateway is SIGKILLed mid-upload, then restarted: the object never appears, and no debris stays
+(on local disk the staging file is anonymous, so it dies with the process; a named one left by a
+crash is swept; an open multipart upload on S3 is swept)."""
 
 from __future__ import annotations
 
@@ -46,17 +47,37 @@ def swept(gateway: RunningGateway) -> bool:
     return any(line.get("msg") == "swept abandoned uploads" for line in gateway.log_lines())
 
 
-def test_local_upload_killed_then_swept(tmp_path: Path) -> None:
+def open_staging_files(gateway: RunningGateway) -> list[str]:
+    """The staging files the gateway's processes hold open (anonymous ones read '<dir>/#<inode> (deleted)')."""
+    found = []
+    for pid in [gateway.proc.pid, *(int(p) for p in os.listdir("/proc") if p.isdigit())]:
+        try:
+            if os.getpgid(pid) != gateway.proc.pid:
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if ".artifact-gateway-staging" in target:
+                    found.append(target)
+        except OSError:  # a process that ended or is not ours to read
+            continue
+    return found
+
+
+def test_local_upload_killed_leaves_nothing_and_debris_is_swept(tmp_path: Path) -> None:
     destination = tmp_path / "artifacts"
     staging = destination / ".artifact-gateway-staging"
     with run_gateway(tmp_path / "first", destination=destination) as gateway:
         sock = start_upload(gateway, "crash/model.bin", 20)
-        wait_for(lambda: any(staging.glob("*.part")), "a staging file")
+        wait_for(lambda: bool(open_staging_files(gateway)), "the upload's staging file")
         kill(gateway)
         sock.close()
     assert not (destination / "crash").exists()
-    assert list(staging.glob("*.part")), "the killed upload left its staging file behind"
-    time.sleep(1.2)
+    assert not list(staging.iterdir()), "the killed upload's anonymous staging file outlived the process"
+    # A named staging file (what a crash mid-commit, or a file system without O_TMPFILE, leaves) is swept.
+    debris = staging / "0123456789abcdef0123456789abcdef.part"
+    debris.write_bytes(b"x" * MIB)
+    old = time.time() - 60
+    os.utime(debris, (old, old))
     with run_gateway(tmp_path / "second", "--staging-ttl-seconds", "1", destination=destination) as restarted:
         wait_for(lambda: swept(restarted), "the sweep at start")
         assert not list(staging.glob("*.part"))
