@@ -30,16 +30,8 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.large_file import cpu_seconds
 from tests.gateway_process import ARTIFACTS, run_gateway
-
-
-def tree_cpu(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        times = proc.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def serving_pid(pid: int) -> int:
@@ -108,9 +100,9 @@ def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
     ):
         pid = gateway.proc.pid
         asyncio.run(upload_batch(gateway.port, "warm", 200, size, args.concurrency))
-        before = tree_cpu(pid)
+        before = cpu_seconds(pid)
         seconds, latencies = asyncio.run(upload_batch(gateway.port, "timed", args.files, size, args.concurrency))
-        cpu = tree_cpu(pid) - before
+        cpu = cpu_seconds(pid) - before
         result = Result(
             cpu_us=cpu / args.files * 1e6,
             files_s=args.files / seconds,
