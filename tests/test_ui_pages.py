@@ -54,6 +54,10 @@ def test_runs_are_paged_sorted_filtered_and_counted(gateway: RunningGateway, man
     assert first.status_code == 200
     assert "Runs 1–100 of 250" in first.text
     assert run_names(first.text)[:2] == ["run-249", "run-248"]  # newest first
+    started = re.search(r'<th><a href="([^"]+)">Started</a></th>', first.text)
+    assert started is not None and "start_time%60+ASC" in started.group(1)  # the header link reverses it
+    oldest = get(gateway, unescape(started.group(1)))
+    assert run_names(oldest.text)[:2] == ["run-000", "run-001"]
     second = get(gateway, f"/experiments/{experiment_id}", params={"page": 2})
     assert "Runs 101–200 of 250" in second.text and run_names(second.text)[0] == "run-149"
     by_score = get(gateway, f"/experiments/{experiment_id}", params={"order_by": "metrics.`score` ASC", "page": 3})

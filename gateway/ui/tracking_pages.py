@@ -25,7 +25,7 @@ DEFAULT_COLUMNS_PER_KIND = 6
 COLUMN_KEYS_FROM_RUNS = 1000
 """The column chooser offers the keys of the experiment's newest runs (and of the runs shown)."""
 COMPARE_MIN, COMPARE_MAX = 2, 10
-DEFAULT_ORDER = "attributes.start_time DESC"
+DEFAULT_ORDER = "attributes.`start_time` DESC"  # as order_clause writes it, so its header link toggles
 VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 COLUMN_KINDS = ("metrics", "params", "tags")
 
