@@ -45,6 +45,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         from gateway.auth import auth_middleware
 
         middlewares.append(auth_middleware)
+    if settings.ui:
+        from gateway.ui.rendering import html_not_found
+
+        middlewares.append(html_not_found)
     app = web.Application(middlewares=middlewares, client_max_size=MAX_JSON_BODY)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()

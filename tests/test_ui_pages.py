@@ -291,3 +291,11 @@ def test_run_page_shows_dataset_inputs_even_with_odd_tags(gateway: RunningGatewa
     assert (
         "<td>train-set</td><td><code>abc123</code></td><td>local</td><td>context=training, no-value=</td>" in page.text
     )
+
+
+def test_a_browser_gets_a_page_for_an_unknown_address_and_api_clients_json(gateway: RunningGateway) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    assert_clear_page(get(gateway, "/no-such-page", headers=html), 404, "There is no page at /no-such-page")
+    for path, headers in (("/no-such-page", {}), ("/api/2.0/mlflow/no-such-route", html)):
+        answer = get(gateway, path, headers=headers)
+        assert (answer.status_code, answer.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.errors import ApiError, from_repository_error
 from gateway.logs import event
@@ -95,6 +96,20 @@ def page(handler: PageHandler) -> PageHandler:
             return error_page(request, error.status, error.message)
 
     return wrapped
+
+
+API_PATHS = ("/api/", "/ajax-api/")
+
+
+@web.middleware
+async def html_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A browser that asks for a page that does not exist gets a page saying so; API clients keep JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(API_PATHS) or "text/html" not in request.headers.get("Accept", ""):
+            raise
+        return error_page(request, 404, f"There is no page at {request.path}; start from the experiments list.")
 
 
 def refuse_cross_site(request: web.Request) -> None:
