@@ -87,8 +87,7 @@ class ArtifactLocations:
                 "them from that location directly",
             )
         try:
-            ArtifactPath.parse(relative)  # on its own first, so a refusal describes what the client sent
-            return ArtifactPath.parse("/".join(p for p in (str(base), relative) if p))
+            return base.join(ArtifactPath.parse(relative))  # parsed alone, so a refusal describes the client's text
         except InvalidPath as exc:
             raise ApiError.invalid(exc.message) from None
 

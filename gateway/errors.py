@@ -52,3 +52,13 @@ def from_repository_error(exc: repo.RepositoryError) -> ApiError:
             status, code = _REPOSITORY_STATUS[kind]
             return ApiError(status, code, exc.message)
     return ApiError(500, "INTERNAL_ERROR", exc.message)
+
+
+def repository_error(request: web.Request, exc: repo.RepositoryError) -> ApiError:
+    """`from_repository_error`, noted on `request` for the access line and metrics (the backend's words
+    for a 5xx, which the operator needs)."""
+    request["backend_error"] = type(exc).__name__
+    error = from_repository_error(exc)
+    if error.status >= 500:
+        request["error"] = error.message
+    return error

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
 from gateway.artifacts_api import REPOSITORY_KEY
-from gateway.errors import ApiError, from_repository_error
+from gateway.errors import ApiError, repository_error
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
 from gateway.upload_limits import MAX_JSON_BODY
@@ -83,11 +83,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         except ApiError as exc:
             response = exc.response()
         except RepositoryError as exc:
-            request["backend_error"] = type(exc).__name__
-            error = from_repository_error(exc)
-            if error.status >= 500:  # the operator needs the backend's words; the client gets them too
-                request["error"] = error.message
-            response = error.response()
+            response = repository_error(request, exc).response()
         status = response.status
         return response
     except ConnectionError:  # reset, aborted, broken pipe, aiohttp's ClientConnectionResetError

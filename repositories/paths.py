@@ -89,6 +89,10 @@ class ArtifactPath:
             raise InvalidPath(name, problem)
         return ArtifactPath((*self.parts, name))
 
+    def join(self, relative: ArtifactPath) -> ArtifactPath:
+        """This path followed by `relative`; `InvalidPath` when the whole is longer than a path may be."""
+        return ArtifactPath.parse("/".join(part for part in (str(self), str(relative)) if part))
+
     def __str__(self) -> str:
         return "/".join(self.parts)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -127,28 +127,36 @@ def test_run_delete_restore_and_tags(tracking: RunningGateway) -> None:
     client.log_param(run.info.run_id, "x", "1")
 
 
-def test_concurrent_clients_lose_no_metric(tracking: RunningGateway) -> None:
-    client = MlflowClient()
-    run = client.create_run("0")
+def in_threads(worker: Callable[[int], None], count: int) -> list[BaseException]:
+    """Run `worker(0)` ... `worker(count - 1)` in threads at once; return what they raised."""
     errors: list[BaseException] = []
 
-    def worker(index: int) -> None:
+    def guarded(index: int) -> None:
         try:
-            for batch in range(10):
-                metrics = [
-                    Metric(f"m{index}", float(step), 1_700_000_000_000 + step, batch * 100 + step)
-                    for step in range(100)
-                ]
-                client.log_batch(run.info.run_id, metrics=metrics)
+            worker(index)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    threads = [threading.Thread(target=guarded, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_clients_lose_no_metric(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    run = client.create_run("0")
+
+    def worker(index: int) -> None:
+        for batch in range(10):
+            metrics = [
+                Metric(f"m{index}", float(step), 1_700_000_000_000 + step, batch * 100 + step) for step in range(100)
+            ]
+            client.log_batch(run.info.run_id, metrics=metrics)
+
+    assert in_threads(worker, 8) == []
     for index in range(8):
         history = client.get_metric_history(run.info.run_id, f"m{index}")
         assert len(history) == 1000
@@ -177,7 +185,6 @@ def test_concurrent_writers_of_the_same_keys_all_succeed(tracking: RunningGatewa
     client = MlflowClient()
     run_id = client.create_run("0").info.run_id
     start = threading.Barrier(8, timeout=60)
-    errors: list[BaseException] = []
 
     def worker(index: int) -> None:
         try:
@@ -188,16 +195,11 @@ def test_concurrent_writers_of_the_same_keys_all_succeed(tracking: RunningGatewa
                 params=[Param("same", "value")],
                 tags=[RunTag("same", "value")],
             )
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
+        except BaseException:
+            start.abort()  # release the others at once
+            raise
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(worker, 8) == []
     run = client.get_run(run_id)
     assert run.data.params == {"same": "value"}
     assert run.data.tags["same"] == "value"

@@ -199,7 +199,7 @@ def test_each_mode_serves_its_pages(mode: str, tmp_path: Path) -> None:
             assert "This server does not store this run's artifacts" in unescape(run_page.text)
             assert f"s3://bucket/root/{experiment_id}/{run_id}/artifacts" in run_page.text
             artifacts = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}/artifacts")
-            assert_clear_page(artifacts, 501, "This server does not store this run's artifacts")
+            assert_clear_page(artifacts, 501, "This server does not serve artifacts stored at 's3://bucket/root/")
             assert get(gateway, "/browse").status_code == 404
         else:
             assert home.status_code == 404 and get(gateway, "/experiments").status_code == 404

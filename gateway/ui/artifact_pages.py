@@ -59,12 +59,7 @@ def _raw_tail(request: web.Request, route_segments: int) -> str:
 
 
 def _join(root: ArtifactPath, relative: str) -> ArtifactPath:
-    relative = relative.rstrip("/")
-    return parse_path(f"{root}/{relative}" if str(root) and relative else str(root) or relative)
-
-
-def _relative(root: ArtifactPath, path: ArtifactPath) -> str:
-    return str(path)[len(str(root)) :].lstrip("/") if str(root) else str(path)
+    return root.join(parse_path(relative, allow_trailing_slash=True))
 
 
 def download_url(path: ArtifactPath) -> str:
@@ -79,14 +74,9 @@ def archive_url(path: ArtifactPath, archive_format: str) -> str:
     )
 
 
-def run_artifact_root(request: web.Request, info: dict[str, Any]) -> ArtifactPath | None:
-    """Where this server stores the run's artifacts, or None when it does not store them."""
-    return request.app[LOCATIONS_KEY].served_root(info["artifact_uri"])
-
-
 async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> dict[str, Any]:
     """The run page's artifact box: the top-level entries, or where the artifacts live instead."""
-    root = run_artifact_root(request, info)
+    root = request.app[LOCATIONS_KEY].served_root(info["artifact_uri"])
     if root is None:
         return {"served": False, "uri": info["artifact_uri"]}
     entries = []
@@ -181,8 +171,9 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
 
 async def _browser(request: web.Request, place: Place, relative: str, context: dict[str, Any]) -> web.StreamResponse:
     repository = _repository(request)
-    target = _join(place.root, relative)
-    relative = _relative(place.root, target)
+    relative_path = parse_path(relative, allow_trailing_slash=True)
+    target = place.root.join(relative_path)
+    relative = str(relative_path)  # as parsed: a trailing '/' dropped
     after = query_params(request).get("after") or None
     entries = await _children(repository, target, after, ENTRIES_PER_PAGE + 1)
     is_dir = bool(entries or after or target == place.root)
@@ -239,14 +230,7 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
 async def run_artifacts_page(request: web.Request) -> web.StreamResponse:
     run = await request.app[STORE_KEY].get_run(request.match_info["run_id"])
     info = run["info"]
-    root = run_artifact_root(request, info)
-    if root is None:
-        raise ApiError(
-            501,
-            "NOT_IMPLEMENTED",
-            f"This server does not store this run's artifacts; they are at {info['artifact_uri']}, "
-            "where clients read them with their own credentials",
-        )
+    root = request.app[LOCATIONS_KEY].run_path(info["artifact_uri"], "")  # 501 when stored elsewhere
     url = f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts"
     place = Place(root, url, "artifacts")
     context = {"run": info, "run_url": f"/experiments/{info['experiment_id']}/runs/{info['run_id']}"}

@@ -7,7 +7,6 @@ moves bytes never pays for it (its memory budget is tight, see README "Sizing").
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import ApiError, from_repository_error
-from gateway.logs import event
+from gateway.errors import ApiError, repository_error
 from repositories.errors import RepositoryError
 
 if TYPE_CHECKING:
@@ -89,10 +87,7 @@ def page(handler: PageHandler) -> PageHandler:
         except ApiError as exc:
             return error_page(request, exc.status, exc.message)
         except RepositoryError as exc:
-            request["backend_error"] = type(exc).__name__
-            error = from_repository_error(exc)
-            if error.status >= 500:
-                event("storage error on a UI page", logging.WARNING, error=error.message)
+            error = repository_error(request, exc)
             return error_page(request, error.status, error.message)
 
     return wrapped
@@ -153,12 +148,14 @@ def format_duration(start: int | None, end: int | None) -> str:
 def format_size(value: int | None) -> str:
     if value is None:
         return ""
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if value < 1024:
+        return f"{value} B"
+    size = value / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
-    return f"{value} B"
+    return f"{size:.1f} TiB"
 
 
 def format_number(value: object) -> str:

@@ -11,10 +11,11 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from gateway.artifacts_api import query_pairs
+from gateway.artifacts_api import query_pairs, query_params
 from gateway.errors import ApiError
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import TrackingStore, offset_token
+from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.rendering import page, refuse_cross_site, render
 
 RUNS_PER_PAGE = 100
@@ -34,11 +35,6 @@ def _store(request: web.Request) -> TrackingStore:
     return request.app[STORE_KEY]
 
 
-def _single(pairs: list[tuple[str, str]], name: str, default: str = "") -> str:
-    values = [value for key, value in pairs if key == name]
-    return values[-1] if values else default
-
-
 def _bounded_int(text: str, name: str, default: int, limit: int) -> int:
     if text == "":
         return default
@@ -47,8 +43,8 @@ def _bounded_int(text: str, name: str, default: int, limit: int) -> int:
     return int(text)
 
 
-def _view(pairs: list[tuple[str, str]]) -> str:
-    view = _single(pairs, "view", "active")
+def _view(query: dict[str, str]) -> str:
+    view = query.get("view", "active")
     if view not in VIEWS:
         raise ApiError.invalid(f"'view' must be one of {', '.join(VIEWS)}, got '{view[:40]}'")
     return view
@@ -74,10 +70,10 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
 
 @page
 async def experiments_page(request: web.Request) -> web.StreamResponse:
-    pairs = query_pairs(request)
-    search = _single(pairs, "q").strip()
-    view = _view(pairs)
-    number = _bounded_int(_single(pairs, "page"), "page", 1, MAX_PAGE)
+    query = query_params(request)
+    search = query.get("q", "").strip()
+    view = _view(query)
+    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
     found, next_token = await _store(request).search_experiments(
         VIEWS[view],
         EXPERIMENTS_PER_PAGE,
@@ -177,13 +173,14 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     experiment = await store.get_experiment(request.match_info["experiment_id"])
     experiment_id = experiment["experiment_id"]
     pairs = query_pairs(request)
+    query = dict(pairs)  # single-valued parameters: the last one wins, as in query_params
     keys = await store.experiment_keys(experiment_id, COLUMN_KEYS_FROM_RUNS)
     columns = _columns(pairs, keys)
-    search = _single(pairs, "filter").strip()
-    order = _single(pairs, "order_by").strip() or DEFAULT_ORDER
-    view = _view(pairs)
-    size = _bounded_int(_single(pairs, "max_results"), "max_results", RUNS_PER_PAGE, MAX_RUNS_PER_PAGE)
-    number = _bounded_int(_single(pairs, "page"), "page", 1, MAX_PAGE)
+    search = query.get("filter", "").strip()
+    order = query.get("order_by", "").strip() or DEFAULT_ORDER
+    view = _view(query)
+    size = _bounded_int(query.get("max_results", ""), "max_results", RUNS_PER_PAGE, MAX_RUNS_PER_PAGE)
+    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
     runs: list[dict[str, Any]] = []
     total = 0
     problem = None
@@ -252,8 +249,6 @@ def _dataset_row(item: dict[str, Any]) -> dict[str, str]:
 
 @page
 async def run_page(request: web.Request) -> web.StreamResponse:
-    from gateway.ui.artifact_pages import run_artifact_summary
-
     store = _store(request)
     run = await store.get_run(request.match_info["run_id"])
     info = run["info"]
@@ -287,7 +282,8 @@ async def run_page(request: web.Request) -> web.StreamResponse:
 
 @page
 async def compare_page(request: web.Request) -> web.StreamResponse:
-    ids = list(dict.fromkeys(value for name, value in query_pairs(request) if name == "runs" and value))
+    pairs = query_pairs(request)
+    ids = list(dict.fromkeys(value for name, value in pairs if name == "runs" and value))
     if not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
         raise ApiError.invalid(
             f"Choose from {COMPARE_MIN} to {COMPARE_MAX} runs to compare (got {len(ids)}): tick them in an "
@@ -300,7 +296,7 @@ async def compare_page(request: web.Request) -> web.StreamResponse:
     params = [{"key": key, "values": [run["params"].get(key) for run in runs]} for key in param_keys]
     for param in params:
         param["differs"] = len(set(param["values"])) > 1
-    only_differences = _single(query_pairs(request), "only_differences") == "1"
+    only_differences = dict(pairs).get("only_differences") == "1"
     return render(
         request,
         "compare.html",
