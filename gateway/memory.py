@@ -1,7 +1,8 @@
-"""Handing freed memory back to the OS (glibc only; a no-op elsewhere).
+"""glibc's allocator tuned for streaming, and freed memory handed back to the OS (a no-op elsewhere).
 
-Uploads allocate part buffers and batches in bursts; without these two measures glibc keeps the
-freed memory resident, so a worker's RSS would stay at its busiest figure long after the burst.
+Uploads allocate part buffers and batches in bursts; without these measures glibc keeps the freed
+memory resident, so a worker's RSS would stay at its busiest figure long after the burst, or hands
+it back so eagerly that every chunk of a stream lands on fresh pages.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 from gateway.middleware import InFlight
 
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
+_M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 4 << 20
+_TRIM_THRESHOLD_BYTES = 16 << 20
 IDLE_TRIM_INTERVAL_S = 5.0
 
 
@@ -26,17 +29,25 @@ def _glibc() -> Any | None:
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
-def return_part_buffers_to_the_os() -> None:
-    """Allocate blocks of 4 MiB and more (upload part buffers) with mmap, so they are freed for real.
+def tune_allocator() -> None:
+    """Set glibc's two thresholds for a server that streams: call once, before serving.
 
-    glibc raises its mmap threshold after the first large free and then carves later part buffers
-    out of the heap, where they stay resident once the upload is over (measured: 75 MiB before
-    two 1 GiB S3 uploads, 100 MiB after; 76 with this). Part buffers are reused within an upload,
-    so this costs a few mmap calls per upload.
+    - Blocks of 4 MiB and more (upload part buffers) are mmap-ed, so they are freed for real. glibc
+      raises its mmap threshold after the first large free and then carves later part buffers out
+      of the heap, where they stay resident once the upload is over (measured: 75 MiB before two
+      1 GiB S3 uploads, 100 MiB after; 76 with this). Part buffers are reused within an upload, so
+      this costs a few mmap calls per upload.
+    - The top of the heap is handed back only past 16 MiB free. Setting the mmap threshold freezes
+      glibc's trim threshold at 128 KiB, and a streamed body's chunks (256 KiB socket reads, the
+      parser's slices) are allocated and freed one after another: the heap top shrank and grew
+      with every few chunks, each time with fresh zeroed pages. A 1 GiB upload took 120,000 page
+      faults and about 0.4 CPU-s of them; with this, a few hundred (benchmarks/RESULTS.md). What
+      stays above the peak is returned by `return_freed_memory_when_idle`.
     """
     libc = _glibc()
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
 
 
 async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float = IDLE_TRIM_INTERVAL_S) -> None:

@@ -26,7 +26,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root, uses_database
 from gateway.logs import event
-from gateway.memory import return_freed_memory_when_idle, return_part_buffers_to_the_os
+from gateway.memory import return_freed_memory_when_idle, tune_allocator
 from gateway.meta_api import mode_name
 from gateway.metrics import forget_worker, use_private_multiprocess_dir
 from gateway.middleware import IN_FLIGHT_KEY
@@ -205,7 +205,7 @@ def in_child_process(task: Callable[[Settings], None], settings: Settings) -> No
 
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT."""
-    return_part_buffers_to_the_os()
+    tune_allocator()
     # Before forking workers: a bad destination or database is one line, not N worker crashes.
     in_child_process(check_destination, settings)
     in_child_process(prepare_database, settings)
