@@ -13,6 +13,7 @@ import pytest
 from repositories import ArtifactPath, ExpectedDigests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
 from repositories.local import STAGING_DIR_NAME, LocalRepository
+from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 
 
 def p(text: str) -> ArtifactPath:
@@ -153,3 +154,71 @@ async def test_disk_full_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
         await repo.put(p("big/file.bin"), chunks(os.urandom(2 * 1024 * 1024)))
     assert os.listdir(staging) == []
     assert not (repo.root / "big").exists()
+
+
+MIB = 1 << 20
+
+
+def record_writeback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every early-writeback window the adapter starts, as (offset, length); the real call still runs."""
+    import repositories.local as local_module
+
+    started: list[tuple[int, int]] = []
+
+    def recording(fd: int, offset: int, length: int) -> None:
+        started.append((offset, length))
+        start_writeback(fd, offset, length)
+
+    monkeypatch.setattr(local_module, "start_writeback", recording)
+    return started
+
+
+async def test_durable_uploads_head_for_the_disk_window_by_window(
+    repo: LocalRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = record_writeback(monkeypatch)
+    data = os.urandom(20 * MIB + 5)
+    blocks = [data[i : i + MIB] for i in range(0, len(data), MIB)]
+    info = await repo.put(p("big/model.bin"), chunks(*blocks))
+    assert started == [(0, WRITEBACK_WINDOW_BYTES), (WRITEBACK_WINDOW_BYTES, WRITEBACK_WINDOW_BYTES)]
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert (repo.root / "big/model.bin").read_bytes() == data
+
+
+async def test_parts_and_no_fsync_uploads_start_no_early_writeback(
+    repo: LocalRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from repositories.base import UploadedPart
+
+    started = record_writeback(monkeypatch)
+    data = os.urandom(18 * MIB)
+    blocks = [data[i : i + MIB] for i in range(0, len(data), MIB)]
+    upload_id = await repo.create_multipart(p("mpu/model.bin"))
+    etag = await repo.put_part(p("mpu/model.bin"), upload_id, 1, chunks(*blocks), content_length=len(data))
+    assert started == []  # a part is not the object: it is flushed, if ever, as the assembled file
+    await repo.complete_multipart(p("mpu/model.bin"), upload_id, [UploadedPart(1, etag)])
+    assert started == [(0, WRITEBACK_WINDOW_BYTES), (WRITEBACK_WINDOW_BYTES, WRITEBACK_WINDOW_BYTES)]
+    assert (repo.root / "mpu/model.bin").read_bytes() == data
+
+    started.clear()
+    fast = LocalRepository.open(tmp_path / "nofsync", fsync=False)
+    await fast.put(p("x.bin"), chunks(*blocks))
+    assert started == []
+    assert (fast.root / "x.bin").read_bytes() == data
+
+
+def test_early_writeback_is_only_a_hint(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        start_writeback(write_end, 0, MIB)  # a pipe cannot be written back: refused quietly
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * MIB)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        start_writeback(fd, 0, MIB)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"x" * MIB
