@@ -231,3 +231,45 @@ def test_the_largest_batch_mlflow_allows_fits_and_a_bigger_json_body_is_413(limi
 def test_an_oversized_request_header_is_refused(limited: RunningGateway) -> None:
     response = requests.get(f"{limited.url}/health", headers={"X-Big": "a" * 10_000}, timeout=30)
     assert response.status_code in (400, 431)
+
+
+async def test_a_large_body_is_read_in_large_gulps_and_the_connection_gets_its_read_size_back() -> None:
+    """asyncio reads 256 KiB per socket read; a large streamed body is read 1 MiB at a time, and a later
+    request on the same keep-alive connection is back to the default."""
+    import hashlib
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateway.settings import Settings
+    from gateway.upload_limits import STREAM_READ_BYTES, limited_body
+
+    settings = Settings()
+    seen: list[tuple[int, int, str]] = []
+    defaults: set[int] = set()
+
+    async def consume(request: web.Request) -> web.Response:
+        digest = hashlib.sha256()
+        during = 0
+        defaults.add(type(request.transport).max_size)  # asyncio's own read size
+        async for chunk in limited_body(request, settings):
+            during = max(during, request.transport.max_size)  # type: ignore[union-attr]
+            digest.update(chunk)
+        seen.append((during, request.transport.max_size, digest.hexdigest()))  # type: ignore[union-attr]
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_put("/up", consume)
+    large, small = os.urandom(3 * MIB + 7), os.urandom(1000)
+    async with TestServer(app) as server, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        for body in (large, small):
+            async with session.put(server.make_url("/up"), data=body) as response:
+                assert response.status == 200
+    assert len(defaults) == 1
+    default = defaults.pop()
+    assert default < STREAM_READ_BYTES
+    assert seen == [
+        (STREAM_READ_BYTES, default, hashlib.sha256(large).hexdigest()),
+        (default, default, hashlib.sha256(small).hexdigest()),
+    ]
