@@ -37,6 +37,7 @@ from repositories.errors import (
     StorageFull,
     TooLarge,
 )
+from repositories.ordered_offload import OrderedOffload
 from repositories.paths import ArtifactPath
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 
@@ -166,25 +167,26 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
 
 
 async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[bytes]) -> None:
-    """Write and hash `body` into `staged` a batch at a time, reading the next batch meanwhile.
+    """Write and hash `body` into `staged` a batch at a time in a worker thread, receiving meanwhile.
 
-    The event loop receives batch k+1 while a thread writes and hashes batch k, so the network and
-    the disk overlap instead of taking turns; at most two batches are held. Errors from the body
-    (a client gone) propagate unchanged, after the write in flight has finished.
+    The event loop receives the next batch while the thread writes and hashes the previous one, so
+    the network and the disk overlap instead of taking turns; at most two batches are held. Errors
+    from the body (a client gone) propagate unchanged, after the write in flight has finished.
     """
-    writing: asyncio.Future[None] | None = None
+
+    def write(batch: list[bytes]) -> None:
+        try:
+            _write_batch(staged, batch)
+        except OSError as exc:
+            raise _os_error(exc, path) from exc
+
+    writer = OrderedOffload(write)
     try:
         async for batch in _batches(body):
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(_fs(path, _write_batch, staged, batch))
-        if writing is not None:
-            await writing
+            await writer.submit(batch)
+        await writer.finish()
     except BaseException:
-        if writing is not None:
-            writing.cancel()  # a no-op when done; `_in_thread` lets a running write finish first
-            with contextlib.suppress(BaseException):
-                await writing
+        await writer.abort()
         raise
 
 
