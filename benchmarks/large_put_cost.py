@@ -4,8 +4,9 @@ Not a test: run it by hand. Each round starts the ceiling (`ceiling_server.py`) 
 (`--artifacts-only`, one worker, local disk) from each source tree given (`--tree`, repeatable;
 PYTHONPATH puts that tree first), uploads one `--size-mib` file to each with the aiohttp client of
 `versus_mlflow.py`, and reads each server's process-tree CPU time from /proc around the upload. The
-order of the servers reverses every other round (a harness that always runs A before B measured the
-second slot 1.8x slower for identical trees here), and each round reports the gateway's MiB/s as a
+order of the servers rotates and reverses from round to round, and the page cache is synced
+before each upload (a harness that always runs A before B measured the second slot 1.8x slower for
+identical trees here), and each round reports the gateway's MiB/s as a
 ratio to the ceiling measured in that round. `--profile DIR` records a py-spy flame graph of each
 gateway upload (one more upload per tree, not timed).
 
@@ -75,6 +76,8 @@ def timed_upload(port: int, pid: int, source: Path, name: str) -> Leg:
             await upload(session, f"http://127.0.0.1:{port}{ARTIFACTS}/{name}", source)
 
     size = source.stat().st_size
+    os.sync()  # the previous upload's bytes reach the disk now, not during this one
+    time.sleep(1.0)
     before = cpu_seconds(pid)
     started = time.perf_counter()
     asyncio.run(send())
@@ -114,7 +117,9 @@ def main() -> int:
         legs: dict[str, list[Leg]] = {name: [] for name in names}
         ratios: dict[str, list[float]] = {str(tree): [] for tree in args.tree}
         for round_ in range(args.rounds):
-            order = names if round_ % 2 == 0 else names[::-1]
+            shift = round_ // 2 % len(names)  # every server takes every position in turn
+            order = names[shift:] + names[:shift]
+            order = order if round_ % 2 == 0 else order[::-1]
             measured: dict[str, Leg] = {}
             for name in order:
                 if name == "ceiling":

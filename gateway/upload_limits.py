@@ -106,25 +106,35 @@ def limited_body(request: web.Request, settings: Settings) -> AsyncIterator[byte
     return _stream(request, limit, settings.client_idle_timeout_seconds)
 
 
+LARGE_READ_STREAMS = 2
+"""Bodies per worker read in large gulps at once; the others keep asyncio's read size."""
+_large_reads_taken = 0  # per process; only the event loop thread touches it
+
+
 @contextlib.contextmanager
 def _large_socket_reads(request: web.Request) -> Iterator[None]:
     """While a large body streams in, read the socket in 1 MiB gulps instead of asyncio's 256 KiB.
 
     Fewer, larger chunks mean fewer event-loop turns, parser calls and hand-offs of the GIL to the
     thread that hashes and writes: a 1 GiB upload fell from 1.89 to 1.57 CPU-s per GiB and rose from
-    522 to 590 MiB/s (benchmarks/RESULTS.md). `max_size` is the read size of asyncio's plain socket
+    522 to 590 MiB/s (benchmarks/RESULTS.md). A gulp can sit in the body's buffer, so only
+    `LARGE_READ_STREAMS` bodies at once get them: many uploads at once share the cores anyway, and
+    the worker's memory stays bounded. `max_size` is the read size of asyncio's plain socket
     transport; a transport without it (TLS, another event loop) keeps its own.
     """
+    global _large_reads_taken
     transport = request.transport
     default = getattr(transport, "max_size", None)
     small = request.content_length is not None and request.content_length <= STREAM_READ_BYTES
-    if not isinstance(default, int) or small:
+    if not isinstance(default, int) or small or _large_reads_taken >= LARGE_READ_STREAMS:
         yield
         return
+    _large_reads_taken += 1
     transport.max_size = STREAM_READ_BYTES  # type: ignore[union-attr]
     try:
         yield
     finally:
+        _large_reads_taken -= 1
         transport.max_size = default  # type: ignore[union-attr]
 
 

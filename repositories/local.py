@@ -17,7 +17,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,14 +152,50 @@ def _concatenate(staged: _Staged, files: list[Path]) -> None:
                 _write_batch(staged, [block])
 
 
-async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """Group network chunks into ~1 MiB batches: one executor hop per batch, not per chunk."""
+@dataclass(frozen=True)
+class _Lane:
+    """How an upload is cut into batches and how many of them it may hold."""
+
+    batch_bytes: int
+    depth: int  # batches queued or being written, besides the one being received
+
+
+_FAST_LANE = _Lane(batch_bytes=1 << 20, depth=2)
+_LEAN_LANE = _Lane(batch_bytes=512 << 10, depth=1)
+FAST_LANES = 2
+"""Streaming uploads per worker that get the fast lane at once; the others take the lean one."""
+_fast_lanes_taken = 0  # per process; only the event loop thread touches it
+
+
+@contextlib.contextmanager
+def _lane() -> Iterator[_Lane]:
+    """The fast lane (1 MiB batches, one queued behind the one being written) while one is free.
+
+    The fast lane is what lets a single upload run near the disk's and SHA-256's speed (the next
+    batch starts the moment the previous one is written), but holds about 3 MiB; the lean lane
+    holds 1 MiB and leaves a thread idle between batches, which many uploads at once cover for one
+    another. Bounding the fast lanes bounds a worker's memory whatever the number of uploads: 8 at
+    once peak lower than they did with one kind of lane for all (benchmarks/RESULTS.md).
+    """
+    global _fast_lanes_taken
+    if _fast_lanes_taken >= FAST_LANES:
+        yield _LEAN_LANE
+        return
+    _fast_lanes_taken += 1
+    try:
+        yield _FAST_LANE
+    finally:
+        _fast_lanes_taken -= 1
+
+
+async def _batches(body: AsyncIterator[bytes], batch_bytes: int) -> AsyncIterator[list[bytes]]:
+    """Group network chunks into batches of about `batch_bytes`: one hand-over per batch, not per chunk."""
     batch: list[bytes] = []
     pending = 0
     async for chunk in body:
         batch.append(chunk)
         pending += len(chunk)
-        if pending >= WRITE_BATCH_BYTES:
+        if pending >= batch_bytes:
             yield batch
             batch, pending = [], 0
     if batch:
@@ -169,9 +205,10 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
 async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[bytes]) -> None:
     """Write and hash `body` into `staged` a batch at a time in a worker thread, receiving meanwhile.
 
-    The event loop receives the next batch while the thread writes and hashes the previous one, so
-    the network and the disk overlap instead of taking turns; at most two batches are held. Errors
-    from the body (a client gone) propagate unchanged, after the write in flight has finished.
+    The event loop receives the next batch while the thread writes and hashes the previous ones, so
+    the network and the disk overlap instead of taking turns; a lane (`_lane`) bounds the batches
+    held. Errors from the body (a client gone) propagate unchanged, after the write in flight has
+    finished.
     """
 
     def write(batch: list[bytes]) -> None:
@@ -180,14 +217,15 @@ async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[by
         except OSError as exc:
             raise _os_error(exc, path) from exc
 
-    writer = OrderedOffload(write)
-    try:
-        async for batch in _batches(body):
-            await writer.submit(batch)
-        await writer.finish()
-    except BaseException:
-        await writer.abort()
-        raise
+    with _lane() as lane:
+        writer = OrderedOffload(write, depth=lane.depth)
+        try:
+            async for batch in _batches(body, lane.batch_bytes):
+                await writer.submit(batch)
+            await writer.finish()
+        except BaseException:
+            await writer.abort()
+            raise
 
 
 def _discard(staged: _Staged) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import time
@@ -222,3 +224,34 @@ def test_early_writeback_is_only_a_hint(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == b"x" * MIB
+
+
+async def test_more_uploads_at_once_than_fast_lanes_all_store_every_byte(repo: LocalRepository) -> None:
+    """Past FAST_LANES at once, uploads take the lean lane (smaller batches, one held): same bytes."""
+    from repositories.local import FAST_LANES
+
+    uploads = FAST_LANES + 3
+    inside = asyncio.Barrier(uploads)
+    datas = [os.urandom(5 * MIB + n) for n in range(uploads)]
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data[:MIB]
+        await inside.wait()  # every upload is streaming at once before any finishes
+        for offset in range(MIB, len(data), 300_000):
+            yield data[offset : offset + 300_000]
+
+    infos = await asyncio.gather(*(repo.put(p(f"many/{n}.bin"), body(d)) for n, d in enumerate(datas)))
+    for n, (data, info) in enumerate(zip(datas, infos, strict=True)):
+        assert info.sha256 == hashlib.sha256(data).hexdigest()
+        assert (repo.root / f"many/{n}.bin").read_bytes() == data
+    assert debris(repo) == []
+
+
+def test_fast_lanes_are_bounded_and_given_back() -> None:
+    from repositories.local import _FAST_LANE, _LEAN_LANE, FAST_LANES, _lane
+
+    with contextlib.ExitStack() as stack:
+        taken = [stack.enter_context(_lane()) for _ in range(FAST_LANES + 2)]
+        assert taken == [_FAST_LANE] * FAST_LANES + [_LEAN_LANE] * 2
+    with _lane() as lane:  # all given back
+        assert lane == _FAST_LANE

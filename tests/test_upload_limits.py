@@ -273,3 +273,47 @@ async def test_a_large_body_is_read_in_large_gulps_and_the_connection_gets_its_r
         (STREAM_READ_BYTES, default, hashlib.sha256(large).hexdigest()),
         (default, default, hashlib.sha256(small).hexdigest()),
     ]
+
+
+async def test_only_a_few_bodies_at_once_are_read_in_large_gulps() -> None:
+    """Each large read can sit in a body's buffer: past LARGE_READ_STREAMS at once, asyncio's size."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateway.settings import Settings
+    from gateway.upload_limits import LARGE_READ_STREAMS, STREAM_READ_BYTES, limited_body
+
+    settings = Settings()
+    uploads = LARGE_READ_STREAMS + 1
+    inside = asyncio.Barrier(uploads + 1)
+    sizes: list[int] = []
+    received: list[int] = []
+
+    async def consume(request: web.Request) -> web.Response:
+        total = 0
+        async for chunk in limited_body(request, settings):
+            if not total:
+                sizes.append(request.transport.max_size)  # type: ignore[union-attr]
+                await inside.wait()  # every upload is streaming at once
+            total += len(chunk)
+        received.append(total)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_put("/up", consume)
+    body = os.urandom(3 * MIB)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+
+        async def put() -> int:
+            async with session.put(server.make_url("/up"), data=body) as response:
+                return response.status
+
+        puts = [asyncio.ensure_future(put()) for _ in range(uploads)]
+        await asyncio.wait_for(inside.wait(), 10)
+        assert await asyncio.gather(*puts) == [200] * uploads
+    assert len(sizes) == uploads
+    assert sizes.count(STREAM_READ_BYTES) == LARGE_READ_STREAMS  # the rest read at asyncio's own size
+    assert received == [len(body)] * uploads
