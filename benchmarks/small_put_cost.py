@@ -5,7 +5,7 @@ given (`--tree`, repeatable; PYTHONPATH puts that tree first), sends `--files` P
 with `--concurrency` in flight from an aiohttp client in this process, and reads the gateway process
 tree's CPU time from /proc around the batch. With `--strace`, a second batch runs under
 `strace -f -c` attached to every thread of the serving process, and the syscalls per PUT are printed
-by name. Trees alternate (A B A B ...) for `--rounds`, so machine load hits both alike; wall-clock
+by name. Trees alternate (A B B A A B ...) for `--rounds`, so machine load hits both alike; wall-clock
 figures (files/s, p50/p99) are printed too but are only meaningful on a quiet machine.
 
     .venv/bin/python benchmarks/small_put_cost.py --tree /tmp/perf-base --tree . --rounds 3 --strace
@@ -153,7 +153,8 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, list[Result]] = {str(tree): [] for tree in args.tree}
     for round_ in range(args.rounds):
-        for tree in args.tree:
+        # reversed every other round: a harness that always runs A before B favours one slot
+        for tree in args.tree if round_ % 2 == 0 else args.tree[::-1]:
             results[str(tree)].append(measure(tree, args, round_))
     for tree, runs in results.items():
         summarise(tree, runs, args.strace)
