@@ -73,51 +73,49 @@ async def test_the_first_error_is_raised_and_the_items_behind_it_are_dropped() -
     assert ran == [1]
 
 
-async def test_abort_drops_the_backlog_and_waits_for_the_running_item() -> None:
-    running = threading.Event()
-    release = threading.Event()
-    finished: list[int] = []
+class HeldWork:
+    """Work that signals when an item starts and finishes it only once released."""
 
-    def work(item: int) -> None:
-        running.set()
-        release.wait(5)
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self.release = threading.Event()
+        self.finished: list[int] = []
+
+    def __call__(self, item: int) -> None:
+        self.running.set()
+        self.release.wait(5)
         time.sleep(0.05)
-        finished.append(item)
+        self.finished.append(item)
 
+
+async def test_abort_drops_the_backlog_and_waits_for_the_running_item() -> None:
+    work = HeldWork()
     offload = OrderedOffload(work, depth=2)
     await offload.submit(1)
     await offload.submit(2)
-    await asyncio.to_thread(running.wait, 5)
+    await asyncio.to_thread(work.running.wait, 5)
     aborting = asyncio.ensure_future(offload.abort())
     await asyncio.sleep(0.05)
     assert not aborting.done()  # item 1 is still running: abort must not return before it ends
-    release.set()
+    work.release.set()
     await asyncio.wait_for(aborting, 5)
-    assert finished == [1]  # item 2 was dropped, item 1 ran to its end before abort returned
+    assert work.finished == [1]  # item 2 was dropped, item 1 ran to its end before abort returned
 
 
 async def test_a_cancelled_abort_still_waits_for_the_running_item() -> None:
-    running = threading.Event()
-    release = threading.Event()
-    finished: list[int] = []
-
-    def work(item: int) -> None:
-        running.set()
-        release.wait(5)
-        finished.append(item)
-
+    work = HeldWork()
     offload = OrderedOffload(work)
     await offload.submit(1)
-    await asyncio.to_thread(running.wait, 5)
+    await asyncio.to_thread(work.running.wait, 5)
     aborting = asyncio.ensure_future(offload.abort())
     await asyncio.sleep(0.05)
     aborting.cancel()
     await asyncio.sleep(0.05)
     assert not aborting.done()
-    release.set()
+    work.release.set()
     with pytest.raises(asyncio.CancelledError):
         await aborting
-    assert finished == [1]
+    assert work.finished == [1]
 
 
 async def test_no_thread_is_held_while_the_backlog_is_empty() -> None:
