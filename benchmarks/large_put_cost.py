@@ -7,8 +7,8 @@ PYTHONPATH puts that tree first), uploads one `--size-mib` file to each with the
 order of the servers rotates and reverses from round to round, and the page cache is synced
 before each upload (a harness that always runs A before B measured the second slot 1.8x slower for
 identical trees here), and each round reports the gateway's MiB/s as a
-ratio to the ceiling measured in that round. `--profile DIR` records a py-spy flame graph of each
-gateway upload (one more upload per tree, not timed).
+ratio to the ceiling measured in that round. `--profile DIR` records py-spy's collapsed stacks of
+each gateway upload (one more upload per tree, not timed).
 
     .venv/bin/python benchmarks/large_put_cost.py --tree /tmp/base --tree . --rounds 4
 """
@@ -17,25 +17,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.large_file import cpu_seconds
+from benchmarks.large_file import cpu_seconds, make_source
 from benchmarks.small_put_cost import serving_pid
-from benchmarks.versus_mlflow import upload
+from benchmarks.versus_mlflow import process, upload
 from tests.gateway_process import ARTIFACTS, run_gateway
 
 GIB = 1 << 30
@@ -47,33 +44,14 @@ class Leg:
     cpu_per_gib: float
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+CEILING = [sys.executable, str(Path(__file__).resolve().parent / "ceiling_server.py"), "--root"]
 
 
-@contextlib.contextmanager
-def ceiling(root: Path) -> Iterator[tuple[int, int]]:
-    port = free_port()
-    script = Path(__file__).resolve().parent / "ceiling_server.py"
-    proc = subprocess.Popen([sys.executable, str(script), "--root", str(root), "--port", str(port)])
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-            time.sleep(0.05)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait()
-
-
-def timed_upload(port: int, pid: int, source: Path, name: str) -> Leg:
+def timed_upload(url: str, pid: int, source: Path, name: str) -> Leg:
     async def send() -> None:
         timeout = aiohttp.ClientTimeout(total=None)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            await upload(session, f"http://127.0.0.1:{port}{ARTIFACTS}/{name}", source)
+            await upload(session, f"{url}{ARTIFACTS}/{name}", source)
 
     size = source.stat().st_size
     os.sync()  # the previous upload's bytes reach the disk now, not during this one
@@ -85,7 +63,7 @@ def timed_upload(port: int, pid: int, source: Path, name: str) -> Leg:
     return Leg(mib_s=size / seconds / (1 << 20), cpu_per_gib=(cpu_seconds(pid) - before) * GIB / size)
 
 
-def profiled_upload(port: int, pid: int, source: Path, name: str, out: Path) -> None:
+def profiled_upload(url: str, pid: int, source: Path, name: str, out: Path) -> None:
     command = ["py-spy", "record", "--threads", "--idle", "-r", "250", "-f", "raw", "-o", str(out)]
     recorder = subprocess.Popen(
         [*command, "-p", str(serving_pid(pid))],
@@ -93,7 +71,7 @@ def profiled_upload(port: int, pid: int, source: Path, name: str, out: Path) -> 
         stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
-    timed_upload(port, pid, source, name)
+    timed_upload(url, pid, source, name)
     recorder.send_signal(2)
     recorder.wait()
 
@@ -110,9 +88,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         work = Path(scratch)
         source = work / "source.bin"
-        with open(source, "wb") as out:
-            for _ in range(args.size_mib):
-                out.write(os.urandom(1 << 20))
+        expected = make_source(source, args.size_mib << 20)
         names = ["ceiling", *(str(tree) for tree in args.tree)]
         legs: dict[str, list[Leg]] = {name: [] for name in names}
         ratios: dict[str, list[float]] = {str(tree): [] for tree in args.tree}
@@ -123,18 +99,18 @@ def main() -> int:
             measured: dict[str, Leg] = {}
             for name in order:
                 if name == "ceiling":
-                    with ceiling(work) as (port, pid):
-                        measured[name] = timed_upload(port, pid, source, f"r{round_}/up.bin")
+                    with process("ceiling", [*CEILING, str(work)], work, {}) as (url, pid):
+                        measured[name] = timed_upload(url, pid, source, f"r{round_}/up.bin")
                 else:
                     env = {"PYTHONPATH": str(Path(name).resolve())}
                     with run_gateway(work / f"gw{round_}", "--artifacts-only", *args.gateway_arg, env=env) as gw:
-                        measured[name] = timed_upload(gw.port, gw.proc.pid, source, f"r{round_}/up.bin")
+                        measured[name] = timed_upload(gw.url, gw.proc.pid, source, f"r{round_}/up.bin")
                         stored = gw.destination / f"r{round_}" / "up.bin"
-                        verify(source, stored)
+                        verify(expected, stored)
                         if args.profile is not None and round_ == 0:
                             args.profile.mkdir(parents=True, exist_ok=True)
                             label = Path(name).resolve().name
-                            profiled_upload(gw.port, gw.proc.pid, source, "profiled.bin", args.profile / f"{label}.txt")
+                            profiled_upload(gw.url, gw.proc.pid, source, "profiled.bin", args.profile / f"{label}.txt")
                 leg = measured[name]
                 legs[name].append(leg)
                 print(f"round {round_} {name}: {leg.mib_s:.0f} MiB/s, {leg.cpu_per_gib:.2f} CPU-s/GiB", file=sys.stderr)
@@ -151,15 +127,12 @@ def main() -> int:
     return 0
 
 
-def verify(source: Path, stored: Path) -> None:
-    def sha256(path: Path) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as file:
-            while block := file.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
-
-    if sha256(source) != sha256(stored):
+def verify(expected: str, stored: Path) -> None:
+    digest = hashlib.sha256()
+    with open(stored, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != expected:
         raise SystemExit(f"MISMATCH: {stored} differs from what was sent")
     stored.unlink()
 

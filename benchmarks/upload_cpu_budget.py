@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.large_file import cpu_seconds
-from benchmarks.versus_mlflow import upload
+from benchmarks.versus_mlflow import process, upload
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 
 GIB = 1 << 30
@@ -76,24 +75,15 @@ def write_cpu_per_gib(directory: Path, block: bytes, size: int) -> tuple[float, 
     return own * GIB / size, machine * GIB / size
 
 
-async def ceiling_upload(port: int, pid: int, source: Path, size: int) -> tuple[float, float, float, float]:
+async def ceiling_upload(url: str, pid: int, source: Path, size: int) -> tuple[float, float, float, float]:
     """(MiB/s, client, ceiling, machine CPU-s per GiB) of one upload of `source`."""
-    url = f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts/budget/blob.bin"
     async with aiohttp.ClientSession() as session:
         server0, client0, machine0 = cpu_seconds(pid), time.process_time(), machine_busy()
         wall0 = time.perf_counter()
-        await upload(session, url, source)
+        await upload(session, f"{url}/api/2.0/mlflow-artifacts/artifacts/budget/blob.bin", source)
         wall = time.perf_counter() - wall0
         client, server, machine = time.process_time() - client0, cpu_seconds(pid) - server0, machine_busy() - machine0
     return size / wall / (1 << 20), client * GIB / size, server * GIB / size, machine * GIB / size
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:
@@ -110,18 +100,9 @@ def main() -> None:
             for _ in range(size // BLOCK):
                 out.write(os.urandom(BLOCK))
         block = os.urandom(BLOCK)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parent / "ceiling_server.py"), "--root", scratch, "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1.5)
-            ceiling = [asyncio.run(ceiling_upload(port, server.pid, source, size)) for _ in range(args.runs)]
-        finally:
-            server.terminate()
-            server.wait(10)
+        ceiling_server = [sys.executable, str(Path(__file__).parent / "ceiling_server.py"), "--root", scratch]
+        with process("ceiling", ceiling_server, Path(scratch), {}) as (url, pid):
+            ceiling = [asyncio.run(ceiling_upload(url, pid, source, size)) for _ in range(args.runs)]
         sha = [sha256_cpu_per_gib(block * 16, size) for _ in range(args.runs)]
         writes = [write_cpu_per_gib(Path(scratch), block, size) for _ in range(args.runs)]
     rate = statistics.median(r[0] for r in ceiling)

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-from typing import Any
 
 from gateway.middleware import InFlight
+from repositories.libc import libc_function
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 4 << 20
 _TRIM_THRESHOLD_BYTES = 16 << 20
 IDLE_TRIM_INTERVAL_S = 5.0
-
-
-def _glibc() -> Any | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 def tune_allocator() -> None:
@@ -44,10 +35,10 @@ def tune_allocator() -> None:
       faults and about 0.4 CPU-s of them; with this, a few hundred (benchmarks/RESULTS.md). What
       stays above the peak is returned by `return_freed_memory_when_idle`.
     """
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+    mallopt = libc_function("mallopt")
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
 
 
 async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float = IDLE_TRIM_INTERVAL_S) -> None:
@@ -57,11 +48,11 @@ async def return_freed_memory_when_idle(in_flight: InFlight, interval_s: float =
     a worker at 170 MiB against 86 before, and a second soak did not grow it, so it was retention,
     not a leak). `malloc_trim` releases it; it runs in a thread, and only when the worker is idle.
     """
-    libc = _glibc()
-    if libc is None:
+    malloc_trim = libc_function("malloc_trim")
+    if malloc_trim is None:
         return
     while True:
         await asyncio.sleep(interval_s)
         if in_flight.count == 0:
             with contextlib.suppress(OSError):
-                await asyncio.to_thread(libc.malloc_trim, 0)
+                await asyncio.to_thread(malloc_trim, 0)

@@ -1,7 +1,8 @@
 """Local-disk repository: staging file + atomic rename for writes, sendfile-ready reads.
 
-Every blocking filesystem call runs in aiofiles' executor, batched so that one thread hop moves
-about a MiB (write and hash together), never one hop per network chunk.
+Every blocking filesystem call runs in the event loop's default executor (through aiofiles, or
+`OrderedOffload` for a streamed body), batched so that one hand-over moves about a MiB (write and
+hash together), never one per network chunk.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ MiB/s, same CPU). It only starts the I/O: the fsync at the end stays what makes 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from typing import Any
+
+from repositories.libc import libc_function
 
 WRITEBACK_WINDOW_BYTES = 8 << 20
 """How much a file grows between two writeback starts (2 and 32 MiB measured; 8 was best)."""
@@ -23,12 +24,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 @functools.cache
 def _sync_file_range() -> Any | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True) if name else None
-    except OSError:
-        return None
-    func = getattr(libc, "sync_file_range", None)
+    func = libc_function("sync_file_range")
     if func is not None:
         func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
         func.restype = ctypes.c_int
