@@ -76,6 +76,11 @@ def query_params(request: web.Request) -> dict[str, str]:
     return dict(query_pairs(request))
 
 
+def public_base_url(request: web.Request) -> str:
+    """This server's address as its clients see it: `--public-url`, else the request's scheme and Host."""
+    return (request.app[SETTINGS_KEY].public_url or f"{request.scheme}://{request.host}").rstrip("/")
+
+
 def repository_of(request: web.Request) -> ArtifactRepository:
     return request.app[REPOSITORY_KEY]
 

@@ -22,6 +22,7 @@ from gateway.artifacts_api import (
     SETTINGS_KEY,
     body_chunks,
     parse_path,
+    public_base_url,
     query_params,
     repository_of,
     url_path,
@@ -99,7 +100,7 @@ async def create_upload(request: web.Request) -> web.Response:
                 credential["headers"] = presigned.headers
             credentials.append(credential)
     else:
-        base = (settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+        base = public_base_url(request)
         expires = int(time.time()) + ttl
         key = request.app[SIGNING_KEY]
         for number in range(1, num_parts + 1):

@@ -924,14 +924,16 @@ RUNS_PAGE = page(
         PAGE,
     ],
 )
+AFTER = query("after", STRING, "continue a long folder after this entry")
+RAW = query("raw", STRING, "a file's bytes instead of its page (the image preview; never a redirect)")
 RUN_ARTIFACTS_PAGE = page(
     "A run's artifacts: the folder tree, a folder's entries, a file's size, digest and preview",
-    [EXPERIMENT_ID, RUN_ID, query("after", STRING, "continue a long folder after this entry")],
+    [EXPERIMENT_ID, RUN_ID, AFTER, RAW],
     **UI_ARTIFACT_PAGES,
 )
 BROWSE_PAGE = page(
     "The artifact destination: the folder tree, a folder's entries, a file's size, digest and preview",
-    [query("after", STRING, "continue a long folder after this entry")],
+    [AFTER, RAW],
 )
 UI: dict[tuple[str, str], Operation] = {
     ("GET", "/"): page("The start page: experiments (the artifact browser with --artifacts-only)", []),

@@ -26,6 +26,7 @@ from gateway.downloads import send_download
 from gateway.errors import ApiError
 from gateway.logs import audit
 from gateway.store.app_keys import STORE_KEY
+from gateway.upload_limits import UPLOAD_SLOTS_KEY
 
 GET_ARTIFACT_PATH = "/get-artifact"
 LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
@@ -83,9 +84,10 @@ async def upload_artifact(request: web.Request) -> web.Response:
         raise ApiError.invalid("Request must specify data.")
     run = await request.app[STORE_KEY].get_run(run_id)
     path = request.app[LOCATIONS_KEY].run_path(run["info"]["artifact_uri"], relative)
-    info = await repository_of(request).put(
-        path, _within_upload_limit(body_chunks(request)), content_length=request.content_length
-    )
+    with request.app[UPLOAD_SLOTS_KEY].hold():  # counted by --max-concurrent-uploads like every upload
+        info = await repository_of(request).put(
+            path, _within_upload_limit(body_chunks(request)), content_length=request.content_length
+        )
     audit(request, "put", str(path), size=info.size, sha256=info.sha256)
     return web.json_response({})
 

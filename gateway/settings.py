@@ -169,7 +169,10 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         validation_alias=_env("PUBLIC_URL"),
-        description="External base URL (https://host:port) for part URLs when behind a proxy that rewrites Host.",
+        description=(
+            "External base URL (https://host:port) when behind a proxy that rewrites Host or ends TLS: "
+            "part URLs, and the web UI's check of a form's Origin."
+        ),
     )
     staging_ttl_seconds: float = Field(
         3600.0,

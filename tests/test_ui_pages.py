@@ -110,6 +110,21 @@ def test_forms_from_another_site_are_refused_and_change_nothing(gateway: Running
     assert accepted.status_code == 303
 
 
+def test_forms_through_a_proxy_that_ends_tls_are_accepted(gateway: RunningGateway) -> None:
+    """Behind a TLS-ending proxy the browser says https:// while this server sees http://."""
+    name = f"proxied-{uuid.uuid4().hex[:8]}"
+    public = gateway.url.replace("http://", "https://")
+    browser = {"Origin": public, "Sec-Fetch-Site": "same-origin"}  # the browser's own verdict is trusted
+    accepted = requests.post(
+        f"{gateway.url}/experiments", data={"name": name}, headers=browser, timeout=10, allow_redirects=False
+    )
+    assert accepted.status_code == 303
+    old_browser = {"Origin": public}  # no Sec-Fetch-Site: judged by Origin, and told what to set
+    refused = requests.post(f"{gateway.url}/experiments", data={"name": name + "-x"}, headers=old_browser, timeout=10)
+    assert_clear_page(refused, 403, "--public-url")
+    assert MlflowClient(gateway.url).get_experiment_by_name(name + "-x") is None
+
+
 def test_pages_escape_what_users_logged(gateway: RunningGateway) -> None:
     client = MlflowClient(gateway.url)
     hostile = f"<script>alert('x')</script>{uuid.uuid4().hex[:6]}"
@@ -256,10 +271,19 @@ def test_metric_history_bulk_as_mlflow_s_ui_route(gateway: RunningGateway) -> No
 
 @pytest.mark.parametrize("kind", ["s3", "azure"])
 def test_artifact_browser_on_cloud_storage(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """The browser lists, describes (size, SHA-256) and previews objects in S3 and Azure as on local disk."""
+    """The browser lists, describes (size, SHA-256) and previews objects in S3 and Azure as on local disk.
+
+    With --artifacts-redirect, downloads are 307s to the bucket, but an image preview streams from the
+    page's own origin (its Content-Security-Policy allows no other)."""
     backend = Backend(kind, request)
-    with run_gateway(tmp_path, "--artifacts-only", env=backend.env, destination=backend.uri) as gateway:
-        files = {"team/model/MLmodel": b"flavors: {}\n", "team/model/metrics.csv": b"step,loss\n0,1.5\n"}
+    flags = ("--artifacts-only", "--artifacts-redirect")
+    with run_gateway(tmp_path, *flags, env=backend.env, destination=backend.uri) as gateway:
+        png = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes * 4
+        files = {
+            "team/model/MLmodel": b"flavors: {}\n",
+            "team/model/metrics.csv": b"step,loss\n0,1.5\n",
+            "team/plot.png": png,
+        }
         for name, data in files.items():
             requests.put(gateway.artifact_url(name), data=data, timeout=30).raise_for_status()
         folder = get(gateway, "/browse/team/model")
@@ -270,6 +294,12 @@ def test_artifact_browser_on_cloud_storage(kind: str, request: pytest.FixtureReq
         assert hashlib.sha256(files["team/model/metrics.csv"]).hexdigest() in page.text
         assert "<th>step</th><th>loss</th>" in page.text and "<td>1.5</td>" in page.text
         assert_clear_page(get(gateway, "/browse/team/nothing"), 404, "No artifact or folder 'team/nothing'")
+        image_page = get(gateway, "/browse/team/plot.png")
+        assert '<img src="/browse/team/plot.png?raw=1"' in image_page.text
+        redirected = requests.get(gateway.artifact_url("team/plot.png"), timeout=30, allow_redirects=False)
+        assert redirected.status_code == 307
+        raw = get(gateway, "/browse/team/plot.png", params={"raw": "1"})
+        assert raw.status_code == 200 and raw.content == png and raw.headers["Content-Type"] == "image/png"
 
 
 def test_run_page_shows_dataset_inputs_even_with_odd_tags(gateway: RunningGateway) -> None:

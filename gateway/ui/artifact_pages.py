@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.artifact_locations import LOCATIONS_KEY
 from gateway.artifacts_api import API_PREFIXES, REPOSITORY_KEY, decode_once, parse_path, query_params
-from gateway.downloads import content_type
+from gateway.downloads import content_type, send_download
 from gateway.errors import ApiError
 from gateway.store.app_keys import STORE_KEY
 from gateway.ui.rendering import page, render
@@ -212,6 +212,11 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
         info = await repository.head(target)
     except (NotFound, Conflict):
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"No artifact or folder '{relative}' in {place.label}") from None
+    if "raw" in query_params(request):
+        # The image preview's bytes, streamed from this origin: the download URL may redirect to a
+        # bucket (--artifacts-redirect), which the page's Content-Security-Policy does not allow.
+        async with await repository.get(target) as download:
+            return await send_download(request, download)
     return render(
         request,
         "artifacts.html",
@@ -221,6 +226,7 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
             "is_dir": False,
             "info": info,
             "download_url": download_url(target),
+            "raw_url": f"{place.url}/{quote(relative)}?raw=1",
             "preview": await _preview(repository, target, info.size),
         },
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.artifacts_api import public_base_url
 from gateway.errors import ApiError, repository_error
 from repositories.errors import RepositoryError
 
@@ -45,6 +46,7 @@ def _environment() -> jinja2.Environment:
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        auto_reload=False,  # templates change with the code: no stat of each one per render on the event loop
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -108,20 +110,29 @@ async def html_not_found(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def refuse_cross_site(request: web.Request) -> None:
-    """403 for a form post that a browser sent from another site (CSRF), judged by Origin and Sec-Fetch-Site.
+    """403 for a form post that a browser sent from another site (CSRF), judged by Sec-Fetch-Site or Origin.
 
     Browsers send credentials such as HTTP Basic with every request to this origin, so a page on
-    another site could otherwise submit our forms in the user's name. Non-browser clients send
+    another site could otherwise submit our forms in the user's name. Sec-Fetch-Site is the
+    browser's own verdict (right behind a proxy that ends TLS, where this server sees http); only a
+    browser without it is judged by Origin against `public_base_url`. Non-browser clients send
     neither header and are not affected.
     """
     site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            raise ApiError(403, "PERMISSION_DENIED", "Refused a form sent from another site (cross-site request)")
+        return
     origin = request.headers.get("Origin")
-    if site is not None and site not in ("same-origin", "none"):
-        raise ApiError(403, "PERMISSION_DENIED", "Refused a form sent from another site (cross-site request)")
     if origin is not None and origin != "null":
-        expected = f"{request.scheme}://{request.host}"
+        expected = public_base_url(request)
         if origin.lower() != expected.lower():
-            raise ApiError(403, "PERMISSION_DENIED", f"Refused a form sent from {origin}: it is not this site")
+            raise ApiError(
+                403,
+                "PERMISSION_DENIED",
+                f"Refused a form sent from {origin}: this server is {expected}. Behind a proxy that changes the"
+                " scheme or host, start the server with --public-url set to the address browsers use.",
+            )
 
 
 def format_millis(value: int | None) -> str:

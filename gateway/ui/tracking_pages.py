@@ -260,7 +260,9 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for output in run.get("outputs", {}).get("model_outputs", []):
         try:
             models.append(await store.get_logged_model(output["model_id"]))
-        except ApiError:
+        except ApiError as exc:
+            if exc.status != 404:  # a failing store is the page's error, not a deleted model
+                raise
             models.append({"model_id": output["model_id"], "name": "(deleted)"})
     tags = row["tags"]
     return render(
