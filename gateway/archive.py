@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import tarfile
 import zipfile
@@ -243,18 +244,20 @@ class FolderArchive:
         writer = self.format.writer()
         pending: list[bytes] = [writer.directory(self.top, self._started)]
         size = len(pending[0])
-        async for piece in self._entries(writer, self.folder, self._children, self.top):
-            pending.append(piece)
-            size += len(piece)
-            if size >= FLUSH_BYTES:
-                yield b"".join(pending)
-                pending, size = [], 0
+        # aclosing at every level: closing this generator then closes the open download at once
+        async with contextlib.aclosing(self._entries(writer, self.folder, self._children, self.top)) as pieces:
+            async for piece in pieces:
+                pending.append(piece)
+                size += len(piece)
+                if size >= FLUSH_BYTES:
+                    yield b"".join(pending)
+                    pending, size = [], 0
         pending.append(writer.finish())
         yield b"".join(pending)
 
     async def _entries(
         self, writer: ArchiveWriter, folder: ArtifactPath, children: AsyncIterator[ListEntry], prefix: str
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         async for entry in children:
             try:
                 path = folder.child(entry.name)
@@ -266,13 +269,15 @@ class FolderArchive:
             name = f"{prefix}/{entry.name}"
             if entry.is_dir:
                 yield writer.directory(name, self._started)
-                async for piece in self._entries(writer, path, self.repository.list(path), name):
-                    yield piece
+                async with contextlib.aclosing(self._entries(writer, path, self.repository.list(path), name)) as deeper:
+                    async for piece in deeper:
+                        yield piece
             else:
-                async for piece in self._file(writer, path, name):
-                    yield piece
+                async with contextlib.aclosing(self._file(writer, path, name)) as pieces:
+                    async for piece in pieces:
+                        yield piece
 
-    async def _file(self, writer: ArchiveWriter, path: ArtifactPath, name: str) -> AsyncIterator[bytes]:
+    async def _file(self, writer: ArchiveWriter, path: ArtifactPath, name: str) -> AsyncGenerator[bytes, None]:
         async with await self.repository.get(path) as download:
             info = download.info  # the size of what is read, not of what was listed a moment ago
             yield writer.start_file(name, info.size, info.last_modified)

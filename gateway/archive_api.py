@@ -79,7 +79,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         request["bytes_out"] = 0
         try:
-            async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open file at once on error
+            async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open download at once on error
                 async for chunk in chunks:
                     await response.write(chunk)
                     request["bytes_out"] += len(chunk)

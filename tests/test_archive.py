@@ -20,7 +20,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -365,3 +365,37 @@ def test_small_tar_gz_round_trip_is_byte_exact(tmp_path: Path) -> None:
     out += writer.finish()
     assert len(zlib.decompress(out, 31)) % tarfile.RECORDSIZE == 0
     assert unpack(out, "tar.gz")[0] == digests(TREE, "d")
+
+
+async def test_closing_an_archive_midway_closes_the_open_download_at_once(tmp_path: Path) -> None:
+    """A client gone mid-archive: closing the outer generator closes the file being read two levels down."""
+    import contextlib
+
+    from gateway.archive import FORMATS, FolderArchive
+    from repositories import ArtifactPath
+    from repositories.local import LocalRepository
+
+    repository = LocalRepository.open(tmp_path / "dest")
+    data = os.urandom(3 << 20)
+    await repository.put(ArtifactPath.parse("top/inner/big.bin"), _one(data))
+    opened: list[object] = []
+    real_get = repository.get
+
+    async def recording_get(path: ArtifactPath) -> object:
+        download = await real_get(path)
+        opened.append(download)
+        return download
+
+    repository.get = recording_get  # type: ignore[method-assign,assignment]
+    folder = ArtifactPath.parse("top")
+    listing = repository.list(folder)
+    first = await anext(listing)
+    archive = FolderArchive(repository, folder, FORMATS["zip"], first, listing)
+    async with contextlib.aclosing(archive.chunks()) as chunks:
+        await anext(chunks)  # the first flush: the file is open and partly read
+        assert len(opened) == 1
+    assert opened[0].file.closed  # type: ignore[attr-defined]
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
