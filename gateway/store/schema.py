@@ -43,7 +43,7 @@ runs = Table(
     "runs",
     metadata,
     Column("run_uuid", String(32), primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False, index=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
     Column("name", String(250), nullable=False),
     Column("user_id", String(256), nullable=False),
     Column("status", String(20), nullable=False),
