@@ -39,6 +39,9 @@ from repositories.options import AzureOptions, S3Options
 _RESTART_BACKOFF_S = 1.0
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def repository_options(settings: Settings) -> RepositoryOptions:
     part_size = settings.upload_part_size_mib << 20
     return RepositoryOptions(
@@ -215,6 +218,9 @@ def serve(settings: Settings) -> None:
     signing_key = settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
+    # From "listening" on, SIGTERM must mean a graceful stop: it waits, blocked, until the worker's
+    # event loop (or the supervisor) has its handler, instead of killing the process in between.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     event(
         "listening",
         url=f"{'https' if settings.tls_cert else 'http'}://{host}:{port}",
@@ -252,8 +258,9 @@ async def _run_worker(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one sent meanwhile arrives now
     app = create_app(settings, repository, signing_key)
     runner = web.AppRunner(
         app,
@@ -293,7 +300,8 @@ def _worker_main(settings: Settings, sock: socket.socket, signing_key: bytes) ->
 def _spawn(settings: Settings, sock: socket.socket, signing_key: bytes) -> int:
     pid = os.fork()
     if pid == 0:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # until the worker's loop handles them
+        for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         os._exit(_worker_main(settings, sock, signing_key))
     return pid
@@ -310,9 +318,11 @@ def _supervise(settings: Settings, sock: socket.socket, signing_key: bytes) -> N
                 os.kill(pid, signal.SIGTERM)
 
     workers: set[int] = set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    # Stop signals stay blocked while forking, so `on_signal` always sees every worker started.
     workers.update(_spawn(settings, sock, signing_key) for _ in range(settings.workers))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     while workers:
         try:
             pid, status = os.wait()
@@ -323,6 +333,8 @@ def _supervise(settings: Settings, sock: socket.socket, signing_key: bytes) -> N
         if not stopping:
             event("worker exited; restarting", logging.WARNING, pid=pid, status=os.waitstatus_to_exitcode(status))
             time.sleep(_RESTART_BACKOFF_S)
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             if not stopping:
                 workers.add(_spawn(settings, sock, signing_key))
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     sock.close()

@@ -122,6 +122,31 @@ def test_default_destination_is_mlartifacts_in_the_working_directory(tmp_path: P
         assert proc.wait(20) == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_right_after_listening_is_a_graceful_stop(tmp_path: Path, workers: str) -> None:
+    """A SIGTERM that lands before the event loop has its handler waits for it instead of killing the process."""
+    log = tmp_path / "out.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gateway_command("serve", "--port", "0", "--artifacts-only", "--workers", workers),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while '"listening"' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(proc.pid, signal.SIGTERM)  # at once: the worker's loop may not be running yet
+    try:
+        assert proc.wait(30) == 0, log.read_text()[-2000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_mlflow_environment_names_are_accepted(tmp_path: Path) -> None:
     destination = tmp_path / "from-mlflow-env"
     with run_gateway(
