@@ -12,17 +12,30 @@ LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)
 
 
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._timestamp(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
         }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _ENCODER.encode(line)
+
+    def _timestamp(self, second: int) -> str:
+        """The line's UTC date and time to the second, formatted once per second (one line per request)."""
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._second_text
 
 
 def configure(level: str) -> None:

@@ -140,17 +140,22 @@ def _large_socket_reads(request: web.Request) -> Iterator[None]:
 
 async def _stream(request: web.Request, limit: int, idle: float) -> AsyncIterator[bytes]:
     request["bytes_in"] = 0
+    content = request.content
     with _large_socket_reads(request):
         while True:
-            try:
-                async with asyncio.timeout(idle):
-                    chunk = await request.content.readany()
-            except TimeoutError:
-                raise ApiError(
-                    408,
-                    "BAD_REQUEST",
-                    f"No bytes arrived for {idle:g} s; the upload was abandoned and nothing was stored.",
-                ) from None
+            # Bytes already buffered need no idle timer: arming one per chunk cost a small upload
+            # about 8 % of the event loop's time (py-spy, benchmarks/RESULTS.md).
+            chunk = content.read_nowait()
+            if not chunk and not content.at_eof():
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await content.readany()
+                except TimeoutError:
+                    raise ApiError(
+                        408,
+                        "BAD_REQUEST",
+                        f"No bytes arrived for {idle:g} s; the upload was abandoned and nothing was stored.",
+                    ) from None
             if not chunk:
                 return
             request["bytes_in"] += len(chunk)
