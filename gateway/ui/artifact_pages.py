@@ -8,11 +8,13 @@ artifact API does; a path cannot leave the run's folder or the destination.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
 import json
 import posixpath
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +35,8 @@ PREVIEW_BYTES = 256 * 1024
 CSV_PREVIEW_ROWS = 200
 ENTRIES_PER_PAGE = 500
 TREE_ENTRIES_PER_LEVEL = 200
+LISTINGS_AT_ONCE = 8
+"""Folders one page lists at a time: a path may be hundreds of levels deep (1,024 bytes)."""
 IMAGE_EXTENSIONS = frozenset("png jpg jpeg gif webp bmp svg".split())
 DOWNLOAD_PREFIX = f"{API_PREFIXES[0]}/artifacts/"
 ARCHIVE_PREFIX = f"{API_PREFIXES[0]}/archive/"
@@ -56,10 +60,6 @@ def _raw_tail(request: web.Request, route_segments: int) -> str:
     """The decoded rest of the URL after its first `route_segments` segments ('' when there is none)."""
     parts = request.rel_url.raw_path.split("/", route_segments + 1)
     return decode_once(parts[route_segments + 1]) if len(parts) > route_segments + 1 else ""
-
-
-def _join(root: ArtifactPath, relative: str) -> ArtifactPath:
-    return root.join(parse_path(relative, allow_trailing_slash=True))
 
 
 def download_url(path: ArtifactPath) -> str:
@@ -105,29 +105,42 @@ async def _children(
     return entries
 
 
-async def _tree(repository: ArtifactRepository, place: Place, relative: str) -> list[dict[str, Any]]:
-    """The folders from the root down to `relative`, each with its entries: the open branch of the tree."""
-    levels = []
-    segments = [s for s in relative.split("/") if s]
-    for depth in range(len(segments) + 1):
-        here = "/".join(segments[:depth])
-        entries = await _children(repository, _join(place.root, here), None, TREE_ENTRIES_PER_LEVEL)
-        opened = segments[depth] if depth < len(segments) else None
-        levels.append(
-            {
-                "depth": depth,
-                "items": [
-                    {
-                        "name": e.name,
-                        "is_dir": e.is_dir,
-                        "open": e.name == opened,
-                        "url": f"{place.url}/{quote('/'.join([*segments[:depth], e.name]))}",
-                    }
-                    for e in entries
-                ],
-            }
-        )
-    return levels
+async def _at_once(listings: list[Coroutine[Any, Any, list[ListEntry]]]) -> list[list[ListEntry]]:
+    """The results of `listings`, run concurrently, at most `LISTINGS_AT_ONCE` at a time.
+
+    The first failure cancels the others and is raised as itself (not as an ExceptionGroup).
+    """
+    room = asyncio.Semaphore(LISTINGS_AT_ONCE)
+
+    async def one(listing: Coroutine[Any, Any, list[ListEntry]]) -> list[ListEntry]:
+        async with room:
+            return await listing
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(listing)) for listing in listings]
+    except BaseExceptionGroup as error:
+        raise error.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def _tree(place: Place, segments: tuple[str, ...], levels: list[list[ListEntry]]) -> list[dict[str, Any]]:
+    """The open branch of the tree: `levels[depth]` lists the folder `segments[:depth]`."""
+    return [
+        {
+            "depth": depth,
+            "items": [
+                {
+                    "name": e.name,
+                    "is_dir": e.is_dir,
+                    "open": depth < len(segments) and e.name == segments[depth],
+                    "url": f"{place.url}/{quote('/'.join([*segments[:depth], e.name]))}",
+                }
+                for e in entries
+            ],
+        }
+        for depth, entries in enumerate(levels)
+    ]
 
 
 def _breadcrumbs(place: Place, relative: str) -> list[dict[str, str]]:
@@ -175,16 +188,27 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
     target = place.root.join(relative_path)
     relative = str(relative_path)  # as parsed: a trailing '/' dropped
     after = query_params(request).get("after") or None
-    entries = await _children(repository, target, after, ENTRIES_PER_PAGE + 1)
+    segments = relative_path.parts
+    # Listed together (one round trip, not one per level): this page's entries and the tree's levels
+    # above it; past the first page the tree also needs the folder's own first entries.
+    tree_folders = [place.root.join(ArtifactPath(segments[:depth])) for depth in range(len(segments))]
+    if after:
+        tree_folders.append(target)
+    entries, *levels = await _at_once(
+        [
+            _children(repository, target, after, ENTRIES_PER_PAGE + 1),
+            *(_children(repository, folder, None, TREE_ENTRIES_PER_LEVEL) for folder in tree_folders),
+        ]
+    )
     is_dir = bool(entries or after or target == place.root)
+    if is_dir and not after:
+        levels.append(entries[:TREE_ENTRIES_PER_LEVEL])
     common = {
         **context,
         "place": place,
         "relative": relative,
         "breadcrumbs": _breadcrumbs(place, relative),
-        "tree": await _tree(
-            repository, place, relative if entries or target == place.root else posixpath.dirname(relative)
-        ),
+        "tree": _tree(place, segments if is_dir else segments[:-1], levels),
     }
     if is_dir:
         shown = entries[:ENTRIES_PER_PAGE]
