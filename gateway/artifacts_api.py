@@ -20,7 +20,7 @@ from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
 from gateway.logs import audit
 from gateway.settings import Settings
-from gateway.upload_limits import UPLOAD_SLOTS_KEY, limited_body
+from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import InvalidPath
 
@@ -85,9 +85,9 @@ def repository_of(request: web.Request) -> ArtifactRepository:
     return request.app[REPOSITORY_KEY]
 
 
-def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+def body_chunks(request: web.Request, route_limit: SizeLimit | None = None) -> AsyncIterator[bytes]:
     """The upload's body within the server's limits (size, client silence): see `limited_body`."""
-    return limited_body(request, request.app[SETTINGS_KEY])
+    return limited_body(request, request.app[SETTINGS_KEY], route_limit)
 
 
 async def put_artifact(request: web.Request) -> web.Response:

@@ -10,12 +10,11 @@ conditional headers work as on the artifact API. Only runs whose root this serve
 
 `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`: the same for a
 logged model's files. `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: a small file
-(at most 10 MiB, MLflow's limit) uploaded into a run, streamed to storage like any upload.
+(at most 10 MiB, MLflow's limit, or `--max-upload-size-mib` where tighter; 413 past it) uploaded
+into a run, streamed to storage like any upload.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -26,7 +25,7 @@ from gateway.downloads import send_download
 from gateway.errors import ApiError
 from gateway.logs import audit
 from gateway.store.app_keys import STORE_KEY
-from gateway.upload_limits import UPLOAD_SLOTS_KEY
+from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
 
 GET_ARTIFACT_PATH = "/get-artifact"
 LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
@@ -57,17 +56,12 @@ async def get_logged_model_artifact(request: web.Request) -> web.StreamResponse:
         return await send_download(request, download)
 
 
-UPLOAD_LIMIT = 10 * 1024 * 1024
-TOO_LARGE = "Artifact size is too large. Max size is 10MB."
-
-
-async def _within_upload_limit(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    received = 0
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > UPLOAD_LIMIT:  # raised into the repository's put: nothing is stored
-            raise ApiError.invalid(TOO_LARGE)
-        yield chunk
+UPLOAD_LIMIT = SizeLimit(
+    10 << 20,
+    # MLflow's own words first: scripts written against MLflow may look for them.
+    "Artifact size is too large. Max size is 10MB. The MLflow UI's upload-artifact route takes at most"
+    " 10 MiB, as MLflow's does; log a larger file through the artifact API (mlflow.log_artifact).",
+)
 
 
 async def upload_artifact(request: web.Request) -> web.Response:
@@ -78,16 +72,13 @@ async def upload_artifact(request: web.Request) -> web.Response:
     relative = query.get("path")
     if not relative:
         raise ApiError.invalid("Request must specify path.")
-    if request.content_length is not None and request.content_length > UPLOAD_LIMIT:
-        raise ApiError.invalid(TOO_LARGE)
+    body = body_chunks(request, UPLOAD_LIMIT)  # refuses a declared oversize here, before the run is read
     if not request.content_length and not request.body_exists:
         raise ApiError.invalid("Request must specify data.")
     run = await request.app[STORE_KEY].get_run(run_id)
     path = request.app[LOCATIONS_KEY].run_path(run["info"]["artifact_uri"], relative)
     with request.app[UPLOAD_SLOTS_KEY].hold():  # counted by --max-concurrent-uploads like every upload
-        info = await repository_of(request).put(
-            path, _within_upload_limit(body_chunks(request)), content_length=request.content_length
-        )
+        info = await repository_of(request).put(path, body, content_length=request.content_length)
     audit(request, "put", str(path), size=info.size, sha256=info.sha256)
     return web.json_response({})
 

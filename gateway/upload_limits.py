@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -60,12 +61,21 @@ class UploadSlots:
 UPLOAD_SLOTS_KEY = web.AppKey("upload_slots", UploadSlots)
 
 
-def _too_large(limit: int, detail: str = "") -> ApiError:
-    return ApiError(
-        413,
-        "INVALID_PARAMETER_VALUE",
-        f"Uploads are limited to {limit >> 20} MiB on this server (--max-upload-size-mib).{detail}",
-    )
+@dataclass(frozen=True, slots=True)
+class SizeLimit:
+    """The most bytes one upload may hold (0: no limit), and what its 413 tells the client."""
+
+    size: int
+    message: str
+
+    def refusal(self, detail: str = "") -> ApiError:
+        return ApiError(413, "INVALID_PARAMETER_VALUE", self.message + detail)
+
+
+def server_size_limit(settings: Settings) -> SizeLimit:
+    """`--max-upload-size-mib`."""
+    size = settings.max_upload_size_mib << 20
+    return SizeLimit(size, f"Uploads are limited to {size >> 20} MiB on this server (--max-upload-size-mib).")
 
 
 async def refuse_oversized_multipart(
@@ -78,31 +88,34 @@ async def refuse_oversized_multipart(
     the storage), while here the listed parts are exactly what would be stored. Each proxied part
     is already refused past the limit as it arrives (`limited_body`).
     """
-    limit = settings.max_upload_size_mib << 20
-    if not limit:
+    limit = server_size_limit(settings)
+    if not limit.size:
         return
     size = await repository.multipart_size(path, upload_id, parts)
-    if size > limit:
+    if size > limit.size:
         await repository.abort_multipart(path, upload_id)
         metrics().multipart_open.dec()
-        raise _too_large(
-            limit,
+        raise limit.refusal(
             f" The parts of this multipart upload add up to {size / (1 << 20):.1f} MiB;"
             " the upload was aborted and nothing was stored.",
         )
 
 
-def limited_body(request: web.Request, settings: Settings) -> AsyncIterator[bytes]:
+def limited_body(
+    request: web.Request, settings: Settings, route_limit: SizeLimit | None = None
+) -> AsyncIterator[bytes]:
     """The request body as it arrives, counted in `request["bytes_in"]`.
 
-    Refused with 413 past `--max-upload-size-mib` (at once when Content-Length says so, before any
-    storage is touched), and with 408 when the client sends nothing for
-    `--client-idle-timeout-seconds`: a trickle of bytes cannot hold an upload open forever, while a
-    healthy transfer of any length is never cut.
+    Refused with 413 past `--max-upload-size-mib`, or past `route_limit` where that is tighter (at
+    once when Content-Length says so, before any storage is touched), and with 408 when the client
+    sends nothing for `--client-idle-timeout-seconds`: a trickle of bytes cannot hold an upload open
+    forever, while a healthy transfer of any length is never cut.
     """
-    limit = settings.max_upload_size_mib << 20
-    if limit and request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+    limit = server_size_limit(settings)
+    if route_limit is not None and (not limit.size or route_limit.size < limit.size):
+        limit = route_limit
+    if limit.size and request.content_length is not None and request.content_length > limit.size:
+        raise limit.refusal()
     return _stream(request, limit, settings.client_idle_timeout_seconds)
 
 
@@ -138,7 +151,7 @@ def _large_socket_reads(request: web.Request) -> Iterator[None]:
         transport.max_size = default  # type: ignore[union-attr]
 
 
-async def _stream(request: web.Request, limit: int, idle: float) -> AsyncIterator[bytes]:
+async def _stream(request: web.Request, limit: SizeLimit, idle: float) -> AsyncIterator[bytes]:
     request["bytes_in"] = 0
     content = request.content
     with _large_socket_reads(request):
@@ -159,6 +172,6 @@ async def _stream(request: web.Request, limit: int, idle: float) -> AsyncIterato
             if not chunk:
                 return
             request["bytes_in"] += len(chunk)
-            if limit and request["bytes_in"] > limit:
-                raise _too_large(limit)
+            if limit.size and request["bytes_in"] > limit.size:
+                raise limit.refusal()
             yield chunk

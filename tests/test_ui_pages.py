@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from html import unescape
 from pathlib import Path
 
@@ -329,3 +329,73 @@ def test_a_browser_gets_a_page_for_an_unknown_address_and_api_clients_json(gatew
     for path, headers in (("/no-such-page", {}), ("/api/2.0/mlflow/no-such-route", html)):
         answer = get(gateway, path, headers=headers)
         assert (answer.status_code, answer.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+
+
+def tree_levels(html: str) -> list[list[tuple[str, str, str]]]:
+    """The artifact tree of a page: per level, (name, li class, href) of each item."""
+    tree = html.split('<aside class="tree"', 1)[1].split("</aside>", 1)[0]
+    return [
+        [
+            (name, classes, href)
+            for classes, href, name in re.findall(r'<li class="([^"]+)"><a href="([^"]+)">([^<]+)</a>', level)
+        ]
+        for level in tree.split("<ul ")[1:]
+    ]
+
+
+async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path: Path) -> None:
+    """A page shows the open branch of the tree from one listing per folder (the open folder's page
+    listing serves its tree level), all in flight together: on S3 one round trip, not one per level."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+    from repositories import ArtifactPath, ListEntry
+    from repositories.local import LocalRepository
+
+    class CountingRepository(LocalRepository):
+        listed: list[tuple[str, str | None]]
+        waiting = peak = 0
+
+        async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+            self.listed.append((str(path), start_after))
+            self.waiting += 1
+            self.peak = max(self.peak, self.waiting)
+            await asyncio.sleep(0.05)  # a storage round trip: the other listings start meanwhile
+            self.waiting -= 1
+            async for entry in super().list(path, start_after=start_after):
+                yield entry
+
+    for name in ("a/b/c/deep.txt", "a/b/other.txt", "a/top.txt", "root.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    repository = CountingRepository.open(tmp_path)
+    settings = Settings(artifacts_destination=str(tmp_path), artifacts_only=True)
+    branch = [
+        [("a", "dir open", "/browse/a"), ("root.txt", "file", "/browse/root.txt")],
+        [("b", "dir open", "/browse/a/b"), ("top.txt", "file", "/browse/a/top.txt")],
+        [("c", "dir open", "/browse/a/b/c"), ("other.txt", "file", "/browse/a/b/other.txt")],
+        [("deep.txt", "file", "/browse/a/b/c/deep.txt")],
+    ]
+    async with TestClient(TestServer(create_app(settings, repository, b"k" * 32))) as client:
+        for url, tree, listed in (
+            ("/browse/a/b/c", branch, [("", None), ("a", None), ("a/b", None), ("a/b/c", None)]),
+            (
+                "/browse/a/b/c/deep.txt",  # a file: the levels down to its folder, the file not marked open
+                branch,
+                [("", None), ("a", None), ("a/b", None), ("a/b/c", None), ("a/b/c/deep.txt", None)],
+            ),
+            (
+                "/browse/a/b?after=c/",  # a later page: the tree still shows the folder from its start
+                [*branch[:2], [("c", "dir", "/browse/a/b/c"), branch[2][1]]],
+                [("", None), ("a", None), ("a/b", None), ("a/b", "c/")],
+            ),
+        ):
+            repository.listed, repository.peak = [], 0
+            response = await client.get(url)
+            assert response.status == 200, await response.text()
+            assert tree_levels(await response.text()) == tree, url
+            assert sorted(repository.listed, key=lambda listing: (listing[0], listing[1] or "")) == listed, url
+            assert repository.peak == len(listed), url

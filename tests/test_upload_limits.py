@@ -85,6 +85,28 @@ def test_an_upload_over_the_size_limit_is_413_and_stores_nothing(
     assert (limited.destination / fresh_dir / "exact.bin").read_bytes() == data[:MIB]
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_mlflow_ui_upload_is_bound_by_a_tighter_server_limit(limited: RunningGateway, chunked: bool) -> None:
+    """The UI route's own 10 MiB yields to --max-upload-size-mib where that is smaller, and says so."""
+    api = f"{limited.url}/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": os.urandom(4).hex()}, timeout=10).json()
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment["experiment_id"]}, timeout=10).json()
+    run_id = run["run"]["info"]["run_id"]
+    data = os.urandom(MIB + 1)
+    body = iter([data[i : i + 65536] for i in range(0, len(data), 65536)]) if chunked else data
+    response = requests.post(
+        f"{limited.url}/ajax-api/2.0/mlflow/upload-artifact",
+        params={"run_uuid": run_id, "path": "big.bin"},
+        data=body,
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert response.json()["message"] == "Uploads are limited to 1 MiB on this server (--max-upload-size-mib)."
+    listed = requests.get(f"{api}/artifacts/list", params={"run_id": run_id}, timeout=10).json()
+    assert listed.get("files", []) == []
+    assert staging_is_empty(limited)
+
+
 def test_one_upload_too_many_is_503_with_retry_after(limited: RunningGateway, fresh_dir: str) -> None:
     target = f"{ARTIFACTS}/{fresh_dir}/first.bin"
     first = start_slow_upload(limited, target, 20, b"0123456789")

@@ -8,11 +8,13 @@ artifact API does; a path cannot leave the run's folder or the destination.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
 import json
 import posixpath
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +22,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.artifact_locations import LOCATIONS_KEY
-from gateway.artifacts_api import API_PREFIXES, REPOSITORY_KEY, decode_once, parse_path, query_params
+from gateway.artifacts_api import API_PREFIXES, decode_once, parse_path, query_params, repository_of
 from gateway.downloads import content_type, send_download
 from gateway.errors import ApiError
 from gateway.store.app_keys import STORE_KEY
@@ -33,6 +35,8 @@ PREVIEW_BYTES = 256 * 1024
 CSV_PREVIEW_ROWS = 200
 ENTRIES_PER_PAGE = 500
 TREE_ENTRIES_PER_LEVEL = 200
+LISTINGS_AT_ONCE = 8
+"""Folders one page lists at a time: a path may be hundreds of levels deep (1,024 bytes)."""
 IMAGE_EXTENSIONS = frozenset("png jpg jpeg gif webp bmp svg".split())
 DOWNLOAD_PREFIX = f"{API_PREFIXES[0]}/artifacts/"
 ARCHIVE_PREFIX = f"{API_PREFIXES[0]}/archive/"
@@ -44,22 +48,29 @@ class Place:
 
     root: ArtifactPath
     url: str
-    """Page URL of `root`, without a trailing slash; entries are `url/<relative path>`."""
+    """Page URL of `root`, without a trailing slash; `url_of` gives those of the paths below it."""
     label: str
 
-
-def _repository(request: web.Request) -> ArtifactRepository:
-    return request.app[REPOSITORY_KEY]
-
-
-def _raw_tail(request: web.Request, route_segments: int) -> str:
-    """The decoded rest of the URL after its first `route_segments` segments ('' when there is none)."""
-    parts = request.rel_url.raw_path.split("/", route_segments + 1)
-    return decode_once(parts[route_segments + 1]) if len(parts) > route_segments + 1 else ""
+    def url_of(self, relative: str) -> str:
+        """Page URL of `relative` below the root ('' is the root itself)."""
+        return f"{self.url}/{quote(relative)}" if relative else self.url
 
 
-def _join(root: ArtifactPath, relative: str) -> ArtifactPath:
-    return root.join(parse_path(relative, allow_trailing_slash=True))
+def _run_place(info: dict[str, Any], root: ArtifactPath) -> Place:
+    return Place(root, f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts", "artifacts")
+
+
+def _raw_tail(request: web.Request) -> str:
+    """What the route's `{path}` matched, decoded once from the raw URL ('' when the route has none).
+
+    The router's own `match_info["path"]` is decoded already, so an encoded '/' would be a separator there.
+    """
+    if "path" not in request.match_info:
+        return ""
+    resource = request.match_info.route.resource
+    assert resource is not None  # a matched route has one
+    before = resource.canonical.count("/") - 1  # the route's segments before `/{path}`
+    return decode_once(request.rel_url.raw_path.split("/", before + 1)[before + 1])
 
 
 def download_url(path: ArtifactPath) -> str:
@@ -79,17 +90,13 @@ async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> di
     root = request.app[LOCATIONS_KEY].served_root(info["artifact_uri"])
     if root is None:
         return {"served": False, "uri": info["artifact_uri"]}
-    entries = []
-    async for entry in _repository(request).list(root):
-        entries.append(entry)
-        if len(entries) == TREE_ENTRIES_PER_LEVEL:
-            break
-    base = f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts"
+    place = _run_place(info, root)
+    entries = await _children(repository_of(request), root, None, TREE_ENTRIES_PER_LEVEL)
     return {
         "served": True,
         "uri": info["artifact_uri"],
-        "entries": [{"entry": e, "url": f"{base}/{quote(e.name)}"} for e in entries],
-        "browse_url": base,
+        "entries": [{"entry": e, "url": place.url_of(e.name)} for e in entries],
+        "browse_url": place.url,
         "zip_url": archive_url(root, "zip") if entries else None,
     }
 
@@ -105,36 +112,49 @@ async def _children(
     return entries
 
 
-async def _tree(repository: ArtifactRepository, place: Place, relative: str) -> list[dict[str, Any]]:
-    """The folders from the root down to `relative`, each with its entries: the open branch of the tree."""
-    levels = []
-    segments = [s for s in relative.split("/") if s]
-    for depth in range(len(segments) + 1):
-        here = "/".join(segments[:depth])
-        entries = await _children(repository, _join(place.root, here), None, TREE_ENTRIES_PER_LEVEL)
-        opened = segments[depth] if depth < len(segments) else None
-        levels.append(
-            {
-                "depth": depth,
-                "items": [
-                    {
-                        "name": e.name,
-                        "is_dir": e.is_dir,
-                        "open": e.name == opened,
-                        "url": f"{place.url}/{quote('/'.join([*segments[:depth], e.name]))}",
-                    }
-                    for e in entries
-                ],
-            }
-        )
-    return levels
+async def _at_once(listings: list[Coroutine[Any, Any, list[ListEntry]]]) -> list[list[ListEntry]]:
+    """The results of `listings`, run concurrently, at most `LISTINGS_AT_ONCE` at a time.
+
+    The first failure cancels the others and is raised as itself (not as an ExceptionGroup).
+    """
+    room = asyncio.Semaphore(LISTINGS_AT_ONCE)
+
+    async def one(listing: Coroutine[Any, Any, list[ListEntry]]) -> list[ListEntry]:
+        async with room:
+            return await listing
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(listing)) for listing in listings]
+    except BaseExceptionGroup as error:
+        raise error.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def _tree(place: Place, segments: tuple[str, ...], levels: list[list[ListEntry]]) -> list[dict[str, Any]]:
+    """The open branch of the tree: `levels[depth]` lists the folder `segments[:depth]`."""
+    return [
+        {
+            "depth": depth,
+            "items": [
+                {
+                    "name": e.name,
+                    "is_dir": e.is_dir,
+                    "open": depth < len(segments) and e.name == segments[depth],
+                    "url": place.url_of("/".join([*segments[:depth], e.name])),
+                }
+                for e in entries
+            ],
+        }
+        for depth, entries in enumerate(levels)
+    ]
 
 
 def _breadcrumbs(place: Place, relative: str) -> list[dict[str, str]]:
     crumbs = [{"name": place.label, "url": place.url}]
     segments = [s for s in relative.split("/") if s]
     for depth in range(len(segments)):
-        crumbs.append({"name": segments[depth], "url": f"{place.url}/{quote('/'.join(segments[: depth + 1]))}"})
+        crumbs.append({"name": segments[depth], "url": place.url_of("/".join(segments[: depth + 1]))})
     return crumbs
 
 
@@ -170,21 +190,32 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
 
 
 async def _browser(request: web.Request, place: Place, relative: str, context: dict[str, Any]) -> web.StreamResponse:
-    repository = _repository(request)
+    repository = repository_of(request)
     relative_path = parse_path(relative, allow_trailing_slash=True)
     target = place.root.join(relative_path)
     relative = str(relative_path)  # as parsed: a trailing '/' dropped
     after = query_params(request).get("after") or None
-    entries = await _children(repository, target, after, ENTRIES_PER_PAGE + 1)
+    segments = relative_path.parts
+    # Listed together (one round trip, not one per level): this page's entries and the tree's levels
+    # above it; past the first page the tree also needs the folder's own first entries.
+    tree_folders = [place.root.join(ArtifactPath(segments[:depth])) for depth in range(len(segments))]
+    if after:
+        tree_folders.append(target)
+    entries, *levels = await _at_once(
+        [
+            _children(repository, target, after, ENTRIES_PER_PAGE + 1),
+            *(_children(repository, folder, None, TREE_ENTRIES_PER_LEVEL) for folder in tree_folders),
+        ]
+    )
     is_dir = bool(entries or after or target == place.root)
+    if is_dir and not after:
+        levels.append(entries[:TREE_ENTRIES_PER_LEVEL])
     common = {
         **context,
         "place": place,
         "relative": relative,
         "breadcrumbs": _breadcrumbs(place, relative),
-        "tree": await _tree(
-            repository, place, relative if entries or target == place.root else posixpath.dirname(relative)
-        ),
+        "tree": _tree(place, segments if is_dir else segments[:-1], levels),
     }
     if is_dir:
         shown = entries[:ENTRIES_PER_PAGE]
@@ -195,12 +226,9 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
                 **common,
                 "title": relative or place.label,
                 "is_dir": True,
-                "entries": [
-                    {"entry": e, "url": f"{place.url}/{quote('/'.join(p for p in (relative, e.name) if p))}"}
-                    for e in shown
-                ],
+                "entries": [{"entry": e, "url": place.url_of(posixpath.join(relative, e.name))} for e in shown],
                 "more_url": (
-                    f"{place.url}/{quote(relative)}?after={quote(shown[-1].sort_key)}"
+                    f"{place.url_of(relative)}?after={quote(shown[-1].sort_key)}"
                     if len(entries) > ENTRIES_PER_PAGE
                     else None
                 ),
@@ -226,7 +254,7 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
             "is_dir": False,
             "info": info,
             "download_url": download_url(target),
-            "raw_url": f"{place.url}/{quote(relative)}?raw=1",
+            "raw_url": f"{place.url_of(relative)}?raw=1",
             "preview": await _preview(repository, target, info.size),
         },
     )
@@ -237,13 +265,11 @@ async def run_artifacts_page(request: web.Request) -> web.StreamResponse:
     run = await request.app[STORE_KEY].get_run(request.match_info["run_id"])
     info = run["info"]
     root = request.app[LOCATIONS_KEY].run_path(info["artifact_uri"], "")  # 501 when stored elsewhere
-    url = f"/experiments/{info['experiment_id']}/runs/{info['run_id']}/artifacts"
-    place = Place(root, url, "artifacts")
     context = {"run": info, "run_url": f"/experiments/{info['experiment_id']}/runs/{info['run_id']}"}
-    return await _browser(request, place, _raw_tail(request, 5), context)
+    return await _browser(request, _run_place(info, root), _raw_tail(request), context)
 
 
 @page
 async def browse_page(request: web.Request) -> web.StreamResponse:
     place = Place(ArtifactPath.parse(""), "/browse", "destination root")
-    return await _browser(request, place, _raw_tail(request, 1), {"run": None, "run_url": None})
+    return await _browser(request, place, _raw_tail(request), {"run": None, "run_url": None})
