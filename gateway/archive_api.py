@@ -20,6 +20,7 @@ from gateway.downloads import abort_mid_body, content_disposition
 from gateway.errors import ApiError
 from gateway.logs import audit
 from gateway.metrics import metrics, transfer
+from gateway.request_keys import BYTES_OUT
 from repositories import ROOT, ArtifactPath, ArtifactRepository
 from repositories.errors import Conflict, NotFound, RepositoryError
 
@@ -77,12 +78,12 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     complete = False
     with transfer(metrics().downloads_in_flight):
         await response.prepare(request)
-        request["bytes_out"] = 0
+        request[BYTES_OUT] = 0
         try:
             async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open download at once on error
                 async for chunk in chunks:
                     await response.write(chunk)
-                    request["bytes_out"] += len(chunk)
+                    request[BYTES_OUT] += len(chunk)
             await response.write_eof()
             complete = True
         except RepositoryError as exc:
@@ -99,7 +100,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
                 str(folder),
                 format=chosen.name,
                 files=archive.files,
-                size=request["bytes_out"],
+                size=request[BYTES_OUT],
                 complete=complete,
             )
     return response

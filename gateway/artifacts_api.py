@@ -19,6 +19,7 @@ from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
 from gateway.logs import audit
+from gateway.request_keys import BYTES_OUT
 from gateway.settings import Settings
 from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
@@ -187,11 +188,11 @@ async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry
         return web.json_response({})
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    request["bytes_out"] = 0
+    request[BYTES_OUT] = 0
 
     async def write(text: str) -> None:
         data = text.encode()
-        request["bytes_out"] += len(data)
+        request[BYTES_OUT] += len(data)
         await response.write(data)
 
     await write('{"files": [' + json.dumps(_entry_json(first)))

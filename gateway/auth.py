@@ -25,6 +25,7 @@ from aiohttp.typedefs import Handler
 from gateway.access import ROUTE_ACCESS_KEY, Access
 from gateway.errors import ApiError
 from gateway.logs import event
+from gateway.request_keys import PRINCIPAL, REQUEST_ID
 from gateway.store.auth_store import AuthStore, Permission, Principal
 
 CACHE_SECONDS = 30.0
@@ -32,7 +33,6 @@ _CACHE_MAX = 10_000
 FAILED_LOGIN_WINDOW_SECONDS = 60.0
 _NEEDED = {Access.READ: Permission.READ, Access.WRITE: Permission.WRITE, Access.ADMIN: Permission.ADMIN}
 CHALLENGE = 'Basic realm="artifact-gateway", charset="UTF-8", Bearer realm="artifact-gateway"'
-PRINCIPAL_KEY = "principal"
 
 
 class FailedLogins:
@@ -146,9 +146,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = await authenticator.authenticate(header)
     if principal is None:
         authenticator.failed_logins.record(address)
-        event("login failed", logging.WARNING, request_id=request.get("request_id"), remote=address)
+        event("login failed", logging.WARNING, request_id=request.get(REQUEST_ID), remote=address)
         raise _unauthenticated("The username and password, or the token, were not accepted")
-    request[PRINCIPAL_KEY] = principal
+    request[PRINCIPAL] = principal
     needed = _NEEDED[access]
     if principal.permission < needed:
         raise ApiError(

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.digest_headers import repr_digest
 from gateway.metrics import metrics, transfer
+from gateway.request_keys import BACKEND_ERROR, BYTES_OUT, ERROR, OUTCOME
 from repositories import Download, ObjectInfo
 from repositories.errors import RepositoryError
 
@@ -211,9 +212,9 @@ def abort_mid_body(request: web.Request, exc: RepositoryError) -> None:
     All a client can learn now is a body cut short (of its Content-Length, or of its last chunk),
     so the connection is closed rather than the body ended as if it were whole.
     """
-    request["error"] = f"storage failed after {request.get('bytes_out', 0)} bytes: {exc.message}"
-    request["outcome"] = "storage_failed_mid_body"
-    request["backend_error"] = type(exc).__name__
+    request[ERROR] = f"storage failed after {request.get(BYTES_OUT, 0)} bytes: {exc.message}"
+    request[OUTCOME] = "storage_failed_mid_body"
+    request[BACKEND_ERROR] = type(exc).__name__
     if request.transport is not None:
         request.transport.close()
 
@@ -231,17 +232,17 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
     response.content_length = part.length
     with transfer(metrics().downloads_in_flight):
         await response.prepare(request)
-        request["bytes_out"] = 0
+        request[BYTES_OUT] = 0
         if part.length:
             file = download.file
             if file is not None and _can_sendfile(request):
                 await _sendfile(request, file, part.offset, part.length)
-                request["bytes_out"] = part.length
+                request[BYTES_OUT] = part.length
             else:
                 try:
                     async for chunk in download.iter_range(part.offset, part.length):
                         await response.write(chunk)
-                        request["bytes_out"] += len(chunk)
+                        request[BYTES_OUT] += len(chunk)
                 except RepositoryError as exc:
                     abort_mid_body(request, exc)
                     return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.request_keys import BACKEND_ERROR, ERROR
 from repositories import errors as repo
 
 
@@ -57,8 +58,8 @@ def from_repository_error(exc: repo.RepositoryError) -> ApiError:
 def repository_error(request: web.Request, exc: repo.RepositoryError) -> ApiError:
     """`from_repository_error`, noted on `request` for the access line and metrics (the backend's words
     for a 5xx, which the operator needs)."""
-    request["backend_error"] = type(exc).__name__
+    request[BACKEND_ERROR] = type(exc).__name__
     error = from_repository_error(exc)
     if error.status >= 500:
-        request["error"] = error.message
+        request[ERROR] = error.message
     return error

@@ -8,6 +8,10 @@ import sys
 import time
 from typing import Any
 
+from aiohttp import web
+
+from gateway.request_keys import PRINCIPAL, REQUEST_ID
+
 LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)
 
@@ -52,14 +56,15 @@ def event(message: str, level: int = logging.INFO, *, exc_info: bool = False, **
     log.log(level, message, exc_info=exc_info, extra={"fields": fields})
 
 
-def audit(request: Any, action: str, path: str, **fields: Any) -> None:
+def audit(request: web.Request, action: str, path: str, **fields: Any) -> None:
     """One `audit` line for a change to stored artifacts: what, by whom (with auth on), by which request, from where."""
+    principal = request.get(PRINCIPAL)
     event(
         "audit",
         action=action,
         path=path,
-        request_id=request.get("request_id"),
-        user=getattr(request.get("principal"), "username", None),
+        request_id=request.get(REQUEST_ID),
+        user=principal.username if principal is not None else None,
         remote=request.remote,
         **fields,
     )

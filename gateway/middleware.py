@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,6 +17,7 @@ from gateway.artifacts_api import REPOSITORY_KEY
 from gateway.errors import ApiError, repository_error
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
+from gateway.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
 from gateway.upload_limits import MAX_JSON_BODY
 from repositories.errors import RepositoryError
 
@@ -67,7 +69,7 @@ def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
     outcome = "ok"
@@ -109,7 +111,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         elapsed = time.perf_counter() - started
         _observe(request, status, elapsed)
-        bytes_out = request.get("bytes_out")
+        error: dict[str, Any] = {"error": request[ERROR]} if ERROR in request else {}
+        bytes_out = request.get(BYTES_OUT)
         if bytes_out is None and response is not None and request.method != "HEAD":
             bytes_out = response.content_length
         event(
@@ -118,12 +121,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             method=request.method,
             path=request.rel_url.raw_path,
             status=status,
-            bytes_in=request.get("bytes_in", 0),
+            bytes_in=request.get(BYTES_IN, 0),
             bytes_out=bytes_out or 0,
             duration_ms=round(elapsed * 1000, 2),
             remote=request.remote,
-            outcome=request.get("outcome", outcome),
-            **({"error": request["error"]} if "error" in request else {}),
+            outcome=request.get(OUTCOME, outcome),
+            **error,
         )
 
 
@@ -137,9 +140,9 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
             status,
             seconds,
             backend=repository.kind if repository is not None else "none",
-            bytes_in=request.get("bytes_in", 0),
-            bytes_out=request.get("bytes_out", 0),
-            backend_error=request.get("backend_error"),
+            bytes_in=request.get(BYTES_IN, 0),
+            bytes_out=request.get(BYTES_OUT, 0),
+            backend_error=request.get(BACKEND_ERROR),
         )
     except Exception:  # a full metrics directory must not turn answers into errors
         event("metrics update failed", logging.WARNING, exc_info=True)
@@ -147,5 +150,5 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """Echo the request id on every response, streamed ones included (on_response_prepare)."""
-    if "request_id" in request:
-        response.headers["X-Request-Id"] = request["request_id"]
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]

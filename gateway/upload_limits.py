@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.metrics import metrics, transfer
+from gateway.request_keys import BYTES_IN
 from gateway.settings import Settings
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
@@ -104,7 +105,7 @@ async def refuse_oversized_multipart(
 def limited_body(
     request: web.Request, settings: Settings, route_limit: SizeLimit | None = None
 ) -> AsyncIterator[bytes]:
-    """The request body as it arrives, counted in `request["bytes_in"]`.
+    """The request body as it arrives, counted in `request[BYTES_IN]`.
 
     Refused with 413 past `--max-upload-size-mib`, or past `route_limit` where that is tighter (at
     once when Content-Length says so, before any storage is touched), and with 408 when the client
@@ -152,7 +153,7 @@ def _large_socket_reads(request: web.Request) -> Iterator[None]:
 
 
 async def _stream(request: web.Request, limit: SizeLimit, idle: float) -> AsyncIterator[bytes]:
-    request["bytes_in"] = 0
+    request[BYTES_IN] = 0
     content = request.content
     with _large_socket_reads(request):
         while True:
@@ -171,7 +172,7 @@ async def _stream(request: web.Request, limit: SizeLimit, idle: float) -> AsyncI
                     ) from None
             if not chunk:
                 return
-            request["bytes_in"] += len(chunk)
-            if limit.size and request["bytes_in"] > limit.size:
+            request[BYTES_IN] += len(chunk)
+            if limit.size and request[BYTES_IN] > limit.size:
                 raise limit.refusal()
             yield chunk
