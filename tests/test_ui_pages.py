@@ -147,6 +147,8 @@ def test_every_page_answers_bad_input_with_a_clear_page(gateway: RunningGateway,
         ("/experiments/not-a-number", 400, "'experiment_id' must be an integer, got 'not-a-number'"),
         ("/experiments?view=sideways", 400, "'view' must be one of active, deleted, all"),
         ("/experiments?page=0", 400, "'page' must be a whole number"),
+        ("/experiments?page=%C2%B2", 400, "'page' must be a whole number"),  # '²' is a digit to str.isdigit
+        ("/experiments?page=" + "9" * 5000, 400, "'page' must be a whole number"),  # too long for int()
         (f"/experiments/{experiment_id}?filter=metrics.score+%3E", 400, "the last comparison has no value"),
         (f"/experiments/{experiment_id}?filter=params.x+%3D+%27unclosed", 400, "Parameter value is either not quoted"),
         (f"/experiments/{experiment_id}?order_by=metrics.score+SIDEWAYS", 400, "Invalid ordering key"),

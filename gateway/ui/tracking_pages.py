@@ -13,6 +13,7 @@ from yarl import URL
 
 from gateway.artifacts_api import query_pairs, query_params
 from gateway.errors import ApiError
+from gateway.query_values import whole_number
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
@@ -33,14 +34,6 @@ COLUMN_KINDS = ("metrics", "params", "tags")
 
 def _store(request: web.Request) -> TrackingStore:
     return request.app[STORE_KEY]
-
-
-def _bounded_int(text: str, name: str, default: int, limit: int) -> int:
-    if text == "":
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= limit:
-        raise ApiError.invalid(f"'{name}' must be a whole number from 1 to {limit}, got '{text[:40]}'")
-    return int(text)
 
 
 def _view(query: dict[str, str]) -> str:
@@ -73,7 +66,7 @@ async def experiments_page(request: web.Request) -> web.StreamResponse:
     query = query_params(request)
     search = query.get("q", "").strip()
     view = _view(query)
-    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
+    number = whole_number(query.get("page") or "1", "page", MAX_PAGE)
     found, next_token = await _store(request).search_experiments(
         VIEWS[view],
         EXPERIMENTS_PER_PAGE,
@@ -179,8 +172,8 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     search = query.get("filter", "").strip()
     order = query.get("order_by", "").strip() or DEFAULT_ORDER
     view = _view(query)
-    size = _bounded_int(query.get("max_results", ""), "max_results", RUNS_PER_PAGE, MAX_RUNS_PER_PAGE)
-    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
+    size = whole_number(query.get("max_results") or str(RUNS_PER_PAGE), "max_results", MAX_RUNS_PER_PAGE)
+    number = whole_number(query.get("page") or "1", "page", MAX_PAGE)
     runs: list[dict[str, Any]] = []
     total = 0
     problem = None
