@@ -10,13 +10,22 @@ from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 
+import aiohttp
 import pytest
 import requests
+from aiohttp.test_utils import TestServer
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from sqlalchemy import event
 
+from gateway.app import create_app
+from gateway.server import open_destination
+from gateway.settings import Settings
+from gateway.store.app_keys import STORE_KEY
+from gateway.store.database import create_engine, migrate
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.postgres_server import create_database
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +340,44 @@ def test_a_browser_gets_a_page_for_an_unknown_address_and_api_clients_json(gatew
     for path, headers in (("/no-such-page", {}), ("/api/2.0/mlflow/no-such-route", html)):
         answer = get(gateway, path, headers=headers)
         assert (answer.status_code, answer.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlruns.db'}"
+    return create_database(request.getfixturevalue("postgres_dsn"), f"ui{uuid.uuid4().hex[:12]}")
+
+
+async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(store_uri: str, tmp_path: Path) -> None:
+    """A last page's total is its offset plus its runs; a page with more after it, or past the end, is counted."""
+    engine = create_engine(store_uri)
+    await migrate(engine)
+    await engine.dispose()
+    settings = Settings(artifacts_destination=str(tmp_path / "mlartifacts"), backend_store_uri=store_uri)
+    app = create_app(settings, open_destination(settings), b"k" * 32)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        store = app[STORE_KEY]
+        experiment_id = await store.create_experiment("five-runs", None, [])
+        empty_id = await store.create_experiment("no-runs", None, [])
+        for i in range(5):
+            await store.create_run(experiment_id, "", 1_700_000_000_000 + i, f"run-{i}", [])
+        statements: list[str] = []
+        event.listen(store.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+        async def show(experiment: str, **params: int) -> tuple[str, int]:
+            """The page's run count line, and how many count queries answering it took."""
+            statements.clear()
+            async with session.get(server.make_url(f"/experiments/{experiment}"), params=params) as response:
+                assert response.status == 200
+                html = await response.text()
+            assert sum("FROM experiments" in sql for sql in statements) == 1, statements
+            shown = re.search(r"Runs \d+–\d+ of \d+|No runs", html)
+            assert shown is not None
+            return shown.group(), sum("count(*)" in sql.lower() for sql in statements)
+
+        assert await show(experiment_id, max_results=2) == ("Runs 1–2 of 5", 1)
+        assert await show(experiment_id, max_results=2, page=3) == ("Runs 5–5 of 5", 0)
+        assert await show(experiment_id, max_results=5) == ("Runs 1–5 of 5", 0)
+        assert (await show(experiment_id, max_results=2, page=4))[1] == 1  # past the end: nothing to go by
+        assert await show(empty_id) == ("No runs", 0)
