@@ -61,10 +61,8 @@ class Target:
     def delete_behind(self, path: str) -> None:
         if self.backend is None:
             (self.gateway.destination / path).unlink()
-        elif self.backend.kind == "s3":
-            self.backend.client.delete_object(Bucket=self.backend.name, Key=f"root/{path}")
         else:
-            self.backend.service.get_blob_client(self.backend.name, f"root/{path}").delete_blob()
+            self.backend.delete(path)
 
     def get(self, path: str, archive_format: str | None = None, **kwargs: object) -> requests.Response:
         params = {"format": archive_format} if archive_format else {}
