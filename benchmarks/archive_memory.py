@@ -14,7 +14,6 @@ The claim under test: the gateway's peak RSS is the same for 256 MiB as for 2 Gi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import http.client
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.large_file import PeakRss, cpu_seconds
+from benchmarks.large_file import PeakRss, cpu_model, cpu_seconds
 from tests.gateway_process import RunningGateway, run_gateway
 
 MIB = 1 << 20
@@ -192,17 +191,10 @@ def run_backend(
 
 
 def report(results: list[Result], idle: dict[str, int], sizes: list[int]) -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
     lines = [
         "# Folder archives: speed and memory against folder size (`benchmarks/archive_memory.py`)",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu_model()}), "
         f"{psutil.virtual_memory().total / (1 << 30):.0f} GiB, Python {platform.python_version()}, one gateway "
         "worker (`--artifacts-only`). Client and servers share the cores; the client saves each archive "
         "to a scratch file, then checks every member by SHA-256 against the source (all matched).",

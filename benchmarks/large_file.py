@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -71,6 +72,14 @@ def cpu_seconds(pid: int) -> float:
         times = proc.cpu_times()
         total += times.user + times.system
     return total
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows (some kernels list no model name)."""
+    with contextlib.suppress(OSError, StopIteration):
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    return platform.processor() or platform.machine()
 
 
 def make_source(path: Path, size: int) -> str:

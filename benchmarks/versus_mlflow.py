@@ -51,7 +51,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.large_file import BLOCK, cpu_seconds
+from benchmarks.large_file import BLOCK, cpu_model, cpu_seconds
 from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
 from tests.storage_servers import S3Server, azurite_blob, free_ports, seaweed_s3, stop
@@ -647,17 +647,13 @@ def targets(results: dict[str, Any]) -> list[str]:
 def describe_run(args: argparse.Namespace, started: datetime, seconds: float) -> dict[str, Any]:
     """Where, when and how the figures were taken; kept in the JSON so a report can be re-rendered."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     import mlflow
 
     return {
         "started": started.isoformat(),
         "minutes": round(seconds / 60, 1),
         "commit": commit.strip() or "?",
-        "machine": f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / GIB:.0f} GiB RAM",
+        "machine": f"{os.cpu_count()} cores ({cpu_model()}), {psutil.virtual_memory().total / GIB:.0f} GiB RAM",
         "python": platform.python_version(),
         "mlflow": mlflow.__version__,
         "command": " ".join(["./dev bench", *sys.argv[1:]]),

@@ -19,6 +19,7 @@ from gateway.digest_headers import expected_digests, repr_digest
 from gateway.downloads import head_response, send_download
 from gateway.errors import ApiError
 from gateway.logs import audit
+from gateway.query_values import whole_number
 from gateway.request_keys import BYTES_OUT
 from gateway.settings import Settings
 from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
@@ -156,11 +157,7 @@ def _start_after(token: str | None) -> str | None:
 
 
 def _max_results(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
-        raise ApiError.invalid(f"max_results must be an integer from 1 to {MAX_PAGE_SIZE}, got '{value}'")
-    return int(value)
+    return None if value is None else whole_number(value, "max_results", MAX_PAGE_SIZE)
 
 
 async def list_artifacts(request: web.Request) -> web.StreamResponse:

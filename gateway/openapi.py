@@ -22,6 +22,12 @@ from gateway.access import ROUTE_ACCESS_KEY, Access, add_route
 from gateway.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
 from gateway.multipart_api import MAX_PARTS
 from gateway.store.tracking_limits import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_BATCH_TOTAL,
+    MAX_BULK_RUNS,
+    MAX_HISTORY,
     MAX_PARAM_VALUE,
     MAX_SEARCH_RESULTS,
     MAX_TAG_VALUE,
@@ -56,6 +62,7 @@ METRIC_VALUE: Schema = {
     "description": "a number; protobuf's JSON strings for the non-finite values",
 }
 PAGE_TOKEN: Schema = {**STRING, "description": "the next_page_token of the previous page"}
+HISTORY_MAX_RESULTS: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": MAX_HISTORY}
 VIEW_TYPE: Schema = {"type": "string", "enum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]}
 RUN_ID_FIELDS: dict[str, Schema] = {
     "run_id": {"type": "string", "minLength": 1, "description": "the run's id (run_uuid is accepted in its place)"},
@@ -375,12 +382,13 @@ TRACKING: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/runs/delete-tag"): tracking_post("Delete a run's tag", run_body({"key": KEY}, ("key",)), EMPTY_OK),
     ("POST", "/runs/log-batch"): tracking_post(
-        "Log metrics, params and tags at once (at most 1000 metrics, 100 params, 100 tags, 1000 in all)",
+        f"Log metrics, params and tags at once (at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} params, "
+        f"{MAX_BATCH_TAGS} tags, {MAX_BATCH_TOTAL} in all)",
         run_body(
             {
-                "metrics": array(ref("Metric"), maxItems=1000),
-                "params": array(ref("Param"), maxItems=100),
-                "tags": array(ref("Tag"), maxItems=100),
+                "metrics": array(ref("Metric"), maxItems=MAX_BATCH_METRICS),
+                "params": array(ref("Param"), maxItems=MAX_BATCH_PARAMS),
+                "tags": array(ref("Tag"), maxItems=MAX_BATCH_TAGS),
             }
         ),
         EMPTY_OK,
@@ -434,11 +442,11 @@ TRACKING: dict[tuple[str, str], Operation] = {
         json_ok(obj({"runs": array(ref("Run")), "next_page_token": STRING})),
     ),
     ("GET", "/metrics/get-history-bulk"): tracking_get(
-        "MLflow's UI route (under /ajax-api only): one metric's history for up to 100 runs",
+        f"MLflow's UI route (under /ajax-api only): one metric's history for up to {MAX_BULK_RUNS} runs",
         [
-            {**query("run_id", array(STRING), "1 to 100 run ids", required=True), "explode": True},
+            {**query("run_id", array(STRING), f"1 to {MAX_BULK_RUNS} run ids", required=True), "explode": True},
             query("metric_key", KEY, required=True),
-            query("max_results", {"type": "integer", "minimum": 1, "maximum": 25_000, "default": 25_000}),
+            query("max_results", HISTORY_MAX_RESULTS),
         ],
         json_ok(obj({"metrics": array({"type": "object"})}, ("metrics",))),
     ),
@@ -447,7 +455,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
         [
             *RUN_ID_QUERY,
             query("metric_key", KEY, required=True),
-            query("max_results", {"type": "integer", "minimum": 1, "maximum": 25_000, "default": 25_000}),
+            query("max_results", HISTORY_MAX_RESULTS),
             query("page_token", PAGE_TOKEN),
         ],
         json_ok(

@@ -17,6 +17,7 @@ from gateway.artifact_locations import LOCATIONS_KEY
 from gateway.errors import ApiError
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.store.app_keys import STORE_KEY
+from gateway.store.tracking_limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -246,14 +247,10 @@ async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> di
     points, token = await _store(request).metric_history(
         _run_id(fields),
         fields.get("metric_key"),
-        _bounded(fields, "max_results", 25_000, 25_000),
+        _bounded(fields, "max_results", MAX_HISTORY, MAX_HISTORY),
         fields.get("page_token") or None,
     )
     return _with_token({"metrics": points} if points else {}, token)
-
-
-MAX_BULK_RUNS = 100
-MAX_HISTORY = 25_000
 
 
 def _sort_value(value: float | str) -> float:

@@ -45,3 +45,10 @@ class Backend:
         if self.kind == "s3":
             return bytes(self.client.get_object(Bucket=self.name, Key=f"root/{key}")["Body"].read())
         return bytes(self.service.get_blob_client(self.name, f"root/{key}").download_blob().readall())
+
+    def delete(self, key: str) -> None:
+        """Delete an object directly, behind the gateway's back."""
+        if self.kind == "s3":
+            self.client.delete_object(Bucket=self.name, Key=f"root/{key}")
+        else:
+            self.service.get_blob_client(self.name, f"root/{key}").delete_blob()

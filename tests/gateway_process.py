@@ -41,6 +41,17 @@ class RunningGateway:
                 lines.append(json.loads(raw))
         return lines
 
+    def wait_for_log(self, **fields: object) -> list[dict[str, object]]:
+        """The log lines with these fields, once there is one: a request is logged after its response."""
+        deadline = time.monotonic() + 10
+        while True:
+            found = [line for line in self.log_lines() if all(line.get(k) == v for k, v in fields.items())]
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line with {fields} in:\n{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+
     def raw_request(
         self, method: str, target: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import tarfile
-import time
 import uuid
 import zipfile
 import zlib
@@ -62,10 +61,8 @@ class Target:
     def delete_behind(self, path: str) -> None:
         if self.backend is None:
             (self.gateway.destination / path).unlink()
-        elif self.backend.kind == "s3":
-            self.backend.client.delete_object(Bucket=self.backend.name, Key=f"root/{path}")
         else:
-            self.backend.service.get_blob_client(self.backend.name, f"root/{path}").delete_blob()
+            self.backend.delete(path)
 
     def get(self, path: str, archive_format: str | None = None, **kwargs: object) -> requests.Response:
         params = {"format": archive_format} if archive_format else {}
@@ -82,17 +79,6 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         for name, data in {**{f"model/{k}": v for k, v in TREE.items()}, **SIBLINGS}.items():
             built.put(f"{built.folder}/{name}", data)
         yield built
-
-
-def wait_for_line(gateway: RunningGateway, **fields: object) -> dict[str, object]:
-    """The first log line with these fields, once the gateway has written it."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = [line for line in gateway.log_lines() if all(line.get(k) == v for k, v in fields.items())]
-        if found or time.monotonic() > deadline:
-            assert found, fields
-            return found[0]
-        time.sleep(0.1)
 
 
 def digests(files: dict[str, bytes], top: str) -> dict[str, str]:
@@ -227,9 +213,9 @@ def test_a_storage_failure_mid_archive_never_looks_like_a_whole_archive(target: 
         assert not gzip.eof, "the gzip member must lack its end"
         with pytest.raises((tarfile.ReadError, EOFError)), tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
             tar.getmembers()
-    request_line = wait_for_line(target.gateway, msg="request", method="GET", path=f"{API}/archive/{folder}")
+    request_line = target.gateway.wait_for_log(msg="request", method="GET", path=f"{API}/archive/{folder}")[0]
     assert request_line["outcome"] == "storage_failed_mid_body" and "z.txt" in str(request_line["error"])
-    assert wait_for_line(target.gateway, action="archive", path=folder)["complete"] is False
+    assert target.gateway.wait_for_log(action="archive", path=folder)[0]["complete"] is False
     assert "Traceback" not in target.gateway.log_path.read_text()
     assert requests.get(f"{target.gateway.url}/health", timeout=10).status_code == 200
 

@@ -11,16 +11,6 @@ import pytest
 from tests.gateway_process import ARTIFACTS, RunningGateway
 
 
-def _wait_for_log(gateway: RunningGateway, predicate: object, timeout: float = 10.0) -> list[dict[str, object]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = [line for line in gateway.log_lines() if predicate(line)]  # type: ignore[operator]
-        if lines:
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"no matching log line in:\n{gateway.log_path.read_text()[-2000:]}")
-
-
 @pytest.mark.parametrize(
     ("sent_bytes", "declared"),
     [
@@ -45,7 +35,7 @@ def test_disconnect_mid_upload_leaves_nothing_behind(
         elif payload:
             sock.sendall(payload)
         time.sleep(0.2)
-    lines = _wait_for_log(gateway, lambda line: line.get("request_id") == request_id)
+    lines = gateway.wait_for_log(request_id=request_id)
     assert len(lines) == 1
     assert lines[0]["outcome"] == "client_disconnected"
     assert lines[0]["level"] == "info"
@@ -66,13 +56,7 @@ def test_disconnect_mid_upload_keeps_the_previous_version(gateway: RunningGatewa
             + os.urandom(2_000_000)
         )
         time.sleep(0.2)
-    _wait_for_log(
-        gateway,
-        lambda line: (
-            line.get("outcome") == "client_disconnected"
-            and str(line.get("path", "")).endswith(f"{fresh_dir}/model.bin")
-        ),
-    )
+    gateway.wait_for_log(outcome="client_disconnected", path=f"{ARTIFACTS}/{fresh_dir}/model.bin")
     assert existing.read_bytes() == b"previous version"
 
 
@@ -88,7 +72,7 @@ def test_disconnect_mid_download_is_one_info_line(gateway: RunningGateway, fresh
         )
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-    lines = _wait_for_log(gateway, lambda line: line.get("request_id") == request_id)
+    lines = gateway.wait_for_log(request_id=request_id)
     assert len(lines) == 1
     assert lines[0]["status"] in (200, 499)
     assert "Traceback" not in gateway.log_path.read_text()

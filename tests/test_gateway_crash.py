@@ -4,6 +4,7 @@ crash is swept; an open multipart upload on S3 is swept)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 
 from tests.conftest import s3_client
@@ -48,18 +50,19 @@ def swept(gateway: RunningGateway) -> bool:
 
 
 def open_staging_files(gateway: RunningGateway) -> list[str]:
-    """The staging files the gateway's processes hold open (anonymous ones read '<dir>/#<inode> (deleted)')."""
+    """The staging files the gateway's processes hold open (anonymous ones read '<dir>/#<inode> (deleted)').
+
+    The descriptors are read from /proc by hand: psutil's open_files() leaves out paths that no longer
+    exist, which an anonymous staging file's is.
+    """
+    root = psutil.Process(gateway.proc.pid)
     found = []
-    for pid in [gateway.proc.pid, *(int(p) for p in os.listdir("/proc") if p.isdigit())]:
-        try:
-            if os.getpgid(pid) != gateway.proc.pid:
-                continue
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            for fd in os.listdir(f"/proc/{process.pid}/fd"):
+                target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
                 if ".artifact-gateway-staging" in target:
                     found.append(target)
-        except OSError:  # a process that ended or is not ours to read
-            continue
     return found
 
 

@@ -10,13 +10,22 @@ from collections.abc import AsyncIterator, Iterator
 from html import unescape
 from pathlib import Path
 
+import aiohttp
 import pytest
 import requests
+from aiohttp.test_utils import TestServer
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from sqlalchemy import event
 
+from gateway.app import create_app
+from gateway.server import open_destination
+from gateway.settings import Settings
+from gateway.store.app_keys import STORE_KEY
+from gateway.store.database import create_engine, migrate
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.postgres_server import create_database
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +156,8 @@ def test_every_page_answers_bad_input_with_a_clear_page(gateway: RunningGateway,
         ("/experiments/not-a-number", 400, "'experiment_id' must be an integer, got 'not-a-number'"),
         ("/experiments?view=sideways", 400, "'view' must be one of active, deleted, all"),
         ("/experiments?page=0", 400, "'page' must be a whole number"),
+        ("/experiments?page=%C2%B2", 400, "'page' must be a whole number"),  # '²' is a digit to str.isdigit
+        ("/experiments?page=" + "9" * 5000, 400, "'page' must be a whole number"),  # too long for int()
         (f"/experiments/{experiment_id}?filter=metrics.score+%3E", 400, "the last comparison has no value"),
         (f"/experiments/{experiment_id}?filter=params.x+%3D+%27unclosed", 400, "Parameter value is either not quoted"),
         (f"/experiments/{experiment_id}?order_by=metrics.score+SIDEWAYS", 400, "Invalid ordering key"),
@@ -399,3 +410,44 @@ async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path
             assert tree_levels(await response.text()) == tree, url
             assert sorted(repository.listed, key=lambda listing: (listing[0], listing[1] or "")) == listed, url
             assert repository.peak == len(listed), url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlruns.db'}"
+    return create_database(request.getfixturevalue("postgres_dsn"), f"ui{uuid.uuid4().hex[:12]}")
+
+
+async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(store_uri: str, tmp_path: Path) -> None:
+    """A last page's total is its offset plus its runs; a page with more after it, or past the end, is counted."""
+    engine = create_engine(store_uri)
+    await migrate(engine)
+    await engine.dispose()
+    settings = Settings(artifacts_destination=str(tmp_path / "mlartifacts"), backend_store_uri=store_uri)
+    app = create_app(settings, open_destination(settings), b"k" * 32)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        store = app[STORE_KEY]
+        experiment_id = await store.create_experiment("five-runs", None, [])
+        empty_id = await store.create_experiment("no-runs", None, [])
+        for i in range(5):
+            await store.create_run(experiment_id, "", 1_700_000_000_000 + i, f"run-{i}", [])
+        statements: list[str] = []
+        event.listen(store.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+        async def show(experiment: str, **params: int) -> tuple[str, int]:
+            """The page's run count line, and how many count queries answering it took."""
+            statements.clear()
+            async with session.get(server.make_url(f"/experiments/{experiment}"), params=params) as response:
+                assert response.status == 200
+                html = await response.text()
+            assert sum("FROM experiments" in sql for sql in statements) == 1, statements
+            shown = re.search(r"Runs \d+–\d+ of \d+|No runs", html)
+            assert shown is not None
+            return shown.group(), sum("count(*)" in sql.lower() for sql in statements)
+
+        assert await show(experiment_id, max_results=2) == ("Runs 1–2 of 5", 1)
+        assert await show(experiment_id, max_results=2, page=3) == ("Runs 5–5 of 5", 0)
+        assert await show(experiment_id, max_results=5) == ("Runs 1–5 of 5", 0)
+        assert (await show(experiment_id, max_results=2, page=4))[1] == 1  # past the end: nothing to go by
+        assert await show(empty_id) == ("No runs", 0)

@@ -9,3 +9,7 @@ MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_TOTAL = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
+MAX_HISTORY = 25_000
+"""Points of one metric's history per request, as MLflow's GetMetricHistory and its bulk UI route."""
+MAX_BULK_RUNS = 100
+"""Runs per request of the bulk history route."""

@@ -708,16 +708,16 @@ class TrackingStore:
             query = query.where(_run_condition(comparison))
         return query
 
-    async def experiment_keys(self, experiment_id: object, newest_runs: int) -> dict[str, list[str]]:
+    async def experiment_keys(self, experiment_id: int, newest_runs: int) -> dict[str, list[str]]:
         """The param, metric and tag keys of the experiment's `newest_runs` runs, sorted: the UI's columns.
 
-        Bounded by run count so that an experiment of any size answers in the same time.
+        The caller has already found the experiment (an unknown id just has no keys). Bounded by run
+        count so that an experiment of any size answers in the same time.
         """
         async with self.engine.connect() as conn:
-            row = await self._experiment_row(conn, experiment_id)
             runs_of = (
                 select(s.runs.c.run_uuid)
-                .where(s.runs.c.experiment_id == row.experiment_id)
+                .where(s.runs.c.experiment_id == experiment_id)
                 .order_by(s.runs.c.start_time.desc(), s.runs.c.run_uuid)
                 .limit(newest_runs)
             )

@@ -13,6 +13,7 @@ from yarl import URL
 
 from gateway.artifacts_api import query_pairs, query_params
 from gateway.errors import ApiError
+from gateway.query_values import whole_number
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.tracking_store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
@@ -33,14 +34,6 @@ COLUMN_KINDS = ("metrics", "params", "tags")
 
 def _store(request: web.Request) -> TrackingStore:
     return request.app[STORE_KEY]
-
-
-def _bounded_int(text: str, name: str, default: int, limit: int) -> int:
-    if text == "":
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= limit:
-        raise ApiError.invalid(f"'{name}' must be a whole number from 1 to {limit}, got '{text[:40]}'")
-    return int(text)
 
 
 def _view(query: dict[str, str]) -> str:
@@ -73,7 +66,7 @@ async def experiments_page(request: web.Request) -> web.StreamResponse:
     query = query_params(request)
     search = query.get("q", "").strip()
     view = _view(query)
-    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
+    number = whole_number(query.get("page") or "1", "page", MAX_PAGE)
     found, next_token = await _store(request).search_experiments(
         VIEWS[view],
         EXPERIMENTS_PER_PAGE,
@@ -174,23 +167,27 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     experiment_id = experiment["experiment_id"]
     pairs = query_pairs(request)
     query = dict(pairs)  # single-valued parameters: the last one wins, as in query_params
-    keys = await store.experiment_keys(experiment_id, COLUMN_KEYS_FROM_RUNS)
+    keys = await store.experiment_keys(int(experiment_id), COLUMN_KEYS_FROM_RUNS)
     columns = _columns(pairs, keys)
     search = query.get("filter", "").strip()
     order = query.get("order_by", "").strip() or DEFAULT_ORDER
     view = _view(query)
-    size = _bounded_int(query.get("max_results", ""), "max_results", RUNS_PER_PAGE, MAX_RUNS_PER_PAGE)
-    number = _bounded_int(query.get("page", ""), "page", 1, MAX_PAGE)
+    size = whole_number(query.get("max_results") or str(RUNS_PER_PAGE), "max_results", MAX_RUNS_PER_PAGE)
+    number = whole_number(query.get("page") or "1", "page", MAX_PAGE)
+    offset = (number - 1) * size
     runs: list[dict[str, Any]] = []
     total = 0
     problem = None
     next_token = None
     try:
         found, next_token = await store.search_runs(
-            [experiment_id], search or None, VIEWS[view], size, [order], offset_token((number - 1) * size)
+            [experiment_id], search or None, VIEWS[view], size, [order], offset_token(offset)
         )
         runs = [run_row(run) for run in found]
-        total = await store.count_runs([experiment_id], search or None, VIEWS[view])
+        if next_token is None and (runs or offset == 0):  # the last page: the total is known
+            total = offset + len(runs)
+        else:  # a page with more after it, or an empty one past the end
+            total = await store.count_runs([experiment_id], search or None, VIEWS[view])
         for kind in COLUMN_KINDS:  # older runs on this page may use keys the newest runs do not
             keys[kind] = sorted({*keys[kind], *(key for run in runs for key in run[kind])})
     except ApiError as exc:
@@ -205,7 +202,7 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     for kind, key in [("attributes", "start_time"), ("attributes", "run_name"), *columns]:
         descending = order != order_clause(kind, key, True)
         sort_links[f"{kind}.{key}"] = str(here.update_query(order_by=order_clause(kind, key, descending), page=1))
-    first = (number - 1) * size + 1
+    first = offset + 1
     return render(
         request,
         "runs.html",
