@@ -378,6 +378,8 @@ def test_listing_pages_with_max_results_and_page_token(gateway: RunningGateway, 
         ({"max_results": "0"}, "max_results"),
         ({"max_results": "abc"}, "max_results"),
         ({"max_results": "10001"}, "max_results"),
+        ({"max_results": "²"}, "max_results"),  # str.isdigit() says yes, int() says no: was a 500
+        ({"max_results": "9" * 5000}, "max_results"),  # past int()'s 4,300 digits: was a 500
         ({"page_token": "garbage!!"}, "page_token"),
     ],
 )
