@@ -253,10 +253,6 @@ async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> di
     return _with_token({"metrics": points} if points else {}, token)
 
 
-def _sort_value(value: float | str) -> float:
-    return float(value)  # protobuf's "NaN" / "Infinity" strings included
-
-
 async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     """MLflow's UI route: one metric's history for up to 100 runs, each run's points in time order.
 
@@ -277,14 +273,7 @@ async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) 
     max_results = min(int_field(fields.get("max_results"), "max_results", default=MAX_HISTORY), MAX_HISTORY)
     if max_results < 1:
         raise ApiError.invalid(f"'max_results' must be from 1 to {MAX_HISTORY}, got {max_results}")
-    found: list[dict[str, Any]] = []
-    for run_id in sorted(run_ids):
-        points, _ = await _store(request).metric_history(run_id, key, max_results, None)
-        points.sort(key=lambda point: (point["timestamp"], point["step"], _sort_value(point["value"])))
-        found.extend({**point, "run_id": run_id} for point in points)
-        if len(found) >= max_results:
-            break
-    return {"metrics": found[:max_results]}
+    return {"metrics": await _store(request).metric_history_bulk(run_ids, key, max_results)}
 
 
 async def list_run_artifacts(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import struct
 import tarfile
@@ -16,6 +17,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import mlflow
 import pytest
@@ -160,6 +162,13 @@ async def run_names_in_table(page: Page) -> list[str]:
     return [text.strip() for text in await page.locator("#runs tbody tr td:nth-child(2)").all_inner_texts()]
 
 
+def history_query(url: str) -> tuple[str, str, list[str]]:
+    """A metric history request's route, metric and (sorted) run ids."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    return parts.path.rsplit("/", 1)[-1], query["metric_key"][0], sorted(query["run_id"])
+
+
 async def test_experiments_filter_run_charts_and_compare(logged: Logged, page: Page) -> None:
     await page.goto(logged.gateway.url + "/")
     await screenshot(page, "1-experiments")
@@ -192,8 +201,15 @@ async def test_experiments_filter_run_charts_and_compare(logged: Logged, page: P
     await page.go_back()
     await page.check(f"input[value='{logged.runs['alpha']}']")
     await page.check(f"input[value='{logged.runs['beta']}']")
+    history_requests: list[str] = []
+    page.on("request", lambda request: history_requests.append(request.url) if "/get-history" in request.url else None)
     await page.click("#compare-button")
     await page.wait_for_selector("body[data-charts-ready=true]")
+    # one get-history-bulk request per metric, for both runs
+    metrics = await page.locator("figure.chart").evaluate_all("figures => figures.map((f) => f.dataset.metric)")
+    both = sorted([logged.runs["alpha"], logged.runs["beta"]])
+    assert sorted(metrics) == ["accuracy", "loss"]
+    assert sorted(map(history_query, history_requests)) == [("get-history-bulk", key, both) for key in sorted(metrics)]
     await screenshot(page, "4-compare")
     differing = await page.locator("#param-diff tr.differs td:first-child").all_inner_texts()
     same = await page.locator("#param-diff tr.same td:first-child").all_inner_texts()
@@ -204,6 +220,24 @@ async def test_experiments_filter_run_charts_and_compare(logged: Logged, page: P
     for run_id, table in zip(overlaid["runs"], overlaid["tables"], strict=True):
         curve = logged.loss[names[run_id]]
         assert table == [[step for step, _ in curve], [value for _, value in curve]]
+
+
+async def test_charts_read_a_full_bulk_answer_again_page_by_page(logged: Logged, page: Page) -> None:
+    """A get-history-bulk answer holding its 25,000-point cap may be cut short: the chart then reads
+    each run's history through paged get-history, so no point is lost."""
+    alpha, beta = logged.runs["alpha"], logged.runs["beta"]
+    cut = [{"key": "loss", "value": 0.0, "timestamp": 0, "step": 0, "run_id": alpha}] * 25_000
+    await page.route(re.compile(r"/metrics/get-history-bulk\?"), lambda route: route.fulfill(json={"metrics": cut}))
+    paged: list[str] = []
+    page.on("request", lambda request: paged.append(request.url) if "/get-history?" in request.url else None)
+    await page.goto(f"{logged.gateway.url}/compare-runs?runs={alpha}&runs={beta}")
+    await page.wait_for_selector("body[data-charts-ready=true]")
+    overlaid = await page.evaluate("window.gatewayCharts.loss")
+    names = {run_id: name for name, run_id in logged.runs.items()}
+    for run_id, table in zip(overlaid["runs"], overlaid["tables"], strict=True):
+        assert table == [[step for step, _ in logged.loss[names[run_id]]], [v for _, v in logged.loss[names[run_id]]]]
+    expected = [("get-history", key, [run]) for key in ("accuracy", "loss") for run in sorted([alpha, beta])]
+    assert sorted(map(history_query, paged)) == expected
 
 
 async def test_mlflow_client_links_open_the_run_page(logged: Logged, page: Page) -> None:

@@ -4,11 +4,13 @@ runs, escaping, and a clear page (never a traceback) for every kind of bad input
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,6 +25,7 @@ from gateway.server import open_destination
 from gateway.settings import Settings
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.database import create_engine, migrate
+from gateway.store.tracking_store import MetricPoint
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import create_database
@@ -451,3 +454,68 @@ async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(
         assert await show(experiment_id, max_results=5) == ("Runs 1–5 of 5", 0)
         assert (await show(experiment_id, max_results=2, page=4))[1] == 1  # past the end: nothing to go by
         assert await show(empty_id) == ("No runs", 0)
+
+
+async def test_metric_history_bulk_reads_many_runs_in_one_metrics_query(store_uri: str, tmp_path: Path) -> None:
+    """get-history-bulk on each database: runs in id order (repeats kept), each run's points by (timestamp, step,
+    value) with NaN ranked as its stored 0 (as MLflow's SQL store ranks it), at most max_results in all; an unknown
+    run is an error only if reached before the cap. However many runs, one query over `metrics`."""
+    engine = create_engine(store_uri)
+    await migrate(engine)
+    await engine.dispose()
+    settings = Settings(artifacts_destination=str(tmp_path / "mlartifacts"), backend_store_uri=store_uri)
+    app = create_app(settings, open_destination(settings), b"k" * 32)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        store = app[STORE_KEY]
+        experiment_id = await store.create_experiment("bulk", None, [])
+        ids = sorted([(await store.create_run(experiment_id, "", 0, f"r{i}", []))["info"]["run_id"] for i in range(4)])
+        nan, inf = math.nan, math.inf
+        logged = {  # (value, timestamp, step), logged out of order; ids[2] has no `loss`
+            ids[0]: [(3.0, 300, 0), (1.0, 100, 2), (nan, 200, 1), (inf, 50, 3)],
+            ids[1]: [(5.0, 10, 1), (-inf, 20, 0)],
+            ids[3]: [(9.0, 1, 2), (7.0, 1, 1), (nan, 1, 1), (-2.0, 1, 1)],
+        }
+        for run_id, points in logged.items():
+            metrics = [MetricPoint("loss", value, timestamp, step) for value, timestamp, step in points]
+            await store.log_batch(run_id, [*metrics, MetricPoint("acc", 0.5, 0, 0)], [], [])
+
+        def point(run_id: str, value: float | str, timestamp: int, step: int) -> dict[str, object]:
+            return {"key": "loss", "value": value, "timestamp": timestamp, "step": step, "run_id": run_id}
+
+        first = [point(ids[0], *p) for p in [("Infinity", 50, 3), (1.0, 100, 2), ("NaN", 200, 1), (3.0, 300, 0)]]
+        second = [point(ids[1], *p) for p in [(5.0, 10, 1), ("-Infinity", 20, 0)]]
+        fourth = [point(ids[3], *p) for p in [(-2.0, 1, 1), ("NaN", 1, 1), (7.0, 1, 1), (9.0, 1, 2)]]
+        statements: list[str] = []
+        event.listen(store.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+        async def bulk(run_ids: list[str], metric_key: str = "loss", max_results: int = 25_000) -> tuple[int, Any]:
+            statements.clear()
+            url = server.make_url("/ajax-api/2.0/mlflow/metrics/get-history-bulk")
+            query = [("run_id", run_id) for run_id in run_ids] + [("metric_key", metric_key)]
+            async with session.get(url, params=[*query, ("max_results", str(max_results))]) as response:
+                return response.status, await response.json()
+
+        assert await bulk(ids[::-1]) == (200, {"metrics": first + second + fourth})
+        assert len(statements) == 2 and sum("FROM metrics" in sql for sql in statements) == 1, statements
+        for cap in range(1, 11):
+            assert await bulk(ids, max_results=cap) == (200, {"metrics": (first + second + fourth)[:cap]}), cap
+        assert await bulk([ids[1], ids[0], ids[1]]) == (200, {"metrics": first + second + second})
+        assert await bulk([ids[1], ids[1]], max_results=3) == (200, {"metrics": second + second[:1]})
+        unknown = "f" * 32  # sorts after every run id: an error only if the cap leaves room for it
+        status, answer = await bulk([ids[0], unknown])
+        assert status == 404 and answer["message"] == f"Run with id={unknown} not found", answer
+        assert await bulk([ids[0], unknown], max_results=4) == (200, {"metrics": first})
+        status, answer = await bulk(["0" * 32, ids[0]], metric_key="")  # the first run is checked before the key
+        assert status == 404 and answer["message"] == f"Run with id={'0' * 32} not found", answer
+        status, answer = await bulk([ids[0]], metric_key="")
+        assert status == 400 and "'metric_key'" in answer["message"], answer
+
+        many = [(await store.create_run(experiment_id, "", 0, f"m{i}", []))["info"]["run_id"] for i in range(40)]
+        for n, run_id in enumerate(many):
+            batch = [MetricPoint("loss", float(n), 100 - step, step) for step in range(3)]
+            await store.log_batch(run_id, batch, [], [])
+        status, answer = await bulk(many)
+        assert status == 200 and len(answer["metrics"]) == 120
+        assert [p["run_id"] for p in answer["metrics"][::3]] == sorted(many)
+        assert [p["timestamp"] for p in answer["metrics"][:3]] == [98, 99, 100]
+        assert sum("FROM metrics" in sql for sql in statements) == 1 and len(statements) == 2, statements
