@@ -18,7 +18,7 @@ from gateway.meta_api import TRACKING_PREFIXES
 from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
 from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings, SettingsError
-from gateway.store.app_keys import STORE_KEY
+from gateway.store.app_keys import AUTH_STORE_KEY, STORE_KEY
 from gateway.upload_limits import MAX_JSON_BODY, UPLOAD_SLOTS_KEY, UploadSlots
 from repositories import ArtifactRepository
 
@@ -123,6 +123,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[STORE_KEY] = store
     if settings.auth:
         auth_store = AuthStore(engine)
+        app[AUTH_STORE_KEY] = auth_store
         app[AUTHENTICATOR_KEY] = Authenticator(auth_store, settings.failed_login_limit)
         if not await auth_store.list_users():
             event(

@@ -269,7 +269,10 @@ class FolderArchive:
             name = f"{prefix}/{entry.name}"
             if entry.is_dir:
                 yield writer.directory(name, self._started)
-                async with contextlib.aclosing(self._entries(writer, path, self.repository.list(path), name)) as deeper:
+                async with (
+                    contextlib.aclosing(self.repository.list(path)) as listing,
+                    contextlib.aclosing(self._entries(writer, path, listing, name)) as deeper,
+                ):
                     async for piece in deeper:
                         yield piece
             else:

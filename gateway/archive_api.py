@@ -63,47 +63,48 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     chosen = archive_format(request)
     folder = archive_folder(request)
     repository = repository_of(request)
-    listing = repository.list(folder)
-    first = await anext(listing, None)
-    if first is None:
-        raise await nothing_to_archive(repository, folder)
-    archive = FolderArchive(repository, folder, chosen, first, listing)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": chosen.content_type,
-            "Content-Disposition": content_disposition(archive.file_name),
-            "X-Content-Type-Options": "nosniff",
-        }
-    )  # no Content-Length: the size is known only at the end, so HTTP/1.1 chunks the body
-    complete = False
-    with transfer(metrics().downloads_in_flight):
-        await response.prepare(request)
-        request[BYTES_OUT] = 0
-        try:
-            async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open download at once on error
-                async for chunk in chunks:
-                    await response.write(chunk)
-                    request[BYTES_OUT] += len(chunk)
-            await response.write_eof()
-            complete = True
-        except RepositoryError as exc:
-            abort_mid_body(request, exc)
-        except BaseException:
-            # Whatever else broke (the client left, a bug), the client must not see a finished body.
-            if request.transport is not None:
-                request.transport.close()
-            raise
-        finally:
-            audit(
-                request,
-                "archive",
-                str(folder),
-                format=chosen.name,
-                files=archive.files,
-                size=request[BYTES_OUT],
-                complete=complete,
-            )
-    return response
+    # Closed however the archive ends (the client gone, a storage error): a listing may hold a connection.
+    async with contextlib.aclosing(repository.list(folder)) as listing:
+        first = await anext(listing, None)
+        if first is None:
+            raise await nothing_to_archive(repository, folder)
+        archive = FolderArchive(repository, folder, chosen, first, listing)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": chosen.content_type,
+                "Content-Disposition": content_disposition(archive.file_name),
+                "X-Content-Type-Options": "nosniff",
+            }
+        )  # no Content-Length: the size is known only at the end, so HTTP/1.1 chunks the body
+        complete = False
+        with transfer(metrics().downloads_in_flight):
+            await response.prepare(request)
+            request[BYTES_OUT] = 0
+            try:
+                async with contextlib.aclosing(archive.chunks()) as chunks:  # closes the open download at once on error
+                    async for chunk in chunks:
+                        await response.write(chunk)
+                        request[BYTES_OUT] += len(chunk)
+                await response.write_eof()
+                complete = True
+            except RepositoryError as exc:
+                abort_mid_body(request, exc)
+            except BaseException:
+                # Whatever else broke (the client left, a bug), the client must not see a finished body.
+                if request.transport is not None:
+                    request.transport.close()
+                raise
+            finally:
+                audit(
+                    request,
+                    "archive",
+                    str(folder),
+                    format=chosen.name,
+                    files=archive.files,
+                    size=request[BYTES_OUT],
+                    complete=complete,
+                )
+        return response
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -165,8 +166,10 @@ async def list_artifacts(request: web.Request) -> web.StreamResponse:
     query = query_params(request)
     path = parse_path(query.get("path", ""), allow_trailing_slash=True)
     limit = _max_results(query.get("max_results"))
-    entries = repository_of(request).list(path, start_after=_start_after(query.get("page_token")))
-    if limit is not None:
+    listing = repository_of(request).list(path, start_after=_start_after(query.get("page_token")))
+    async with contextlib.aclosing(listing) as entries:  # a full page, or a client gone, stops it early
+        if limit is None:
+            return await _stream_listing(request, entries)
         page: list[ListEntry] = []
         async for entry in entries:
             if len(page) == limit:
@@ -175,7 +178,6 @@ async def list_artifacts(request: web.Request) -> web.StreamResponse:
                 return web.json_response(body)
             page.append(entry)
         return web.json_response({"files": [_entry_json(e) for e in page]} if page else {})
-    return await _stream_listing(request, entries)
 
 
 async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry]) -> web.StreamResponse:

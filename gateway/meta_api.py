@@ -14,7 +14,7 @@ from gateway.artifacts_api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.errors import ApiError
 from gateway.metrics import scrape
 from gateway.settings import Settings
-from gateway.store.app_keys import STORE_KEY
+from gateway.store.app_keys import AUTH_STORE_KEY, STORE_KEY
 
 TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ADMIN_PREFIX = "/api/2.0/artifact-gateway"
@@ -34,12 +34,18 @@ async def _probe(check: Awaitable[None]) -> str:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: the metadata database and the artifact destination both answer (503 if not)."""
-    checks: dict[str, str] = {}
+    """Readiness: the metadata database (or, artifacts-only with --auth, the users' database) and the
+    artifact destination all answer (503 if not)."""
+    probes: dict[str, Awaitable[None]] = {}
     if (store := request.app.get(STORE_KEY)) is not None:
-        checks["database"] = await _probe(store.ping())
+        probes["database"] = store.ping()  # users and tokens, if any, live in this same database
+    elif (auth_store := request.app.get(AUTH_STORE_KEY)) is not None:
+        probes["auth_database"] = auth_store.ping()
     if (repository := request.app.get(REPOSITORY_KEY)) is not None:
-        checks["artifacts"] = await _probe(repository.check())
+        probes["artifacts"] = repository.check()
+    # At once: one slow dependency must not push the answer past the probe's timeout.
+    results = await asyncio.gather(*(_probe(check) for check in probes.values()))
+    checks = dict(zip(probes, results, strict=True))
     healthy = all(value == "ok" for value in checks.values())
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 

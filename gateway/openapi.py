@@ -819,7 +819,14 @@ SERVER_INFO_OK = json_ok(
     )
 )
 READY_OK = json_ok(
-    obj({"status": {"type": "string", "enum": ["ok", "unavailable"]}, "database": STRING, "artifacts": STRING})
+    obj(
+        {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "database": STRING,
+            "auth_database": STRING,
+            "artifacts": STRING,
+        }
+    )
 )
 READY_503 = {**READY_OK, "description": "A dependency does not answer; the body says which"}
 
@@ -839,7 +846,10 @@ def head_of(operation: Operation) -> Operation:
 META: dict[tuple[str, str], Operation] = {
     ("GET", "/health"): meta("Liveness: OK while the process serves", TEXT_OK),
     ("GET", "/health/ready"): meta(
-        "Readiness: the metadata database and the artifact destination both answer", READY_OK, {"503": READY_503}
+        "Readiness: the metadata database (artifacts-only with --auth: the users' database) and the artifact "
+        "destination answer",
+        READY_OK,
+        {"503": READY_503},
     ),
     ("GET", "/version"): meta("The gateway's version", TEXT_OK),
     ("GET", "/server-info"): meta("MLflow's capability probe", SERVER_INFO_OK),

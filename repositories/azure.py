@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -401,7 +401,7 @@ class AzureRepository(ArtifactRepository):
             raise _error(exc, str(path)) from exc
         return False
 
-    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
         prefix = self._dir_prefix(path)
         try:
             pages = self.container.walk_blobs(name_starts_with=prefix or None, delimiter="/").by_page()

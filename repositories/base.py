@@ -8,7 +8,7 @@ reads that report what they read, one-level listings in name order, and one erro
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -121,11 +121,12 @@ class ArtifactRepository(abc.ABC):
         """Describe the object at `path`; same errors as `get`."""
 
     @abc.abstractmethod
-    def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+    def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
         """Yield the direct children of directory `path` in `ListEntry.sort_key` order.
 
         Only entries whose sort key is greater than `start_after` are yielded, so a page token can
-        carry the last sort key seen. Yields nothing when `path` is missing or names a file.
+        carry the last sort key seen. Yields nothing when `path` is missing or names a file. A caller
+        that stops early closes the listing (`contextlib.aclosing`), which may hold a connection.
         """
 
     @abc.abstractmethod

@@ -18,7 +18,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -775,7 +775,7 @@ class LocalRepository(ArtifactRepository):
         self._require_regular_file(st, path)
         return _info(path, st, _recorded_sha256(fs_path, st))
 
-    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
         fs_path = self._fs_path(path)
         names = await _fs(path, self._sorted_children, fs_path, path, start_after)
         for offset in range(0, len(names), LIST_STAT_BATCH):

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -426,7 +426,7 @@ class S3Repository(ArtifactRepository):
         )
         return bool(response.get("KeyCount") or response.get("Contents"))
 
-    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncIterator[ListEntry]:
+    async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
         prefix = self._dir_prefix(path)
         arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
         if start_after and (marker := _marker_before(start_after)):

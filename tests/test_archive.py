@@ -354,14 +354,15 @@ def test_small_tar_gz_round_trip_is_byte_exact(tmp_path: Path) -> None:
 
 
 async def test_closing_an_archive_midway_closes_the_open_download_at_once(tmp_path: Path) -> None:
-    """A client gone mid-archive: closing the outer generator closes the file being read two levels down."""
+    """A client gone mid-archive: closing the outer generator closes the file being read two levels down,
+    and the listing of the folder it is in."""
     import contextlib
 
     from gateway.archive import FORMATS, FolderArchive
     from repositories import ArtifactPath
-    from repositories.local import LocalRepository
+    from tests.listings import CountingListings
 
-    repository = LocalRepository.open(tmp_path / "dest")
+    repository = CountingListings.open(tmp_path / "dest")
     data = os.urandom(3 << 20)
     await repository.put(ArtifactPath.parse("top/inner/big.bin"), _one(data))
     opened: list[object] = []
@@ -381,6 +382,9 @@ async def test_closing_an_archive_midway_closes_the_open_download_at_once(tmp_pa
         await anext(chunks)  # the first flush: the file is open and partly read
         assert len(opened) == 1
     assert opened[0].file.closed  # type: ignore[attr-defined]
+    assert repository.unfinished == 1  # only the top listing, which its caller closes
+    await listing.aclose()
+    assert repository.unfinished == 0
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

@@ -372,6 +372,26 @@ def test_listing_pages_with_max_results_and_page_token(gateway: RunningGateway, 
     assert "next_page_token" not in unpaged
 
 
+async def test_a_page_of_a_listing_closes_the_listing_when_it_answers(tmp_path: Path) -> None:
+    """Called directly: the garbage collector would close it soon anyway, just not deterministically."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from gateway.artifacts_api import REPOSITORY_KEY, list_artifacts
+    from tests.listings import CountingListings
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    repository = CountingListings.open(tmp_path)
+    app = web.Application()
+    app[REPOSITORY_KEY] = repository
+    request = make_mocked_request("GET", f"{ARTIFACTS}?max_results=2", app=app)
+    response = await list_artifacts(request)
+    assert isinstance(response, web.Response) and response.text is not None
+    assert [entry["path"] for entry in json.loads(response.text)["files"]] == ["a.txt", "b.txt"]
+    assert repository.unfinished == 0
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [

@@ -362,6 +362,39 @@ def test_artifacts_only_with_auth_uses_the_store_for_users(credentials: Credenti
         assert requests.get(url, headers=bearer(credentials.tokens["reader"]), timeout=10).content == b"x"
 
 
+def test_artifacts_only_readiness_probes_the_users_database(postgres_dsn: str, tmp_path: Path) -> None:
+    """Users live in a database this mode otherwise never touches: a pod that cannot reach it is not ready."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"ready{uuid.uuid4().hex[:10]}"
+    store = create_database(postgres_dsn, name)
+    add_user(store, "pg-user", "write", "pg-password-123")
+    with run_gateway(tmp_path / "gw", "--artifacts-only", "--auth", "--backend-store-uri", store) as gw:
+        ready = requests.get(f"{gw.url}/health/ready", timeout=30)
+        assert (ready.status_code, ready.json()) == (200, {"status": "ok", "auth_database": "ok", "artifacts": "ok"})
+
+        async def drop() -> None:
+            connection = await asyncpg.connect(postgres_dsn)
+            try:
+                await connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # ends the gateway's sessions too
+            finally:
+                await connection.close()
+
+        asyncio.run(drop())
+        down = requests.get(f"{gw.url}/health/ready", timeout=30)
+        assert down.status_code == 503
+        assert down.json()["status"] == "unavailable"
+        assert down.json()["auth_database"].startswith("unavailable:"), down.json()
+        assert down.json()["artifacts"] == "ok"
+
+
+def test_readiness_probes_the_shared_database_once(secured: RunningGateway) -> None:
+    ready = requests.get(f"{secured.url}/health/ready", timeout=30)
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok", "artifacts": "ok"})
+
+
 def test_start_warns_when_auth_is_on_without_users_or_off_beyond_loopback(tmp_path: Path) -> None:
     with run_gateway(tmp_path / "a", "--auth", "--backend-store-uri", f"sqlite:///{tmp_path / 'empty.db'}") as gw:
         assert requests.get(f"{gw.url}/health", timeout=10).status_code == 200  # the worker has started

@@ -415,6 +415,21 @@ async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path
             assert repository.peak == len(listed), url
 
 
+async def test_a_folder_cut_at_its_limit_closes_its_listing(tmp_path: Path) -> None:
+    """Pages list at most so many entries per folder; the rest of the listing is closed, not left to
+    the garbage collector (which closes it soon, so only a direct call can tell)."""
+    from gateway.ui.artifact_pages import _children
+    from repositories import ArtifactPath
+    from tests.listings import CountingListings
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    repository = CountingListings.open(tmp_path)
+    entries = await _children(repository, ArtifactPath.parse(""), None, 2)
+    assert [entry.name for entry in entries] == ["a.txt", "b.txt"]
+    assert repository.unfinished == 0
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

@@ -93,6 +93,11 @@ class AuthStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a query on the users table."""
+        async with self._engine.connect() as conn:
+            await conn.execute(select(s.users.c.username).limit(1))
+
     async def add_user(self, username: str, password: str, permission: Permission) -> None:
         if not _USERNAME.match(username):
             raise AuthStoreError(f"'{username}' is not a valid username: 1-128 letters, digits, '.', '_', '@' or '-'")

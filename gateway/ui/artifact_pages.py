@@ -105,10 +105,11 @@ async def _children(
     repository: ArtifactRepository, path: ArtifactPath, after: str | None, limit: int
 ) -> list[ListEntry]:
     entries = []
-    async for entry in repository.list(path, start_after=after):
-        entries.append(entry)
-        if len(entries) == limit:
-            break
+    async with contextlib.aclosing(repository.list(path, start_after=after)) as listing:
+        async for entry in listing:
+            entries.append(entry)
+            if len(entries) == limit:
+                break
     return entries
 
 
