@@ -208,8 +208,9 @@ class Settings(BaseSettings):
     auth: bool = Field(
         False,
         validation_alias=_env("AUTH"),
-        description="Require a credential on every route but /health and /version: HTTP Basic (a user) or "
-        "Bearer (a token), managed with `artifact-gateway users` and `tokens`, kept in the backend store.",
+        description="Require a credential on every route but /health, /health/ready and /version: "
+        "HTTP Basic (a user) or Bearer (a token), managed with `artifact-gateway users` and `tokens`, "
+        "kept in the backend store.",
     )
     failed_login_limit: int = Field(
         10,
