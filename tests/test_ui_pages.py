@@ -3,6 +3,7 @@ runs, escaping, and a clear page (never a traceback) for every kind of bad input
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -25,7 +26,7 @@ from gateway.server import open_destination
 from gateway.settings import Settings
 from gateway.store.app_keys import STORE_KEY
 from gateway.store.database import create_engine, migrate
-from gateway.store.tracking_store import MetricPoint
+from gateway.store.tracking_store import MetricPoint, TrackingStore
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import create_database
@@ -437,15 +438,23 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return create_database(request.getfixturevalue("postgres_dsn"), f"ui{uuid.uuid4().hex[:12]}")
 
 
-async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(store_uri: str, tmp_path: Path) -> None:
-    """A last page's total is its offset plus its runs; a page with more after it, or past the end, is counted."""
+@contextlib.asynccontextmanager
+async def served_store(
+    store_uri: str, tmp_path: Path
+) -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession, TrackingStore]]:
+    """An in-process gateway on a freshly migrated `store_uri`: its test server, a client session, its store."""
     engine = create_engine(store_uri)
     await migrate(engine)
     await engine.dispose()
     settings = Settings(artifacts_destination=str(tmp_path / "mlartifacts"), backend_store_uri=store_uri)
     app = create_app(settings, open_destination(settings), b"k" * 32)
     async with TestServer(app) as server, aiohttp.ClientSession() as session:
-        store = app[STORE_KEY]
+        yield server, session, app[STORE_KEY]
+
+
+async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(store_uri: str, tmp_path: Path) -> None:
+    """A last page's total is its offset plus its runs; a page with more after it, or past the end, is counted."""
+    async with served_store(store_uri, tmp_path) as (server, session, store):
         experiment_id = await store.create_experiment("five-runs", None, [])
         empty_id = await store.create_experiment("no-runs", None, [])
         for i in range(5):
@@ -475,13 +484,7 @@ async def test_metric_history_bulk_reads_many_runs_in_one_metrics_query(store_ur
     """get-history-bulk on each database: runs in id order (repeats kept), each run's points by (timestamp, step,
     value) with NaN ranked as its stored 0 (as MLflow's SQL store ranks it), at most max_results in all; an unknown
     run is an error only if reached before the cap. However many runs, one query over `metrics`."""
-    engine = create_engine(store_uri)
-    await migrate(engine)
-    await engine.dispose()
-    settings = Settings(artifacts_destination=str(tmp_path / "mlartifacts"), backend_store_uri=store_uri)
-    app = create_app(settings, open_destination(settings), b"k" * 32)
-    async with TestServer(app) as server, aiohttp.ClientSession() as session:
-        store = app[STORE_KEY]
+    async with served_store(store_uri, tmp_path) as (server, session, store):
         experiment_id = await store.create_experiment("bulk", None, [])
         ids = sorted([(await store.create_run(experiment_id, "", 0, f"r{i}", []))["info"]["run_id"] for i in range(4)])
         nan, inf = math.nan, math.inf
