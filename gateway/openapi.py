@@ -22,12 +22,16 @@ from gateway.access import ROUTE_ACCESS_KEY, Access, add_route
 from gateway.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
 from gateway.multipart_api import MAX_PARTS
 from gateway.store.tracking_limits import (
+    DEFAULT_LOGGED_MODELS,
+    DEFAULT_SEARCH_RESULTS,
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
     MAX_BATCH_TAGS,
     MAX_BATCH_TOTAL,
     MAX_BULK_RUNS,
     MAX_HISTORY,
+    MAX_KEY,
+    MAX_LOGGED_MODELS,
     MAX_PARAM_VALUE,
     MAX_SEARCH_RESULTS,
     MAX_TAG_VALUE,
@@ -55,7 +59,19 @@ INT64_LIKE: Schema = {
     "anyOf": [INTEGER, {"type": "string", "pattern": "^-?[0-9]+$"}],
     "description": "a 64-bit integer, or a string holding one",
 }
-KEY: Schema = {"type": "string", "minLength": 1, "maxLength": 250}
+KEY: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_KEY}
+SEARCH_MAX_RESULTS: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_SEARCH_RESULTS,
+    "default": DEFAULT_SEARCH_RESULTS,
+}
+LOGGED_MODELS_MAX_RESULTS: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_LOGGED_MODELS,
+    "default": DEFAULT_LOGGED_MODELS,
+}
 TIMESTAMP_MS: Schema = {**INTEGER, "description": "milliseconds since the epoch"}
 METRIC_VALUE: Schema = {
     "anyOf": [{"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}],
@@ -261,7 +277,7 @@ RUN_ID_QUERY = [
 ]
 EXPERIMENT_SEARCH_FIELDS: dict[str, Schema] = {
     "view_type": VIEW_TYPE,
-    "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS, "default": 1000},
+    "max_results": SEARCH_MAX_RESULTS,
     "filter": {**STRING, "description": "name and tags.<key> comparisons joined by AND"},
     "page_token": PAGE_TOKEN,
 }
@@ -434,7 +450,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
                 "experiment_ids": array(DECIMAL_ID),
                 "filter": {**STRING, "description": "MLflow's search syntax (metrics., params., tags., attributes.)"},
                 "run_view_type": VIEW_TYPE,
-                "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS, "default": 1000},
+                "max_results": SEARCH_MAX_RESULTS,
                 "order_by": array(STRING),
                 "page_token": PAGE_TOKEN,
             }
@@ -494,7 +510,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
             {
                 "experiment_ids": array(DECIMAL_ID),
                 "filter": {**STRING, "description": "name, source_run_id, model_id or status = '...' joined by AND"},
-                "max_results": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                "max_results": LOGGED_MODELS_MAX_RESULTS,
                 "page_token": PAGE_TOKEN,
             }
         ),

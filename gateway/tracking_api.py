@@ -17,7 +17,14 @@ from gateway.artifact_locations import LOCATIONS_KEY
 from gateway.errors import ApiError
 from gateway.meta_api import TRACKING_PREFIXES
 from gateway.store.app_keys import STORE_KEY
-from gateway.store.tracking_limits import MAX_BULK_RUNS, MAX_HISTORY
+from gateway.store.tracking_limits import (
+    DEFAULT_LOGGED_MODELS,
+    DEFAULT_SEARCH_RESULTS,
+    MAX_BULK_RUNS,
+    MAX_HISTORY,
+    MAX_LOGGED_MODELS,
+    MAX_SEARCH_RESULTS,
+)
 from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -130,7 +137,7 @@ async def get_experiment_by_name(request: web.Request, fields: dict[str, Any]) -
 async def search_experiments(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     found, token = await _store(request).search_experiments(
         _text(fields, "view_type") or "ACTIVE_ONLY",
-        _bounded(fields, "max_results", 1000, 50_000),
+        _bounded(fields, "max_results", DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS),
         _text(fields, "filter"),
         fields.get("page_token") or None,
     )
@@ -321,7 +328,7 @@ async def search_logged_models(request: web.Request, fields: dict[str, Any]) -> 
     found, token = await _store(request).search_logged_models(
         _list(fields, "experiment_ids"),
         _text(fields, "filter"),
-        _bounded(fields, "max_results", 100, 1000),
+        _bounded(fields, "max_results", DEFAULT_LOGGED_MODELS, MAX_LOGGED_MODELS),
         fields.get("page_token") or None,
     )
     return _with_token({"models": found} if found else {}, token)

@@ -469,14 +469,15 @@ async def test_runs_page_reads_the_experiment_once_and_counts_only_when_it_must(
                 assert response.status == 200
                 html = await response.text()
             assert sum("FROM experiments" in sql for sql in statements) == 1, statements
-            shown = re.search(r"Runs \d+–\d+ of \d+|No runs", html)
+            shown = re.search(r"Runs \d+–\d+ of \d+|Page \d+ is past the last of the \d+ runs|No runs", html)
             assert shown is not None
             return shown.group(), sum("count(*)" in sql.lower() for sql in statements)
 
         assert await show(experiment_id, max_results=2) == ("Runs 1–2 of 5", 1)
         assert await show(experiment_id, max_results=2, page=3) == ("Runs 5–5 of 5", 0)
         assert await show(experiment_id, max_results=5) == ("Runs 1–5 of 5", 0)
-        assert (await show(experiment_id, max_results=2, page=4))[1] == 1  # past the end: nothing to go by
+        # past the end: nothing to go by, so counted (it used to read "Runs 7–6 of 5")
+        assert await show(experiment_id, max_results=2, page=4) == ("Page 4 is past the last of the 5 runs", 1)
         assert await show(empty_id) == ("No runs", 0)
 
 

@@ -9,6 +9,10 @@ MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_TOTAL = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
+"""Experiments or runs per search request."""
+DEFAULT_SEARCH_RESULTS = 1000
+MAX_LOGGED_MODELS, DEFAULT_LOGGED_MODELS = 1000, 100
+"""Logged models per search request: the most, and the default."""
 MAX_HISTORY = 25_000
 """Points of one metric's history per request, as MLflow's GetMetricHistory and its bulk UI route."""
 MAX_BULK_RUNS = 100

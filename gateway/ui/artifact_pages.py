@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import posixpath
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -113,20 +112,23 @@ async def _children(
     return entries
 
 
-async def _at_once(listings: list[Coroutine[Any, Any, list[ListEntry]]]) -> list[list[ListEntry]]:
-    """The results of `listings`, run concurrently, at most `LISTINGS_AT_ONCE` at a time.
+async def _listed_at_once(
+    repository: ArtifactRepository, listings: list[tuple[ArtifactPath, str | None, int]]
+) -> list[list[ListEntry]]:
+    """`_children` of each (folder, after, limit), run concurrently, at most `LISTINGS_AT_ONCE` at a time.
 
-    The first failure cancels the others and is raised as itself (not as an ExceptionGroup).
+    The first failure cancels the others and is raised as itself (not as an ExceptionGroup). Each
+    listing is started only when it has room, so none is left created but never run.
     """
     room = asyncio.Semaphore(LISTINGS_AT_ONCE)
 
-    async def one(listing: Coroutine[Any, Any, list[ListEntry]]) -> list[ListEntry]:
+    async def one(folder: ArtifactPath, after: str | None, limit: int) -> list[ListEntry]:
         async with room:
-            return await listing
+            return await _children(repository, folder, after, limit)
 
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(listing)) for listing in listings]
+            tasks = [group.create_task(one(*listing)) for listing in listings]
     except BaseExceptionGroup as error:
         raise error.exceptions[0] from None
     return [task.result() for task in tasks]
@@ -202,11 +204,9 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
     tree_folders = [place.root.join(ArtifactPath(segments[:depth])) for depth in range(len(segments))]
     if after:
         tree_folders.append(target)
-    entries, *levels = await _at_once(
-        [
-            _children(repository, target, after, ENTRIES_PER_PAGE + 1),
-            *(_children(repository, folder, None, TREE_ENTRIES_PER_LEVEL) for folder in tree_folders),
-        ]
+    entries, *levels = await _listed_at_once(
+        repository,
+        [(target, after, ENTRIES_PER_PAGE + 1), *((folder, None, TREE_ENTRIES_PER_LEVEL) for folder in tree_folders)],
     )
     is_dir = bool(entries or after or target == place.root)
     if is_dir and not after:

@@ -221,6 +221,8 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
             "total": total,
             "first": first,
             "last": first + len(runs) - 1,
+            "page": number,
+            "first_url": str(here.update_query(page=1)),
             "sort_links": sort_links,
             "previous_url": str(here.update_query(page=number - 1)) if number > 1 else None,
             "next_url": str(here.update_query(page=number + 1)) if next_token else None,
