@@ -8,6 +8,7 @@ directly with their own credentials. Local paths, `file:`, other hosts and schem
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,14 +98,15 @@ class ArtifactLocations:
         target = self.run_path(artifact_uri, relative)
         assert self.repository is not None  # run_path refused otherwise
         files = []
-        async for entry in self.repository.list(target):
-            item: dict[str, Any] = {
-                "path": f"{relative}/{entry.name}" if relative else entry.name,
-                "is_dir": entry.is_dir,
-            }
-            if not entry.is_dir:
-                item["file_size"] = entry.size
-            files.append(item)
+        async with contextlib.aclosing(self.repository.list(target)) as listing:  # closed if the client leaves
+            async for entry in listing:
+                item: dict[str, Any] = {
+                    "path": f"{relative}/{entry.name}" if relative else entry.name,
+                    "is_dir": entry.is_dir,
+                }
+                if not entry.is_dir:
+                    item["file_size"] = entry.size
+                files.append(item)
         body: dict[str, Any] = {"root_uri": artifact_uri}
         if files:
             body["files"] = files

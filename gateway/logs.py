@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.request_keys import PRINCIPAL, REQUEST_ID
+from gateway.request_keys import REQUEST_ID, user_of
 
 LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)
@@ -20,8 +20,7 @@ _ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
-    _second = -1
-    _second_text = ""
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text: one line per request
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -35,11 +34,12 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(line)
 
     def _timestamp(self, second: int) -> str:
-        """The line's UTC date and time to the second, formatted once per second (one line per request)."""
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return self._second_text
+        """The UTC date and time of `second`, formatted once per second."""
+        cached, text = self._second
+        if second != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return text
 
 
 def configure(level: str) -> None:
@@ -58,13 +58,12 @@ def event(message: str, level: int = logging.INFO, *, exc_info: bool = False, **
 
 def audit(request: web.Request, action: str, path: str, **fields: Any) -> None:
     """One `audit` line for a change to stored artifacts: what, by whom (with auth on), by which request, from where."""
-    principal = request.get(PRINCIPAL)
     event(
         "audit",
         action=action,
         path=path,
         request_id=request.get(REQUEST_ID),
-        user=principal.username if principal is not None else None,
+        user=user_of(request),
         remote=request.remote,
         **fields,
     )

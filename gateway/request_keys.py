@@ -23,3 +23,9 @@ BACKEND_ERROR: web.RequestKey[str] = web.RequestKey("backend_error")
 """The storage error's class name, counted in the metrics."""
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 """The authenticated user, with auth on."""
+
+
+def user_of(request: web.Request) -> str | None:
+    """The authenticated user's name, None with auth off or before authentication."""
+    principal = request.get(PRINCIPAL)
+    return principal.username if principal is not None else None

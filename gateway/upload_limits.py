@@ -113,7 +113,7 @@ def limited_body(
     forever, while a healthy transfer of any length is never cut.
     """
     limit = server_size_limit(settings)
-    if route_limit is not None and (not limit.size or route_limit.size < limit.size):
+    if route_limit is not None and route_limit.size and (not limit.size or route_limit.size < limit.size):
         limit = route_limit
     if limit.size and request.content_length is not None and request.content_length > limit.size:
         raise limit.refusal()

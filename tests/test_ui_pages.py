@@ -367,6 +367,7 @@ async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path
 
     from gateway.app import create_app
     from gateway.settings import Settings
+    from gateway.ui.artifact_pages import LISTINGS_AT_ONCE
     from repositories import ArtifactPath, ListEntry
     from repositories.local import LocalRepository
 
@@ -414,6 +415,14 @@ async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path
             assert tree_levels(await response.text()) == tree, url
             assert sorted(repository.listed, key=lambda listing: (listing[0], listing[1] or "")) == listed, url
             assert repository.peak == len(listed), url
+
+        deep = "/".join(f"l{n}" for n in range(1, 11))  # 11 folders to list: at most LISTINGS_AT_ONCE at a time
+        (tmp_path / deep).mkdir(parents=True)
+        (tmp_path / deep / "f.txt").write_bytes(b"x")
+        repository.listed, repository.peak = [], 0
+        response = await client.get(f"/browse/{deep}")
+        assert response.status == 200, await response.text()
+        assert len(repository.listed) == 11 and repository.peak == LISTINGS_AT_ONCE == 8
 
 
 async def test_a_folder_cut_at_its_limit_closes_its_listing(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from aiohttp.typedefs import Handler
 
 from gateway.artifacts_api import public_base_url
 from gateway.errors import ApiError, repository_error
-from gateway.request_keys import PRINCIPAL
+from gateway.request_keys import user_of
 from repositories.errors import RepositoryError
 
 if TYPE_CHECKING:
@@ -63,9 +63,7 @@ def _environment() -> jinja2.Environment:
 
 def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
     """The page `template` rendered with `context` (plus what every page needs) as an HTML response."""
-    principal = request.get(PRINCIPAL)
-    user = principal.username if principal is not None else None
-    body = _environment().get_template(template).render({**context, "user": user})
+    body = _environment().get_template(template).render({**context, "user": user_of(request)})
     return web.Response(text=body, status=status, content_type="text/html", headers=SECURITY_HEADERS)
 
 

@@ -15,6 +15,7 @@ from gateway.artifacts_api import query_pairs, query_params
 from gateway.errors import ApiError
 from gateway.query_values import whole_number
 from gateway.store.app_keys import STORE_KEY
+from gateway.store.tracking_limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.store.tracking_store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.rendering import page, refuse_cross_site, render
@@ -234,6 +235,15 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
 # -- one run, and runs side by side --------------------------------------------------------------
 
 
+def _chart_data(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ui.js charts: the runs (id, name) and the history routes' limits, so the script repeats no number."""
+    return {
+        "runs": [{"id": run["run_id"], "name": run.get("run_name") or run["run_id"]} for run in runs],
+        "max_points": MAX_HISTORY,
+        "bulk_runs": MAX_BULK_RUNS,
+    }
+
+
 def _dataset_row(item: dict[str, Any]) -> dict[str, str]:
     """A dataset input for the page; its tags are whatever the client logged, so only well-formed ones show."""
     dataset = item.get("dataset", {})
@@ -276,7 +286,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
             "datasets": [_dataset_row(item) for item in run.get("inputs", {}).get("dataset_inputs", [])],
             "models": models,
             "artifacts": await run_artifact_summary(request, info),
-            "chart": {"runs": [{"id": info["run_id"], "name": info.get("run_name") or info["run_id"]}]},
+            "chart": _chart_data([info]),
         },
     )
 
@@ -307,6 +317,6 @@ async def compare_page(request: web.Request) -> web.StreamResponse:
             "params": [p for p in params if p["differs"]] if only_differences else params,
             "only_differences": only_differences,
             "metric_keys": metric_keys,
-            "chart": {"runs": [{"id": run["run_id"], "name": run.get("run_name") or run["run_id"]} for run in runs]},
+            "chart": _chart_data(runs),
         },
     )

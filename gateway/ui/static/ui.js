@@ -11,8 +11,10 @@
 
   const HISTORY = "/ajax-api/2.0/mlflow/metrics/get-history";
   const BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk";
-  const MAX_POINTS = 25000; // a get-history page, and all a get-history-bulk answer holds (it has no pages)
-  const BULK_RUNS = 100; // get-history-bulk's most run ids in one request
+  // The server's limits, from the page's chart data: a get-history page and all a get-history-bulk
+  // answer holds (it has no pages), and get-history-bulk's most run ids in one request.
+  let MAX_POINTS = 0;
+  let BULK_RUNS = 0;
   const COLORS = ["#0b61a4", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798c", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
   window.gatewayCharts = {};
 
@@ -102,7 +104,10 @@
   async function charts() {
     const block = document.getElementById("chart-data");
     if (!block) return;
-    const runs = JSON.parse(block.textContent).runs;
+    const chart = JSON.parse(block.textContent);
+    const runs = chart.runs;
+    MAX_POINTS = chart.max_points;
+    BULK_RUNS = chart.bulk_runs;
     const select = document.getElementById("x-axis");
     const figures = Array.from(document.querySelectorAll("figure.chart"));
     const loaded = new Map();
