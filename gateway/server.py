@@ -26,7 +26,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root, uses_database
 from gateway.logs import event
-from gateway.memory import return_freed_memory_when_idle, tune_allocator
+from gateway.memory import freeze_startup_objects, return_freed_memory_when_idle, tune_allocator
 from gateway.meta_api import mode_name
 from gateway.metrics import forget_worker, use_private_multiprocess_dir
 from gateway.middleware import IN_FLIGHT_KEY
@@ -272,6 +272,7 @@ async def _run_worker(
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=tls_context(settings))
     await site.start()
+    freeze_startup_objects()
     trimmer = asyncio.create_task(return_freed_memory_when_idle(app[IN_FLIGHT_KEY]))
     await stop.wait()
     trimmer.cancel()
