@@ -20,6 +20,7 @@ from gateway.request_keys import BYTES_IN
 from gateway.settings import Settings
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
+from repositories.slots import Slots
 
 RETRY_AFTER_S = 1
 # JSON bodies (tracking, multipart) are read whole; artifact bodies stream and are not bound by this.
@@ -122,7 +123,7 @@ def limited_body(
 
 LARGE_READ_STREAMS = 2
 """Bodies per worker read in large gulps at once; the others keep asyncio's read size."""
-_large_reads_taken = 0  # per process; only the event loop thread touches it
+_large_reads = Slots(LARGE_READ_STREAMS)
 
 
 @contextlib.contextmanager
@@ -136,20 +137,21 @@ def _large_socket_reads(request: web.Request) -> Iterator[None]:
     the worker's memory stays bounded. `max_size` is the read size of asyncio's plain socket
     transport; a transport without it (TLS, another event loop) keeps its own.
     """
-    global _large_reads_taken
     transport = request.transport
     default = getattr(transport, "max_size", None)
     small = request.content_length is not None and request.content_length <= STREAM_READ_BYTES
-    if not isinstance(default, int) or small or _large_reads_taken >= LARGE_READ_STREAMS:
+    if not isinstance(default, int) or small:
         yield
         return
-    _large_reads_taken += 1
-    transport.max_size = STREAM_READ_BYTES  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        _large_reads_taken -= 1
-        transport.max_size = default  # type: ignore[union-attr]
+    with _large_reads.try_hold() as large:
+        if not large:
+            yield
+            return
+        transport.max_size = STREAM_READ_BYTES  # type: ignore[union-attr]
+        try:
+            yield
+        finally:
+            transport.max_size = default  # type: ignore[union-attr]
 
 
 async def _stream(request: web.Request, limit: SizeLimit, idle: float) -> AsyncIterator[bytes]:

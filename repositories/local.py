@@ -40,6 +40,7 @@ from repositories.errors import (
 )
 from repositories.ordered_offload import OrderedOffload
 from repositories.paths import ArtifactPath
+from repositories.slots import Slots
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 
 STAGING_DIR_NAME = ".artifact-gateway-staging"
@@ -165,7 +166,7 @@ _FAST_LANE = _Lane(batch_bytes=1 << 20, depth=2)
 _LEAN_LANE = _Lane(batch_bytes=512 << 10, depth=1)
 FAST_LANES = 2
 """Streaming uploads per worker that get the fast lane at once; the others take the lean one."""
-_fast_lanes_taken = 0  # per process; only the event loop thread touches it
+_fast_lanes = Slots(FAST_LANES)
 
 
 @contextlib.contextmanager
@@ -178,15 +179,8 @@ def _lane() -> Iterator[_Lane]:
     another. Bounding the fast lanes bounds a worker's memory whatever the number of uploads: 8 at
     once peak lower than they did with one kind of lane for all (benchmarks/RESULTS.md).
     """
-    global _fast_lanes_taken
-    if _fast_lanes_taken >= FAST_LANES:
-        yield _LEAN_LANE
-        return
-    _fast_lanes_taken += 1
-    try:
-        yield _FAST_LANE
-    finally:
-        _fast_lanes_taken -= 1
+    with _fast_lanes.try_hold() as fast:
+        yield _FAST_LANE if fast else _LEAN_LANE
 
 
 async def _batches(body: AsyncIterator[bytes], batch_bytes: int) -> AsyncIterator[list[bytes]]:
