@@ -24,9 +24,10 @@ IDLE_TRIM_INTERVAL_S = 5.0
 def freeze_startup_objects() -> None:
     """Move every object alive now (modules, functions, the app) out of the cyclic collector's reach.
 
-    They live as long as the worker, yet a full collection walked all of them: 21-27 ms with the
-    event loop stopped, once every few thousand small uploads, a pause that lands in the p99 of
-    32 uploads in flight (benchmarks/RESULTS.md). Call once, when the worker is ready to serve.
+    They live as long as the worker, yet a full collection walked all of them with the event loop
+    stopped: 21-27 ms, or 44-50 ms with the tracking store, every few thousand requests; about 1 ms
+    now. That pause was the worst case of every request in flight (the small-upload p99 did not
+    move measurably: benchmarks/RESULTS.md). Call once, when the worker is ready to serve.
     """
     gc.collect()
     gc.freeze()
