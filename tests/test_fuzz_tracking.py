@@ -7,6 +7,7 @@ experiment and a run that exist with garbage, so handlers are reached past their
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -36,15 +37,19 @@ JSON_VALUES = st.recursive(
 )
 
 
+def new_experiment_and_run(gateway: RunningGateway) -> dict[str, str]:
+    """A new experiment with one active run: the fuzzers may delete the ones they were given."""
+    api = f"{gateway.url}/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": f"fuzz-{uuid.uuid4().hex}"}, timeout=10)
+    experiment_id = experiment.json()["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment_id}, timeout=10).json()["run"]["info"]
+    return {"experiment_id": experiment_id, "run_id": run["run_id"]}
+
+
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, dict[str, str]]]:
     with run_gateway(tmp_path_factory.mktemp("fuzz")) as gateway:
-        api = f"{gateway.url}/api/2.0/mlflow"
-        experiment = requests.post(f"{api}/experiments/create", json={"name": "fuzz"}, timeout=10).json()
-        run = requests.post(
-            f"{api}/runs/create", json={"experiment_id": experiment["experiment_id"]}, timeout=10
-        ).json()["run"]["info"]
-        yield gateway, {"experiment_id": experiment["experiment_id"], "run_id": run["run_id"]}
+        yield gateway, new_experiment_and_run(gateway)
 
 
 def known_ids(ids: dict[str, str]) -> st.SearchStrategy[Any]:
@@ -152,7 +157,8 @@ HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 1
 def test_inputs_that_once_made_a_500_are_refused_with_400(
     tracking: tuple[RunningGateway, dict[str, str]], method: str, route: str, fields: dict[str, Any], fragment: str
 ) -> None:
-    gateway, ids = tracking
+    gateway, _ = tracking
+    ids = new_experiment_and_run(gateway)  # the module's run may have been deleted by a fuzzer: these must be active
     filled = json.loads(
         json.dumps(fields).replace("{run_id}", ids["run_id"]).replace("{experiment_id}", ids["experiment_id"])
     )
@@ -171,7 +177,8 @@ def test_a_tag_key_given_twice_to_a_new_logged_model_keeps_the_last_value(
     tracking: tuple[RunningGateway, dict[str, str]],
 ) -> None:
     """Found by schemathesis: the second insert of one key was a unique-constraint 500."""
-    gateway, ids = tracking
+    gateway, _ = tracking
+    ids = new_experiment_and_run(gateway)  # the module's experiment may have been deleted by a fuzzer
     tags = [{"key": "k", "value": "first"}, {"key": "k", "value": "last"}]
     params = [{"key": "p", "value": "same"}, {"key": "p", "value": "same"}]
     created = requests.post(
