@@ -74,6 +74,21 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_seconds_once_idle(pid: int, *, window: float = 0.25, timeout: float = 60.0) -> float:
+    """`cpu_seconds` once the process tree has stopped working (under 2 % of a core for `window` s).
+
+    Counts what a server does after answering: the gateway hashes a large upload after its 200.
+    """
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while True:
+        time.sleep(window)
+        now = cpu_seconds(pid)
+        if now - last < 0.02 * window or time.monotonic() > deadline:
+            return now
+        last = now
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, else what `platform` knows (some kernels list no model name)."""
     with contextlib.suppress(OSError, StopIteration):

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.large_file import cpu_seconds, make_source
+from benchmarks.large_file import cpu_seconds, cpu_seconds_once_idle, make_source
 from benchmarks.small_put_cost import serving_pid
 from benchmarks.versus_mlflow import process, upload
 from tests.gateway_process import ARTIFACTS, run_gateway
@@ -60,7 +60,7 @@ def timed_upload(url: str, pid: int, source: Path, name: str) -> Leg:
     started = time.perf_counter()
     asyncio.run(send())
     seconds = time.perf_counter() - started
-    return Leg(mib_s=size / seconds / (1 << 20), cpu_per_gib=(cpu_seconds(pid) - before) * GIB / size)
+    return Leg(mib_s=size / seconds / (1 << 20), cpu_per_gib=(cpu_seconds_once_idle(pid) - before) * GIB / size)
 
 
 def profiled_upload(url: str, pid: int, source: Path, name: str, out: Path) -> None:

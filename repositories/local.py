@@ -27,6 +27,7 @@ from typing import BinaryIO, TypeVar
 import aiofiles.os
 
 from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo, UploadedPart
+from repositories.deferred_digests import DeferredDigests, file_sha256
 from repositories.digests import DigestAccumulator, ExpectedDigests
 from repositories.errors import (
     BackendError,
@@ -120,7 +121,7 @@ class _Staged:
 
     fd: int
     path: Path | None
-    digests: DigestAccumulator
+    digests: DigestAccumulator | None  # None: the SHA-256 is computed after the commit (DeferredDigests)
     closed: bool = field(default=False)
     early_writeback: bool = False  # a durable write: hand each filled window to the disk at once
     written: int = 0
@@ -131,10 +132,16 @@ class _Staged:
             self.closed = True
             os.close(self.fd)
 
+    def hand_over(self) -> int:
+        """The descriptor, now the caller's to close."""
+        self.closed = True
+        return self.fd
+
 
 def _write_batch(staged: _Staged, chunks: list[bytes]) -> None:
     for chunk in chunks:
-        staged.digests.update(chunk)
+        if staged.digests is not None:
+            staged.digests.update(chunk)
         view = memoryview(chunk)
         while view:
             written = os.write(staged.fd, view)
@@ -356,7 +363,8 @@ def _info(path: ArtifactPath, st: os.stat_result, sha256: str | None) -> ObjectI
         path=path,
         size=st.st_size,
         last_modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
-        etag=sha256 or f"{st.st_mtime_ns:x}-{st.st_size:x}",
+        # From the file, not its digest: a digest recorded after the upload must not change the ETag.
+        etag=f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}",
         sha256=sha256,
     )
 
@@ -397,6 +405,7 @@ class LocalRepository(ArtifactRepository):
         self.fsync = fsync
         self._staging = root / STAGING_DIR_NAME
         self._anonymous = _anonymous_files_work(self._staging)
+        self._digests_later = DeferredDigests(_record_sha256)
 
     @classmethod
     def open(cls, root: str | Path, *, fsync: bool = True) -> LocalRepository:
@@ -409,6 +418,13 @@ class LocalRepository(ArtifactRepository):
         if not os.access(resolved / STAGING_DIR_NAME, os.W_OK | os.X_OK):
             raise PermissionDenied(f"artifact destination '{resolved}' is not writable")
         return cls(resolved, fsync=fsync)
+
+    async def close(self) -> None:
+        await self._digests_later.close()
+
+    async def digests_settled(self) -> None:
+        """Return once the digest of every upload answered so far is recorded (tests, benchmarks)."""
+        await self._digests_later.settled()
 
     # -- path handling -----------------------------------------------------------------------
 
@@ -441,13 +457,19 @@ class LocalRepository(ArtifactRepository):
             # and committed in one thread hop instead of three: small files are mostly overhead.
             chunks = [chunk async for chunk in body]
             return await _fs(path, self._put_small, chunks, target, path, expected)
-        staged = await _fs(path, self._open_staging_with_room, expected, content_length, f"'{path}'")
+        # Hashing as the bytes arrive only when the client verifies or asks for the digest; else
+        # the file is hashed after the answer (DeferredDigests), off the upload's time.
+        open_staging = functools.partial(self._open_staging_with_room, digest_now=expected is not None)
+        staged = await _fs(path, open_staging, expected, content_length, f"'{path}'")
         try:
             await _stream_to(path, staged, body)
-            return await _fs(path, self._commit, staged, target, path)
+            info = await _fs(path, self._commit, staged, target, path)
         except BaseException:
             await _in_thread(_discard, staged)
             raise
+        if not staged.closed and not self._digests_later.add(staged.hand_over()):
+            await _in_thread(os.close, staged.fd)
+        return info
 
     def _put_small(
         self, chunks: list[bytes], target: Path, path: ArtifactPath, expected: ExpectedDigests | None
@@ -461,7 +483,13 @@ class LocalRepository(ArtifactRepository):
             raise
 
     def _open_staging_with_room(
-        self, expected: ExpectedDigests | None, needed: int | None, what: str, *, final: bool = True
+        self,
+        expected: ExpectedDigests | None,
+        needed: int | None,
+        what: str,
+        *,
+        final: bool = True,
+        digest_now: bool = True,
     ) -> _Staged:
         """`_open_staging`, refused at once (StorageFull) when `needed` bytes are known not to fit.
 
@@ -473,7 +501,7 @@ class LocalRepository(ArtifactRepository):
         share the disk). `f_bavail` is the room an unprivileged user has; a gateway running as
         root leaves the file system's reserved blocks to the system.
         """
-        staged = self._open_staging(expected)  # first: it recreates a staging directory removed by hand
+        staged = self._open_staging(expected, digest_now=digest_now)  # first: recreates a staging dir removed by hand
         staged.early_writeback = final and self.fsync
         if needed:
             st = os.fstatvfs(staged.fd)
@@ -486,27 +514,31 @@ class LocalRepository(ArtifactRepository):
                 )
         return staged
 
-    def _open_staging(self, expected: ExpectedDigests | None) -> _Staged:
-        """An anonymous staging file where the file system allows it, else a named one."""
-        if not self._anonymous:
-            return self._open_named_staging(expected)
-        flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
-        try:
-            fd = os.open(self._staging, flags, 0o666)
-        except FileNotFoundError:  # staging dir removed by hand while running
-            self._staging.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._staging, flags, 0o666)
-        return _Staged(fd, None, DigestAccumulator(expected))
+    def _open_staging(self, expected: ExpectedDigests | None, *, digest_now: bool = True) -> _Staged:
+        """An anonymous staging file where the file system allows it, else a named one.
 
-    def _open_named_staging(self, expected: ExpectedDigests | None) -> _Staged:
+        Open for reading too, so that a file hashed after its commit is read through this descriptor.
+        """
+        digests = DigestAccumulator(expected) if digest_now else None
+        if not self._anonymous:
+            return self._open_named_staging(digests)
+        flags = os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC
+        try:
+            fd = os.open(self._staging, flags, 0o666)
+        except FileNotFoundError:  # staging dir removed by hand while running
+            self._staging.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._staging, flags, 0o666)
+        return _Staged(fd, None, digests)
+
+    def _open_named_staging(self, digests: DigestAccumulator | None) -> _Staged:
         staging = self._staging / f"{uuid.uuid4().hex}.part"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
             fd = os.open(staging, flags, 0o666)
         except FileNotFoundError:  # staging dir removed by hand while running
             self._staging.mkdir(parents=True, exist_ok=True)
             fd = os.open(staging, flags, 0o666)
-        return _Staged(fd, staging, DigestAccumulator(expected))
+        return _Staged(fd, staging, digests)
 
     def _name_in_staging(self, staged: _Staged) -> Path:
         """Give an anonymous staging file a (sweepable) name in the staging directory."""
@@ -521,9 +553,15 @@ class LocalRepository(ArtifactRepository):
         return staged.path
 
     def _commit(self, staged: _Staged, target: Path, path: ArtifactPath) -> ObjectInfo:
-        sha256 = staged.digests.finish()
+        if staged.digests is not None:
+            sha256: str | None = staged.digests.finish()
+        elif staged.written <= WRITE_BATCH_BYTES:  # a small body sent without its length: hash it now
+            sha256, _ = file_sha256(staged.fd)
+        else:
+            sha256 = None
         st = os.fstat(staged.fd)
-        _record_sha256(staged.fd, sha256, st)
+        if sha256 is not None:
+            _record_sha256(staged.fd, sha256, st)
         if self.fsync:  # after the xattr, so that the digest is as durable as the bytes
             os.fsync(staged.fd)
         try:
@@ -538,7 +576,8 @@ class LocalRepository(ArtifactRepository):
                         os.fsync(fd)
             finally:
                 parents.close()
-        staged.close()
+        if sha256 is not None:
+            staged.close()  # else put() hands the descriptor to DeferredDigests, to hash the file
         return _info(path, st, sha256)
 
     def _place(self, staged: _Staged, parents: _Parents, name: str) -> None:
@@ -683,6 +722,7 @@ class LocalRepository(ArtifactRepository):
             raise
 
     def _keep_part(self, staged: _Staged, directory: Path, number: int) -> str:
+        assert staged.digests is not None  # a part's digest names its file
         etag = staged.digests.finish()
         staging = self._name_in_staging(staged)
         staged.close()

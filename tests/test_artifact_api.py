@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -25,6 +26,16 @@ def put(gateway: RunningGateway, path: str, data: bytes, **kwargs: object) -> re
     return requests.put(gateway.artifact_url(path), data=data, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
+def recorded_digest(gateway: RunningGateway, path: str, timeout: float = 30.0) -> requests.Response:
+    """HEAD `path` until it carries a Repr-Digest: a large upload is hashed just after its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        head = requests.head(gateway.artifact_url(path), timeout=30)
+        if "Repr-Digest" in head.headers or time.monotonic() > deadline:
+            return head
+        time.sleep(0.05)
+
+
 def assert_mlflow_error(response: requests.Response, status: int, code: str, fragment: str = "") -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -35,9 +46,9 @@ def assert_mlflow_error(response: requests.Response, status: int, code: str, fra
 # -- upload -------------------------------------------------------------------------------------
 
 
-def test_put_streams_body_to_disk_and_answers_digest(gateway: RunningGateway, fresh_dir: str) -> None:
+def test_put_streams_body_to_disk_and_answers_the_digest_asked_for(gateway: RunningGateway, fresh_dir: str) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
-    response = put(gateway, f"{fresh_dir}/nested/deeper/model.bin", data)
+    response = put(gateway, f"{fresh_dir}/nested/deeper/model.bin", data, headers={"Want-Repr-Digest": "sha-256=1"})
     assert response.status_code == 200
     digest = hashlib.sha256(data).hexdigest()
     assert response.json() == {"path": f"{fresh_dir}/nested/deeper/model.bin", "file_size": len(data), "sha256": digest}
@@ -161,7 +172,8 @@ def test_digest_mismatch_or_malformed_is_400_and_nothing_is_stored(
 
 def test_get_returns_bytes_with_mlflow_headers_and_digest(gateway: RunningGateway, fresh_dir: str) -> None:
     data = os.urandom(5 * 1024 * 1024 + 3)
-    put(gateway, f"{fresh_dir}/weights.bin", data)
+    etag = put(gateway, f"{fresh_dir}/weights.bin", data).headers["ETag"]
+    recorded_digest(gateway, f"{fresh_dir}/weights.bin")
     response = requests.get(gateway.artifact_url(f"{fresh_dir}/weights.bin"), timeout=30)
     assert response.status_code == 200
     assert response.content == data
@@ -170,9 +182,27 @@ def test_get_returns_bytes_with_mlflow_headers_and_digest(gateway: RunningGatewa
     assert response.headers["Content-Disposition"] == "attachment; filename=weights.bin"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Accept-Ranges"] == "bytes"
-    assert response.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    assert response.headers["ETag"] == etag
     assert response.headers["Repr-Digest"] == f"sha-256=:{sha256_b64(data)}:"
     assert "Last-Modified" in response.headers
+
+
+def test_a_large_upload_is_answered_before_it_is_hashed_unless_the_digest_is_asked_for(
+    gateway: RunningGateway, fresh_dir: str
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    answered = put(gateway, f"{fresh_dir}/later.bin", data)
+    assert answered.status_code == 200
+    assert answered.json() == {"path": f"{fresh_dir}/later.bin", "file_size": len(data), "sha256": None}
+    assert "Repr-Digest" not in answered.headers
+    head = recorded_digest(gateway, f"{fresh_dir}/later.bin")
+    assert head.headers["Repr-Digest"] == f"sha-256=:{sha256_b64(data)}:"
+    assert head.headers["ETag"] == answered.headers["ETag"]  # the digest does not change the validator
+    asked = put(gateway, f"{fresh_dir}/now.bin", data, headers={"Want-Repr-Digest": "sha-256=1"})
+    assert asked.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert asked.headers["Repr-Digest"] == f"sha-256=:{sha256_b64(data)}:"
+    small = put(gateway, f"{fresh_dir}/small.bin", data[:1000])
+    assert small.json()["sha256"] == hashlib.sha256(data[:1000]).hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ import pytest
 
 from repositories import ArtifactPath, ExpectedDigests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
-from repositories.local import STAGING_DIR_NAME, LocalRepository
+from repositories.local import STAGING_DIR_NAME, WRITE_BATCH_BYTES, LocalRepository
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
+
+WANTED = ExpectedDigests(sha256_wanted=True)
 
 
 def p(text: str) -> ArtifactPath:
@@ -43,14 +45,64 @@ def debris(repo: LocalRepository) -> list[str]:
 
 async def test_put_get_round_trip_with_digest(repo: LocalRepository) -> None:
     data = os.urandom(3 * 1024 * 1024 + 11)
-    info = await repo.put(p("a/b/c.bin"), chunks(data[:100], data[100:]))
+    info = await repo.put(p("a/b/c.bin"), chunks(data[:100], data[100:]), expected=WANTED)
     assert info.size == len(data)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     async with await repo.get(p("a/b/c.bin")) as download:
         assert download.info.sha256 == info.sha256
         assert b"".join([chunk async for chunk in download.iter_range(0, len(data))]) == data
         assert b"".join([chunk async for chunk in download.iter_range(5, 10)]) == data[5:15]
-    assert (await repo.head(p("a/b/c.bin"))).etag == info.sha256
+    assert (await repo.head(p("a/b/c.bin"))).etag == info.etag
+
+
+async def test_a_streamed_upload_nobody_asked_a_digest_of_is_hashed_after_its_answer(repo: LocalRepository) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    info = await repo.put(p("later.bin"), chunks(data[:100], data[100:]))
+    assert (info.size, info.sha256) == (len(data), None)
+    await repo.digests_settled()
+    head = await repo.head(p("later.bin"))
+    assert head.sha256 == hashlib.sha256(data).hexdigest()
+    assert head.etag == info.etag  # recording the digest does not change the validator
+    async with await repo.get(p("later.bin")) as download:
+        assert download.info.sha256 == head.sha256
+    assert debris(repo) == []
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_small_bodies_are_hashed_at_once_whatever_the_client_asked(repo: LocalRepository, declared: bool) -> None:
+    data = os.urandom(WRITE_BATCH_BYTES)  # the largest small body, sent with or without its length
+    info = await repo.put(p("small.bin"), chunks(data[:7], data[7:]), content_length=len(data) if declared else None)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+
+
+async def test_an_overwrite_before_the_deferred_hash_keeps_the_new_bytes_digest(repo: LocalRepository) -> None:
+    first, second, third = (os.urandom(2 * 1024 * 1024 + n) for n in range(3))
+    await repo.put(p("model.bin"), chunks(first))
+    await repo.put(p("model.bin"), chunks(second))  # both still waiting to be hashed
+    await repo.digests_settled()
+    assert (await repo.head(p("model.bin"))).sha256 == hashlib.sha256(second).hexdigest()
+    await repo.put(p("model.bin"), chunks(first))
+    stored = await repo.put(p("model.bin"), chunks(third), expected=WANTED)
+    await repo.digests_settled()  # the first file's digest goes to its own (unlinked) inode
+    assert (await repo.head(p("model.bin"))).sha256 == stored.sha256 == hashlib.sha256(third).hexdigest()
+    await repo.put(p("gone.bin"), chunks(first))
+    await repo.delete(p("gone.bin"))
+    await repo.digests_settled()
+    assert not (repo.root / "gone.bin").exists()
+    assert debris(repo) == []
+
+
+async def test_closing_drops_the_waiting_hashes_and_their_descriptors(tmp_path: Path) -> None:
+    repo = LocalRepository.open(tmp_path / "dest")
+    open_before = len(os.listdir("/proc/self/fd"))
+    for index in range(5):
+        await repo.put(p(f"f{index}.bin"), chunks(os.urandom(2 * 1024 * 1024)))
+    await repo.close()
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    hashed = [(await repo.head(p(f"f{index}.bin"))).sha256 for index in range(5)]
+    assert hashed[-1] is None  # the last ones were dropped, not hashed on the way out
+    late = await repo.put(p("after-close.bin"), chunks(os.urandom(2 * 1024 * 1024)))
+    assert late.sha256 is None and len(os.listdir("/proc/self/fd")) == open_before
 
 
 async def test_failing_body_leaves_no_object_no_staging_and_no_directories(repo: LocalRepository) -> None:
@@ -146,8 +198,8 @@ async def test_disk_full_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
     # Point the staging file's descriptor at /dev/full once it is open.
     original = repo._open_staging
 
-    def open_on_full_device(expected: ExpectedDigests | None):  # type: ignore[no-untyped-def]
-        staged = original(expected)
+    def open_on_full_device(expected: ExpectedDigests | None, **options: bool):  # type: ignore[no-untyped-def]
+        staged = original(expected, **options)
         os.dup2(os.open(full, os.O_WRONLY), staged.fd)
         return staged
 
@@ -181,7 +233,7 @@ async def test_durable_uploads_head_for_the_disk_window_by_window(
     started = record_writeback(monkeypatch)
     data = os.urandom(20 * MIB + 5)
     blocks = [data[i : i + MIB] for i in range(0, len(data), MIB)]
-    info = await repo.put(p("big/model.bin"), chunks(*blocks))
+    info = await repo.put(p("big/model.bin"), chunks(*blocks), expected=WANTED)
     assert started == [(0, WRITEBACK_WINDOW_BYTES), (WRITEBACK_WINDOW_BYTES, WRITEBACK_WINDOW_BYTES)]
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     assert (repo.root / "big/model.bin").read_bytes() == data
@@ -240,7 +292,8 @@ async def test_more_uploads_at_once_than_fast_lanes_all_store_every_byte(repo: L
         for offset in range(MIB, len(data), 300_000):
             yield data[offset : offset + 300_000]
 
-    infos = await asyncio.gather(*(repo.put(p(f"many/{n}.bin"), body(d)) for n, d in enumerate(datas)))
+    puts = (repo.put(p(f"many/{n}.bin"), body(d), expected=WANTED) for n, d in enumerate(datas))
+    infos = await asyncio.gather(*puts)
     for n, (data, info) in enumerate(zip(datas, infos, strict=True)):
         assert info.sha256 == hashlib.sha256(data).hexdigest()
         assert (repo.root / f"many/{n}.bin").read_bytes() == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
@@ -55,7 +56,7 @@ def test_create_put_parts_complete(gateway: RunningGateway, fresh_dir: str) -> N
     data = b"".join(chunks)
     assert (gateway.destination / fresh_dir / "run" / "model.bin").read_bytes() == data
     head = requests.head(gateway.artifact_url(f"{fresh_dir}/run/model.bin"), timeout=30)
-    assert head.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    assert head.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
     assert list((gateway.destination / ".artifact-gateway-staging" / "mpu").iterdir()) == []
     audits = [
         line
