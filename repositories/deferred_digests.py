@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 MAX_WAITING = 64
 """Files waiting to be hashed per repository; past this, a file keeps no digest (as one copied in by hand)."""
-READ_BYTES = 1 << 20
+READ_BYTES = 256 << 10
 
 Record = Callable[[int, str, os.stat_result], None]
 """Records `sha256` for the file open at `fd`, whose state when hashed was `st`."""
@@ -40,6 +40,7 @@ class DeferredDigests:
         self._waiting: collections.deque[int] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
+        self._block: bytearray | None = None  # one read buffer, reused: files are hashed one at a time
 
     def add(self, fd: int) -> bool:
         """Hash the file open at `fd` after those already waiting; this object now owns `fd`.
@@ -79,7 +80,9 @@ class DeferredDigests:
             before = os.fstat(fd)
             if before.st_nlink == 0:
                 return
-            sha256, size = file_sha256(fd, self._stop)
+            if self._block is None:
+                self._block = bytearray(READ_BYTES)
+            sha256, size = file_sha256(fd, self._block, self._stop)
             after = os.fstat(fd)
             unchanged = after.st_size == before.st_size == size and after.st_mtime_ns == before.st_mtime_ns
             if unchanged and after.st_nlink:
@@ -94,10 +97,12 @@ class _Stopped(Exception):
     pass
 
 
-def file_sha256(fd: int, stop: threading.Event | None = None) -> tuple[str, int]:
-    """Hex SHA-256 and length of the file open at `fd`, read from its start (`_Stopped` once `stop` is set)."""
+def file_sha256(fd: int, block: bytearray, stop: threading.Event | None = None) -> tuple[str, int]:
+    """Hex SHA-256 and length of the file open at `fd`, read from its start through `block`.
+
+    Raises `_Stopped` once `stop` is set.
+    """
     sha256 = hashlib.sha256()
-    block = bytearray(READ_BYTES)
     view = memoryview(block)
     offset = 0
     while read := os.preadv(fd, [block], offset):

@@ -556,7 +556,7 @@ class LocalRepository(ArtifactRepository):
         if staged.digests is not None:
             sha256: str | None = staged.digests.finish()
         elif staged.written <= WRITE_BATCH_BYTES:  # a small body sent without its length: hash it now
-            sha256, _ = file_sha256(staged.fd)
+            sha256, _ = file_sha256(staged.fd, bytearray(max(staged.written, 1)))
         else:
             sha256 = None
         st = os.fstat(staged.fd)

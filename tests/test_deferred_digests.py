@@ -81,6 +81,7 @@ def test_file_sha256_reads_from_the_start_whatever_the_offset(tmp_path: Path) ->
     fd = open_file(tmp_path / "f.bin", data)
     try:
         os.lseek(fd, 12345, os.SEEK_SET)
-        assert file_sha256(fd) == (hashlib.sha256(data).hexdigest(), len(data))
+        for block_size in (4093, 1 << 20):
+            assert file_sha256(fd, bytearray(block_size)) == (hashlib.sha256(data).hexdigest(), len(data))
     finally:
         os.close(fd)
