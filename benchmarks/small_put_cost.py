@@ -1,12 +1,15 @@
-"""What one small upload costs the gateway: CPU microseconds and syscalls per PUT, load-independent.
+"""What one small upload (or, with `--method GET`, download) costs the gateway: CPU microseconds and
+syscalls per request, load-independent.
 
 Not a test: run it by hand. Starts a gateway (`--artifacts-only`, one worker) from each source tree
 given (`--tree`, repeatable; PYTHONPATH puts that tree first), sends `--files` PUTs of `--kib` KiB
 with `--concurrency` in flight from an aiohttp client in this process, and reads the gateway process
 tree's CPU time from /proc around the batch. With `--strace`, a second batch runs under
-`strace -f -c` attached to every thread of the serving process, and the syscalls per PUT are printed
+`strace -f -c` attached to every thread of the serving process, and the syscalls per request are printed
 by name. Trees alternate (A B B A A B ...) for `--rounds`, so machine load hits both alike; wall-clock
-figures (files/s, p50/p99) are printed too but are only meaningful on a quiet machine.
+figures (files/s, p50/p99) are printed too but are only meaningful on a quiet machine. With
+`--method GET` the files are uploaded first, unmeasured, and the GETs of them are measured (every
+body checked against what was uploaded).
 
     .venv/bin/python benchmarks/small_put_cost.py --tree /tmp/perf-base --tree . --rounds 3 --strace
 """
@@ -61,6 +64,27 @@ async def upload_batch(port: int, prefix: str, files: int, size: int, concurrenc
         return time.perf_counter() - started, latencies
 
 
+async def download_batch(port: int, prefix: str, files: int, size: int, concurrency: int) -> tuple[float, list[float]]:
+    """GET the files `upload_batch` stored under `prefix`; the same shape of load."""
+    latencies: list[float] = []
+    queue = iter(range(files))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for index in queue:
+                url = f"http://127.0.0.1:{port}{ARTIFACTS}/{prefix}/d{index % 8}/f{index}.bin"
+                started = time.perf_counter()
+                async with session.get(url) as response:
+                    body = await response.read()
+                    if response.status != 200 or len(body) != size:
+                        raise SystemExit(f"GET {url}: {response.status}, {len(body)} bytes")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies
+
+
 def strace_counts(pid: int, run: Callable[[], object]) -> dict[str, int]:
     """Syscalls by name of every thread of `pid` (and threads it starts) while `run` runs."""
     args = ["strace", "-f", "-c", "-U", "name,calls"]
@@ -100,8 +124,13 @@ def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
     ):
         pid = gateway.proc.pid
         asyncio.run(upload_batch(gateway.port, "warm", 200, size, args.concurrency))
+        batch = upload_batch
+        if args.method == "GET":
+            asyncio.run(upload_batch(gateway.port, "timed", args.files, size, args.concurrency))
+            asyncio.run(download_batch(gateway.port, "warm", 200, size, args.concurrency))
+            batch = download_batch
         before = cpu_seconds(pid)
-        seconds, latencies = asyncio.run(upload_batch(gateway.port, "timed", args.files, size, args.concurrency))
+        seconds, latencies = asyncio.run(batch(gateway.port, "timed", args.files, size, args.concurrency))
         cpu = cpu_seconds(pid) - before
         result = Result(
             cpu_us=cpu / args.files * 1e6,
@@ -112,11 +141,15 @@ def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
         if args.strace:
             counts = strace_counts(
                 serving_pid(pid),
-                lambda: asyncio.run(upload_batch(gateway.port, "traced", args.files, size, args.concurrency)),
+                lambda: asyncio.run(
+                    batch(
+                        gateway.port, "traced" if batch is upload_batch else "timed", args.files, size, args.concurrency
+                    )
+                ),
             )
             result.syscalls = {name: n / args.files for name, n in counts.items()}
     print(
-        f"round {round_} {tree}: {result.cpu_us:.0f} CPU-us/PUT, {result.files_s:.0f} files/s, "
+        f"round {round_} {tree}: {result.cpu_us:.0f} CPU-us/request, {result.files_s:.0f} files/s, "
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
         file=sys.stderr,
     )
@@ -129,7 +162,7 @@ def summarise(tree: str, runs: list[Result], with_syscalls: bool) -> None:
 
     cpu = ", ".join(f"{run.cpu_us:.0f}" for run in runs)
     print(
-        f"{tree}: median of {len(runs)}: {med([r.cpu_us for r in runs]):.0f} CPU-us/PUT (runs {cpu}), "
+        f"{tree}: median of {len(runs)}: {med([r.cpu_us for r in runs]):.0f} CPU-us/request (runs {cpu}), "
         f"{med([r.files_s for r in runs]):.0f} files/s, p50 {med([r.p50_ms for r in runs]):.1f} ms, "
         f"p99 {med([r.p99_ms for r in runs]):.1f} ms"
     )
@@ -137,7 +170,7 @@ def summarise(tree: str, runs: list[Result], with_syscalls: bool) -> None:
         names = sorted({name for run in runs for name in run.syscalls})
         per = {name: med([run.syscalls.get(name, 0.0) for run in runs]) for name in names}
         top = ", ".join(f"{name} {n:.2f}" for name, n in sorted(per.items(), key=lambda kv: -kv[1]) if n >= 0.05)
-        print(f"  syscalls per PUT (median): {sum(per.values()):.1f}: {top}")
+        print(f"  syscalls per request (median): {sum(per.values()):.1f}: {top}")
 
 
 def main() -> int:
@@ -147,7 +180,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--kib", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--strace", action="store_true", help="also count syscalls per PUT (one more batch)")
+    parser.add_argument("--method", choices=("PUT", "GET"), default="PUT", help="what is measured")
+    parser.add_argument("--strace", action="store_true", help="also count syscalls per request (one more batch)")
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra flag for serve (repeatable)")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()

@@ -24,7 +24,7 @@ from gateway.digest_headers import repr_digest
 from gateway.metrics import metrics, transfer
 from gateway.request_keys import BACKEND_ERROR, BYTES_OUT, ERROR, OUTCOME
 from repositories import Download, ObjectInfo
-from repositories.errors import RepositoryError
+from repositories.errors import BackendError, RepositoryError
 
 # MLflow serves these as text/plain whatever `mimetypes` says (mlflow/utils/mime_type_utils.py).
 _TEXT_EXTENSIONS = frozenset(
@@ -35,6 +35,8 @@ _TEXT_EXTENSIONS = frozenset(
 )
 _TOKEN_CHARS = frozenset("!#$%&'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz|~")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+WHOLE_BODY_BYTES = 64 << 10
+"""Bodies up to this size that are not files on disk are read whole and sent in one write."""
 
 
 def content_type(name: str) -> str:
@@ -226,9 +228,12 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
     part = _plan(request, info, headers)
     if isinstance(part, web.Response):
         return part
-    response = web.StreamResponse(status=206 if part.partial else 200, headers=headers)
+    status = 206 if part.partial else 200
     if part.partial:
-        response.headers["Content-Range"] = f"bytes {part.offset}-{part.offset + part.length - 1}/{info.size}"
+        headers["Content-Range"] = f"bytes {part.offset}-{part.offset + part.length - 1}/{info.size}"
+    if download.file is None and part.length <= WHOLE_BODY_BYTES:
+        return await _whole_body(request, download, part, status, headers)
+    response = web.StreamResponse(status=status, headers=headers)
     response.content_length = part.length
     with transfer(metrics().downloads_in_flight):
         await response.prepare(request)
@@ -248,6 +253,19 @@ async def send_download(request: web.Request, download: Download) -> web.StreamR
                     return response
         await response.write_eof()
     return response
+
+
+async def _whole_body(
+    request: web.Request, download: Download, part: Slice, status: int, headers: dict[str, str]
+) -> web.Response:
+    """A small body read before the status line: a storage error is still an error answer, and
+    the headers and the bytes leave in one write."""
+    with transfer(metrics().downloads_in_flight):
+        body = b"".join([chunk async for chunk in download.iter_range(part.offset, part.length)])
+    if len(body) != part.length:  # shortened under us: the headers promised more
+        raise BackendError(f"'{download.info.path}' changed while it was read; retry")
+    request[BYTES_OUT] = len(body)
+    return web.Response(status=status, headers=headers, body=body)
 
 
 async def head_response(request: web.Request, info: ObjectInfo) -> web.StreamResponse:

@@ -88,6 +88,21 @@ class Download(abc.ABC):
         await self.aclose()
 
 
+class BytesDownload(Download):
+    """A small object read whole when opened: no handle or connection left to hold or close."""
+
+    def __init__(self, data: bytes, info: ObjectInfo) -> None:
+        self._data = data
+        self.info = info
+
+    async def iter_range(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        if length:
+            yield self._data[offset : offset + length]
+
+    async def aclose(self) -> None:
+        pass
+
+
 class ArtifactRepository(abc.ABC):
     """Storage for artifact bytes under one root (a directory, bucket prefix or container)."""
 
