@@ -18,9 +18,9 @@ from gateway.errors import ApiError
 from gateway.metrics import metrics, transfer
 from gateway.request_keys import BYTES_IN
 from gateway.settings import Settings
+from gateway.slots import Slots
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
-from repositories.slots import Slots
 
 RETRY_AFTER_S = 1
 # JSON bodies (tracking, multipart) are read whole; artifact bodies stream and are not bound by this.

@@ -18,7 +18,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,6 @@ from repositories.errors import (
 )
 from repositories.ordered_offload import OrderedOffload
 from repositories.paths import ArtifactPath
-from repositories.slots import Slots
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 
 STAGING_DIR_NAME = ".artifact-gateway-staging"
@@ -163,33 +162,8 @@ def _concatenate(staged: _Staged, files: list[Path]) -> None:
                 _write_batch(staged, [block])
 
 
-@dataclass(frozen=True)
-class _Lane:
-    """How an upload is cut into batches and how many of them it may hold."""
-
-    batch_bytes: int
-    depth: int  # batches queued or being written, besides the one being received
-
-
-_FAST_LANE = _Lane(batch_bytes=1 << 20, depth=2)
-_LEAN_LANE = _Lane(batch_bytes=512 << 10, depth=1)
-FAST_LANES = 2
-"""Streaming uploads per worker that get the fast lane at once; the others take the lean one."""
-_fast_lanes = Slots(FAST_LANES)
-
-
-@contextlib.contextmanager
-def _lane() -> Iterator[_Lane]:
-    """The fast lane (1 MiB batches, one queued behind the one being written) while one is free.
-
-    The fast lane is what lets a single upload run near the disk's and SHA-256's speed (the next
-    batch starts the moment the previous one is written), but holds about 3 MiB; the lean lane
-    holds 1 MiB and leaves a thread idle between batches, which many uploads at once cover for one
-    another. Bounding the fast lanes bounds a worker's memory whatever the number of uploads: 8 at
-    once peak lower than they did with one kind of lane for all (benchmarks/RESULTS.md).
-    """
-    with _fast_lanes.try_hold() as fast:
-        yield _FAST_LANE if fast else _LEAN_LANE
+STREAM_BATCH_BYTES = 512 << 10
+"""A streamed upload is handed to its writer thread in batches of about this many bytes."""
 
 
 async def _batches(body: AsyncIterator[bytes], batch_bytes: int) -> AsyncIterator[list[bytes]]:
@@ -210,9 +184,11 @@ async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[by
     """Write and hash `body` into `staged` a batch at a time in a worker thread, receiving meanwhile.
 
     The event loop receives the next batch while the thread writes and hashes the previous ones, so
-    the network and the disk overlap instead of taking turns; a lane (`_lane`) bounds the batches
-    held. Errors from the body (a client gone) propagate unchanged, after the write in flight has
-    finished.
+    the network and the disk overlap instead of taking turns. One batch is written while the next
+    is received, no more: with the SHA-256 computed after the answer (`DeferredDigests`), the
+    writer keeps up with the event loop, and a deeper queue (1 MiB batches, one more queued) no
+    longer made a single upload faster, only 8 uploads at once 3 MiB larger (benchmarks/RESULTS.md).
+    Errors from the body (a client gone) propagate unchanged, after the write in flight has finished.
     """
 
     def write(batch: list[bytes]) -> None:
@@ -221,15 +197,14 @@ async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[by
         except OSError as exc:
             raise _os_error(exc, path) from exc
 
-    with _lane() as lane:
-        writer = OrderedOffload(write, depth=lane.depth)
-        try:
-            async for batch in _batches(body, lane.batch_bytes):
-                await writer.submit(batch)
-            await writer.finish()
-        except BaseException:
-            await writer.abort()
-            raise
+    writer = OrderedOffload(write, depth=1)
+    try:
+        async for batch in _batches(body, STREAM_BATCH_BYTES):
+            await writer.submit(batch)
+        await writer.finish()
+    except BaseException:
+        await writer.abort()
+        raise
 
 
 def _discard(staged: _Staged) -> None:
