@@ -4,8 +4,8 @@ Hashing a streamed upload as it arrives was a third of a 1 GiB upload's time on 
 (SHA-256 runs at about 1.8 GB/s on one core, beside the socket and the page-cache write:
 benchmarks/RESULTS.md). A client that sends no digest to verify and asks for none
 (Want-Repr-Digest) does not wait for it: the file is hashed once it is in place and the digest
-recorded beside its bytes, where HEAD and GET find it, as the S3 adapter does for a multipart object
-without the recording.
+recorded beside its bytes, where HEAD and GET find it. (The S3 adapter, which cannot attach a
+digest to a multipart object afterwards, computes one only when asked.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Local-disk repository: staging file + atomic rename for writes, sendfile-ready reads.
 
 Every blocking filesystem call runs in the event loop's default executor (through aiofiles, or
-`OrderedOffload` for a streamed body), batched so that one hand-over moves about a MiB (write and
-hash together), never one per network chunk.
+`OrderedOffload` for a streamed body), batched so that one hand-over moves half a MiB or more, never
+one per network chunk. A large upload nobody asked a digest of is hashed after its answer
+(`DeferredDigests`); a small file is read whole when opened for a download.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ async def _batches(body: AsyncIterator[bytes], batch_bytes: int) -> AsyncIterato
 
 
 async def _stream_to(path: ArtifactPath, staged: _Staged, body: AsyncIterator[bytes]) -> None:
-    """Write and hash `body` into `staged` a batch at a time in a worker thread, receiving meanwhile.
+    """Write `body` into `staged` (hashing it when `staged.digests` is set) a batch at a time in a
+    worker thread, receiving meanwhile.
 
     The event loop receives the next batch while the thread writes and hashes the previous ones, so
     the network and the disk overlap instead of taking turns. One batch is written while the next
