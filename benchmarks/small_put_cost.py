@@ -43,7 +43,11 @@ def serving_pid(pid: int) -> int:
     return children[-1].pid if children else pid
 
 
-async def upload_batch(port: int, prefix: str, files: int, size: int, concurrency: int) -> tuple[float, list[float]]:
+async def request_batch(
+    method: str, port: int, prefix: str, files: int, size: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """PUT `files` random files of `size` bytes under `prefix`, or GET them back (`method`), with
+    `concurrency` in flight; the batch's seconds and each request's latency."""
     body = os.urandom(size)
     latencies: list[float] = []
     queue = iter(range(files))
@@ -53,31 +57,10 @@ async def upload_batch(port: int, prefix: str, files: int, size: int, concurrenc
             for index in queue:
                 url = f"http://127.0.0.1:{port}{ARTIFACTS}/{prefix}/d{index % 8}/f{index}.bin"
                 started = time.perf_counter()
-                async with session.put(url, data=body) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise SystemExit(f"PUT {url}: {response.status}")
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, latencies
-
-
-async def download_batch(port: int, prefix: str, files: int, size: int, concurrency: int) -> tuple[float, list[float]]:
-    """GET the files `upload_batch` stored under `prefix`; the same shape of load."""
-    latencies: list[float] = []
-    queue = iter(range(files))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-
-        async def worker() -> None:
-            for index in queue:
-                url = f"http://127.0.0.1:{port}{ARTIFACTS}/{prefix}/d{index % 8}/f{index}.bin"
-                started = time.perf_counter()
-                async with session.get(url) as response:
-                    body = await response.read()
-                    if response.status != 200 or len(body) != size:
-                        raise SystemExit(f"GET {url}: {response.status}, {len(body)} bytes")
+                async with session.request(method, url, data=body if method == "PUT" else None) as response:
+                    received = await response.read()
+                    if response.status != 200 or (method == "GET" and len(received) != size):
+                        raise SystemExit(f"{method} {url}: {response.status}, {len(received)} bytes")
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -123,14 +106,14 @@ def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
         run_gateway(Path(scratch) / "gw", "--artifacts-only", *args.gateway_arg, env=env) as gateway,
     ):
         pid = gateway.proc.pid
-        asyncio.run(upload_batch(gateway.port, "warm", 200, size, args.concurrency))
-        batch = upload_batch
-        if args.method == "GET":
-            asyncio.run(upload_batch(gateway.port, "timed", args.files, size, args.concurrency))
-            asyncio.run(download_batch(gateway.port, "warm", 200, size, args.concurrency))
-            batch = download_batch
+        asyncio.run(request_batch("PUT", gateway.port, "warm", 200, size, args.concurrency))
+        if args.method == "GET":  # the files to read, and a warm-up of reads
+            asyncio.run(request_batch("PUT", gateway.port, "timed", args.files, size, args.concurrency))
+            asyncio.run(request_batch("GET", gateway.port, "warm", 200, size, args.concurrency))
         before = cpu_seconds(pid)
-        seconds, latencies = asyncio.run(batch(gateway.port, "timed", args.files, size, args.concurrency))
+        seconds, latencies = asyncio.run(
+            request_batch(args.method, gateway.port, "timed", args.files, size, args.concurrency)
+        )
         cpu = cpu_seconds(pid) - before
         result = Result(
             cpu_us=cpu / args.files * 1e6,
@@ -142,8 +125,14 @@ def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
             counts = strace_counts(
                 serving_pid(pid),
                 lambda: asyncio.run(
-                    batch(
-                        gateway.port, "traced" if batch is upload_batch else "timed", args.files, size, args.concurrency
+                    # new files for PUTs (overwrites commit differently); the same files for GETs
+                    request_batch(
+                        args.method,
+                        gateway.port,
+                        "traced" if args.method == "PUT" else "timed",
+                        args.files,
+                        size,
+                        args.concurrency,
                     )
                 ),
             )
