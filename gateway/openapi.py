@@ -590,7 +590,11 @@ ARTIFACTS: dict[tuple[str, str], Operation] = {
             ARTIFACT_PATH,
             header("Content-MD5", "base64 MD5 of the body; a mismatch is 400 and nothing is stored"),
             header("Repr-Digest", "sha-256=:<base64>: of the body (RFC 9530); a mismatch is 400"),
-            header("Want-Repr-Digest", "sha-256=1 asks for the digest where it is not computed by default"),
+            header(
+                "Want-Repr-Digest",
+                "sha-256=1 asks for the digest in this answer where it is not computed by default: S3 multipart"
+                " objects, and bodies over 1 MiB on local disk (hashed just after the answer, then on GET and HEAD)",
+            ),
         ],
         requestBody={
             "required": False,

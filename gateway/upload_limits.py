@@ -131,8 +131,9 @@ def _large_socket_reads(request: web.Request) -> Iterator[None]:
     """While a large body streams in, read the socket in 1 MiB gulps instead of asyncio's 256 KiB.
 
     Fewer, larger chunks mean fewer event-loop turns, parser calls and hand-offs of the GIL to the
-    thread that hashes and writes: a 1 GiB upload fell from 1.89 to 1.57 CPU-s per GiB and rose from
-    522 to 590 MiB/s (benchmarks/RESULTS.md). A gulp can sit in the body's buffer, so only
+    thread that writes: a 1 GiB upload fell from 1.89 to 1.57 CPU-s per GiB and rose from 522 to 590
+    MiB/s (benchmarks/RESULTS.md), and without them it still runs at 0.74x its speed now that the
+    SHA-256 comes after the answer (828 against 1,108 MiB/s). A gulp can sit in the body's buffer, so only
     `LARGE_READ_STREAMS` bodies at once get them: many uploads at once share the cores anyway, and
     the worker's memory stays bounded. `max_size` is the read size of asyncio's plain socket
     transport; a transport without it (TLS, another event loop) keeps its own.

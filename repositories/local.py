@@ -402,7 +402,7 @@ class LocalRepository(ArtifactRepository):
         await self._digests_later.close()
 
     async def digests_settled(self) -> None:
-        """Return once the digest of every upload answered so far is recorded (tests, benchmarks)."""
+        """Return once the digest of every upload answered so far is recorded (for tests)."""
         await self._digests_later.settled()
 
     # -- path handling -----------------------------------------------------------------------
@@ -446,8 +446,10 @@ class LocalRepository(ArtifactRepository):
         except BaseException:
             await _in_thread(_discard, staged)
             raise
-        if not staged.closed and not self._digests_later.add(staged.hand_over()):
-            await _in_thread(os.close, staged.fd)
+        if info.sha256 is None:  # the commit left the file open, to be hashed now that it is answered
+            fd = staged.hand_over()
+            if not self._digests_later.add(fd):
+                await _in_thread(os.close, fd)
         return info
 
     def _put_small(
