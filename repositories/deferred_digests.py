@@ -6,6 +6,9 @@ benchmarks/RESULTS.md). A client that sends no digest to verify and asks for non
 (Want-Repr-Digest) does not wait for it: the file is hashed once it is in place and the digest
 recorded beside its bytes, where HEAD and GET find it. (The S3 adapter, which cannot attach a
 digest to a multipart object afterwards, computes one only when asked.)
+
+No digest is given up quietly: when too many files already wait, the next one is hashed before its
+answer instead (`hash_now`), and a shutdown that leaves files unhashed logs which ones.
 """
 
 from __future__ import annotations
@@ -14,13 +17,18 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable
 
 MAX_WAITING = 64
-"""Files waiting to be hashed per repository; past this, a file keeps no digest (as one copied in by hand)."""
+"""Files waiting to be hashed per repository; past this, the caller hashes the next one at once (`hash_now`)."""
 READ_BYTES = 256 << 10
+LOGGED_NAMES = 10
+"""How many of the files a shutdown left unhashed its warning names."""
+
+log = logging.getLogger("artifact_gateway.deferred_digests")
 
 Record = Callable[[int, str, os.stat_result], None]
 """Records `sha256` for the file open at `fd`, whose state when hashed was `st`."""
@@ -37,22 +45,35 @@ class DeferredDigests:
 
     def __init__(self, record: Record) -> None:
         self._record = record
-        self._waiting: collections.deque[int] = collections.deque()
+        self._waiting: collections.deque[tuple[int, str]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._block: bytearray | None = None  # one read buffer, reused: files are hashed one at a time
+        self._abandoned: list[str] = []  # stopped while being read
 
-    def add(self, fd: int) -> bool:
+    def add(self, fd: int, name: str) -> bool:
         """Hash the file open at `fd` after those already waiting; this object now owns `fd`.
 
-        False when `MAX_WAITING` files already wait: the caller keeps `fd` and the file no digest.
+        `name` says which file it is in the warning of a shutdown that leaves it unhashed. False when
+        `MAX_WAITING` files already wait or this object is closed: the caller keeps `fd`.
         """
         if self._stop.is_set() or len(self._waiting) >= MAX_WAITING:
             return False
-        self._waiting.append(fd)
+        self._waiting.append((fd, name))
         if self._task is None:
             self._task = asyncio.create_task(self._hash_waiting())
         return True
+
+    def hash_now(self, fd: int) -> str | None:
+        """Hash and record the file open at `fd` in the calling thread (blocking), and close `fd`.
+
+        For a file `add` refused. The digest, or None when the file changed or lost its name while
+        read, or this object was closed.
+        """
+        try:
+            return self._hash_and_record(fd, bytearray(READ_BYTES))
+        except _Stopped:
+            return None
 
     async def settled(self) -> None:
         """Return once every file added so far has been hashed (or given up)."""
@@ -60,35 +81,55 @@ class DeferredDigests:
             await asyncio.shield(self._task)
 
     async def close(self) -> None:
-        """Stop hashing: the file being read is abandoned within one block, the waiting ones dropped."""
+        """Stop hashing: the file being read is abandoned within one block, the waiting ones dropped.
+
+        Logs a warning naming the files left without a digest, if any.
+        """
         self._stop.set()
         dropped = list(self._waiting)
         self._waiting.clear()
         if self._task is not None:
             await asyncio.shield(self._task)
-        await asyncio.to_thread(_close_all, dropped)
+        await asyncio.to_thread(_close_all, [fd for fd, _ in dropped])
+        unhashed = self._abandoned + [name for _, name in dropped]
+        if unhashed:
+            log.warning(
+                "stopped before hashing every upload: these files keep no SHA-256 (GET and HEAD answer "
+                "without Repr-Digest; uploading them again records one)",
+                extra={"fields": {"files": len(unhashed), "paths": unhashed[:LOGGED_NAMES]}},
+            )
 
     async def _hash_waiting(self) -> None:
         try:
             while self._waiting and not self._stop.is_set():
-                await asyncio.to_thread(self._hash_and_record, self._waiting.popleft())
+                fd, name = self._waiting.popleft()
+                if self._block is None:
+                    self._block = bytearray(READ_BYTES)
+                try:
+                    await asyncio.to_thread(self._hash_and_record, fd, self._block)
+                except _Stopped:
+                    self._abandoned.append(name)
         finally:
             self._task = None
 
-    def _hash_and_record(self, fd: int) -> None:  # in a worker thread; owns fd
+    def _hash_and_record(self, fd: int, block: bytearray) -> str | None:  # owns fd
+        """The digest of the file open at `fd`, recorded; None when it changed or lost its name meanwhile.
+
+        Raises `_Stopped` once this object is closed.
+        """
         try:
             before = os.fstat(fd)
             if before.st_nlink == 0:
-                return
-            if self._block is None:
-                self._block = bytearray(READ_BYTES)
-            sha256, size = file_sha256(fd, self._block, self._stop)
+                return None
+            sha256, size = file_sha256(fd, block, self._stop)
             after = os.fstat(fd)
             unchanged = after.st_size == before.st_size == size and after.st_mtime_ns == before.st_mtime_ns
-            if unchanged and after.st_nlink:
-                self._record(fd, sha256, after)
-        except (OSError, _Stopped):
-            pass  # the file stays without a recorded digest, as one copied in by hand
+            if not (unchanged and after.st_nlink):
+                return None
+            self._record(fd, sha256, after)
+            return sha256
+        except OSError:
+            return None  # the file stays without a recorded digest, as one copied in by hand
         finally:
             os.close(fd)
 

@@ -20,7 +20,7 @@ import stat
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -448,8 +448,10 @@ class LocalRepository(ArtifactRepository):
             raise
         if info.sha256 is None:  # the commit left the file open, to be hashed now that it is answered
             fd = staged.hand_over()
-            if not self._digests_later.add(fd):
-                await _in_thread(os.close, fd)
+            if not self._digests_later.add(fd, str(path)):
+                # Too many already wait: this one is hashed before its answer, not left without a digest.
+                sha256 = await _in_thread(self._digests_later.hash_now, fd)
+                info = replace(info, sha256=sha256)
         return info
 
     def _put_small(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from repositories import ArtifactPath, ExpectedDigests
+from repositories import ArtifactPath, ExpectedDigests, deferred_digests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
 from repositories.local import STAGING_DIR_NAME, WRITE_BATCH_BYTES, LocalRepository
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
@@ -91,15 +92,33 @@ async def test_an_overwrite_before_the_deferred_hash_keeps_the_new_bytes_digest(
     assert debris(repo) == []
 
 
-async def test_closing_drops_the_waiting_hashes_and_their_descriptors(tmp_path: Path) -> None:
+async def test_with_too_many_files_waiting_a_large_upload_is_hashed_before_its_answer(
+    repo: LocalRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deferred_digests, "MAX_WAITING", 0)  # as if 64 files already waited
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    open_before = len(os.listdir("/proc/self/fd"))
+    info = await repo.put(p("busy.bin"), chunks(data[:100], data[100:]))
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert (await repo.head(p("busy.bin"))).sha256 == info.sha256  # recorded, with nothing left to settle
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert debris(repo) == []
+
+
+async def test_closing_drops_the_waiting_hashes_and_their_descriptors_and_says_which(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     repo = LocalRepository.open(tmp_path / "dest")
     open_before = len(os.listdir("/proc/self/fd"))
     for index in range(5):
         await repo.put(p(f"f{index}.bin"), chunks(os.urandom(2 * 1024 * 1024)))
-    await repo.close()
+    with caplog.at_level(logging.WARNING, logger="artifact_gateway"):
+        await repo.close()
     assert len(os.listdir("/proc/self/fd")) == open_before
     hashed = [(await repo.head(p(f"f{index}.bin"))).sha256 for index in range(5)]
     assert hashed[-1] is None  # the last ones were dropped, not hashed on the way out
+    [warning] = caplog.records
+    assert warning.fields["paths"] == [f"f{i}.bin" for i, sha256 in enumerate(hashed) if sha256 is None]  # type: ignore[attr-defined]
     late = await repo.put(p("after-close.bin"), chunks(os.urandom(2 * 1024 * 1024)))
     assert late.sha256 is None and len(os.listdir("/proc/self/fd")) == open_before
 
