@@ -98,13 +98,11 @@ class Result:
     syscalls: dict[str, float] = field(default_factory=dict)
 
 
-def measure(tree: Path, args: argparse.Namespace, round_: int) -> Result:
+def measure(tree: Path, args: argparse.Namespace, round_: int, scratch: Path) -> Result:
+    """One round of `tree`'s gateway, storing under `scratch` (a new directory, kept until the end)."""
     env = {"PYTHONPATH": str(tree.resolve())}
     size = args.kib * 1024
-    with (
-        tempfile.TemporaryDirectory(dir=args.workdir) as scratch,
-        run_gateway(Path(scratch) / "gw", "--artifacts-only", *args.gateway_arg, env=env) as gateway,
-    ):
+    with run_gateway(scratch / "gw", "--artifacts-only", *args.gateway_arg, env=env) as gateway:
         pid = gateway.proc.pid
         asyncio.run(request_batch("PUT", gateway.port, "warm", 200, size, args.concurrency))
         if args.method == "GET":  # the files to read, and a warm-up of reads
@@ -175,10 +173,14 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, list[Result]] = {str(tree): [] for tree in args.tree}
-    for round_ in range(args.rounds):
-        # reversed every other round: a harness that always runs A before B favours one slot
-        for tree in args.tree if round_ % 2 == 0 else args.tree[::-1]:
-            results[str(tree)].append(measure(tree, args, round_))
+    # Every round's files stay until the end: on ext4 without a journal (this machine's disk), each
+    # new inode is checked against those deleted in the last half minute, so a round that followed
+    # the deletion of the one before would pay for it (benchmarks/RESULTS.md, deleted inodes).
+    with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
+        for round_ in range(args.rounds):
+            # reversed every other round: a harness that always runs A before B favours one slot
+            for slot, tree in enumerate(args.tree if round_ % 2 == 0 else args.tree[::-1]):
+                results[str(tree)].append(measure(tree, args, round_, Path(scratch) / f"round{round_}-{slot}"))
     for tree, runs in results.items():
         summarise(tree, runs, args.strace)
     return 0
