@@ -174,7 +174,7 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, list[Result]] = {str(tree): [] for tree in args.tree}
     # Every round's files stay until the end: on ext4 without a journal (this machine's disk), each
-    # new inode is checked against those deleted in the last half minute, so a round that followed
+    # new inode is checked against those deleted in the last minutes, so a round that followed
     # the deletion of the one before would pay for it (benchmarks/RESULTS.md, deleted inodes).
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         for round_ in range(args.rounds):
