@@ -15,7 +15,9 @@ What it does, for each backend (local disk, then the S3 server of the test suite
     concurrent large uploads (aggregate MiB/s);
   * verifies every byte: each download by SHA-256 and length while it streams, each stored upload
     by reading it back from the backend itself; any mismatch exits non-zero;
-  * samples each server's whole process tree for peak RSS (every 20 ms) and reads its CPU time.
+  * samples each server's whole process tree for peak RSS (every 20 ms) and reads its CPU time;
+  * run as root, writes back and drops the page cache before every server's small-file leg (files
+    created soon after others were deleted cost more on some file systems; see `forget_deleted_inodes`).
 Then, with `--flat-gib N`, the gateway alone moves a 1 GiB and an N GiB object on local disk, S3
 and Azure (Azurite), to show its peak RSS does not grow with the object.
 
@@ -393,6 +395,31 @@ def settle() -> None:
     time.sleep(0.3)
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def can_drop_caches() -> bool:
+    return os.access(DROP_CACHES, os.W_OK)
+
+
+def forget_deleted_inodes(data: Data) -> None:
+    """Before a small-file leg: write back and drop the page cache (root only), then read the sources back.
+
+    On ext4 without a journal (this machine's disk), each new inode is first checked against every
+    free one deleted in the last minutes whose inode-table block is still cached: right after files
+    were deleted, that check was a fifth of the machine's CPU during small uploads (perf; the
+    deletions of earlier runs, or of whatever ran before the bench). Without root this is `settle`.
+    """
+    settle()
+    if not can_drop_caches():
+        return
+    DROP_CACHES.write_text("1")
+    for source in (data.large, data.medium):  # the other legs read these from the cache, as before
+        with open(source, "rb") as stream:
+            while stream.read(64 * BLOCK):
+                pass
+
+
 async def large_legs(server: Server, data: Data, run: str) -> Sample:
     url = server.artifact(f"{run}/large.bin")
     size = data.large_size
@@ -421,6 +448,7 @@ async def large_legs(server: Server, data: Data, run: str) -> Sample:
 
 
 async def small_legs(server: Server, data: Data, run: str, in_flight: int) -> Sample:
+    forget_deleted_inodes(data)
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(connector=connector) as session:
         urls = [server.artifact(f"{run}/small/{index}.bin") for index in range(len(data.small))]
@@ -676,6 +704,7 @@ def describe_run(args: argparse.Namespace, started: datetime, seconds: float) ->
         "mlflow": mlflow.__version__,
         "command": " ".join(["./dev bench", *sys.argv[1:]]),
         "mlflow_workers": args.mlflow_workers,
+        "caches_dropped": can_drop_caches(),
         "workloads": f"one {args.size_mib} MiB file up and down; {args.small_files} x {args.small_kib} KiB files up "
         f"then down, {args.concurrency} in flight; {args.parallel} x {args.parallel_mib} MiB uploads at once",
     }
@@ -696,7 +725,13 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, meta: dict[s
         "of every upload, after the answer for bodies over 1 MiB), `mlflow server "
         f"--artifacts-only --workers {meta['mlflow_workers']}`, and the ceiling (`benchmarks/ceiling_server.py`: "
         "aiohttp discarding uploads, sendfile for downloads). One Python aiohttp client on loopback shares the "
-        "cores with them. Medians of interleaved runs; every byte verified by SHA-256.",
+        "cores with them. Medians of interleaved runs; every byte verified by SHA-256. "
+        + (
+            "Before each small-file leg the page cache was written back and dropped (see benchmarks/RESULTS.md, "
+            "deleted inodes)."
+            if meta.get("caches_dropped")
+            else "The page cache was not dropped before the small-file legs (not root)."
+        ),
         f"Workloads: {meta['workloads']}.",
         "",
     ]
