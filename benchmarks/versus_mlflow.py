@@ -414,7 +414,9 @@ def forget_deleted_inodes(data: Data) -> None:
     if not can_drop_caches():
         return
     DROP_CACHES.write_text("1")
-    for source in (data.large, data.medium):  # the other legs read these from the cache, as before
+    # Every source back into the cache, as the legs found them before: the ceiling answers small GETs
+    # from the small sources, and the large legs upload the large ones.
+    for source in [data.large, data.medium, *sorted((data.root / "small").iterdir())]:
         with open(source, "rb") as stream:
             while stream.read(64 * BLOCK):
                 pass
@@ -725,13 +727,13 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, meta: dict[s
         "of every upload, after the answer for bodies over 1 MiB), `mlflow server "
         f"--artifacts-only --workers {meta['mlflow_workers']}`, and the ceiling (`benchmarks/ceiling_server.py`: "
         "aiohttp discarding uploads, sendfile for downloads). One Python aiohttp client on loopback shares the "
-        "cores with them. Medians of interleaved runs; every byte verified by SHA-256. "
-        + (
-            "Before each small-file leg the page cache was written back and dropped (see benchmarks/RESULTS.md, "
-            "deleted inodes)."
-            if meta.get("caches_dropped")
-            else "The page cache was not dropped before the small-file legs (not root)."
-        ),
+        "cores with them. Medians of interleaved runs; every byte verified by SHA-256."
+        + {
+            True: " Before each small-file leg the page cache was written back and dropped (see benchmarks/RESULTS.md, "
+            "deleted inodes).",
+            False: " The page cache was not dropped before the small-file legs (not root).",
+            None: "",  # a report from before the drop existed
+        }[meta.get("caches_dropped")],
         f"Workloads: {meta['workloads']}.",
         "",
     ]
