@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from repositories.deferred_digests import LOGGED_NAMES, MAX_WAITING, DeferredDigests, file_sha256
+from tests.descriptors import open_fds
 
 Recorded = list[tuple[int, str, int]]
 
@@ -23,10 +24,6 @@ def recorder() -> tuple[Recorded, DeferredDigests]:
 def open_file(path: Path, data: bytes) -> int:
     path.write_bytes(data)
     return os.open(path, os.O_RDWR)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def test_files_are_hashed_in_order_and_their_descriptors_closed(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from repositories import ArtifactPath, ExpectedDigests, deferred_digests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
 from repositories.local import STAGING_DIR_NAME, WRITE_BATCH_BYTES, LocalRepository
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
+from tests.descriptors import open_fds
 
 WANTED = ExpectedDigests(sha256_wanted=True)
 
@@ -97,11 +98,11 @@ async def test_with_too_many_files_waiting_a_large_upload_is_hashed_before_its_a
 ) -> None:
     monkeypatch.setattr(deferred_digests, "MAX_WAITING", 0)  # as if 64 files already waited
     data = os.urandom(3 * 1024 * 1024 + 5)
-    open_before = len(os.listdir("/proc/self/fd"))
+    open_before = open_fds()
     info = await repo.put(p("busy.bin"), chunks(data[:100], data[100:]))
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     assert (await repo.head(p("busy.bin"))).sha256 == info.sha256  # recorded, with nothing left to settle
-    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert open_fds() == open_before
     assert debris(repo) == []
 
 
@@ -109,18 +110,18 @@ async def test_closing_drops_the_waiting_hashes_and_their_descriptors_and_says_w
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     repo = LocalRepository.open(tmp_path / "dest")
-    open_before = len(os.listdir("/proc/self/fd"))
+    open_before = open_fds()
     for index in range(5):
         await repo.put(p(f"f{index}.bin"), chunks(os.urandom(2 * 1024 * 1024)))
     with caplog.at_level(logging.WARNING, logger="artifact_gateway"):
         await repo.close()
-    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert open_fds() == open_before
     hashed = [(await repo.head(p(f"f{index}.bin"))).sha256 for index in range(5)]
     assert hashed[-1] is None  # the last ones were dropped, not hashed on the way out
     [warning] = caplog.records
     assert warning.fields["paths"] == [f"f{i}.bin" for i, sha256 in enumerate(hashed) if sha256 is None]  # type: ignore[attr-defined]
     late = await repo.put(p("after-close.bin"), chunks(os.urandom(2 * 1024 * 1024)))
-    assert late.sha256 is None and len(os.listdir("/proc/self/fd")) == open_before
+    assert late.sha256 is None and open_fds() == open_before
 
 
 async def test_failing_body_leaves_no_object_no_staging_and_no_directories(repo: LocalRepository) -> None:

@@ -15,10 +15,7 @@ from repositories import ArtifactPath, ObjectInfo
 from repositories.base import BytesDownload
 from repositories.errors import BackendError
 from repositories.local import READ_WHOLE_BYTES, LocalDownload, LocalRepository
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+from tests.descriptors import open_fds
 
 
 def info_of(size: int) -> ObjectInfo:
