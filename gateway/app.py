@@ -9,17 +9,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import archive_api, artifacts_api, meta_api, multipart_api, openapi
-from gateway.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.artifact_locations import LOCATIONS_KEY, ArtifactLocations
-from gateway.artifacts_api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
+from gateway.artifacts import api as artifacts_api
+from gateway.artifacts import archive_api, multipart_api
+from gateway.artifacts.api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
+from gateway.artifacts.multipart_api import SIGNING_KEY
+from gateway.artifacts.upload_limits import MAX_JSON_BODY, UPLOAD_SLOTS_KEY, UploadSlots
+from gateway.http import meta_api, openapi
+from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
+from gateway.http.app_keys import AUTH_STORE_KEY, STORE_KEY
+from gateway.http.meta_api import TRACKING_PREFIXES
+from gateway.http.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
+from gateway.locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.logs import event
-from gateway.meta_api import TRACKING_PREFIXES
-from gateway.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
-from gateway.multipart_api import SIGNING_KEY
 from gateway.settings import Settings, SettingsError
-from gateway.store.app_keys import AUTH_STORE_KEY, STORE_KEY
-from gateway.upload_limits import MAX_JSON_BODY, UPLOAD_SLOTS_KEY, UploadSlots
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
@@ -42,7 +44,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     """
     middlewares = [request_middleware]
     if settings.auth:
-        from gateway.auth import auth_middleware
+        from gateway.auth.middleware import auth_middleware
 
         middlewares.append(auth_middleware)
     if settings.ui:
@@ -71,7 +73,8 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         for prefix in TRACKING_PREFIXES:
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
-        from gateway import run_artifacts, tracking_api
+        from gateway.artifacts import run_artifacts
+        from gateway.tracking import api as tracking_api
 
         app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
         tracking_api.add_routes(app)
@@ -81,13 +84,13 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
 
         ui.add_routes(app, tracking=not settings.artifacts_only, artifacts=REPOSITORY_KEY in app)
     if settings.auth:
-        from gateway import admin_api
+        from gateway.auth import admin_api
 
         admin_api.add_routes(app)
     if uses_database(settings):
         app.cleanup_ctx.append(_database_lifecycle)
     if undeclared := undeclared_routes(app):
-        raise RuntimeError(f"routes added without an access rule (use gateway.access.add_route): {undeclared}")
+        raise RuntimeError(f"routes added without an access rule (use gateway.http.access.add_route): {undeclared}")
     return app
 
 
@@ -110,10 +113,10 @@ def uses_database(settings: Settings) -> bool:
 
 async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
-    from gateway.auth import AUTHENTICATOR_KEY, Authenticator
-    from gateway.store.auth_store import AuthStore
+    from gateway.auth.middleware import AUTHENTICATOR_KEY, Authenticator
+    from gateway.auth.store import AuthStore
     from gateway.store.database import create_engine
-    from gateway.store.tracking_store import TrackingStore
+    from gateway.tracking.store import TrackingStore
 
     settings = app[SETTINGS_KEY]
     engine = create_engine(settings.backend_store_uri)

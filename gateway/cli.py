@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"the metadata store {without_password(store_uri)} has the newest schema")
         return 0
     if command in ("users", "tokens"):
-        from gateway.user_commands import run_user_command  # the database stack, kept out of `serve`
+        from gateway.auth.commands import run_user_command  # the database stack, kept out of `serve`
 
         try:
             store_uri = load_settings({"backend_store_uri": args.pop("backend_store_uri")}).backend_store_uri

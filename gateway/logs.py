@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.request_keys import REQUEST_ID, user_of
+from gateway.http.request_keys import REQUEST_ID, user_of
 
 LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 
-from gateway.middleware import InFlight
+from gateway.http.middleware import InFlight
 from repositories.libc import libc_function
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters

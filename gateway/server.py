@@ -25,11 +25,11 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root, uses_database
+from gateway.http.meta_api import mode_name
+from gateway.http.middleware import IN_FLIGHT_KEY
 from gateway.logs import event
 from gateway.memory import freeze_startup_objects, return_freed_memory_when_idle, tune_allocator
-from gateway.meta_api import mode_name
 from gateway.metrics import forget_worker, use_private_multiprocess_dir
-from gateway.middleware import IN_FLIGHT_KEY
 from gateway.settings import Settings, SettingsError
 from repositories import ArtifactRepository, open_repository
 from repositories.errors import RepositoryError

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway.archive import ROOT_NAME, TarGzWriter, ZipWriter
+from gateway.artifacts.archive import ROOT_NAME, TarGzWriter, ZipWriter
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
 
@@ -358,7 +358,7 @@ async def test_closing_an_archive_midway_closes_the_open_download_at_once(tmp_pa
     and the listing of the folder it is in."""
     import contextlib
 
-    from gateway.archive import FORMATS, FolderArchive
+    from gateway.artifacts.archive import FORMATS, FolderArchive
     from repositories import ArtifactPath
     from tests.listings import CountingListings
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 
 from gateway import app as app_module
-from gateway.access import ROUTE_ACCESS_KEY, Access
 from gateway.app import create_app
+from gateway.http.access import ROUTE_ACCESS_KEY, Access
 from gateway.server import open_destination
 from gateway.settings import load_settings
 from tests.gateway_process import RunningGateway, run_cli, run_gateway

@@ -24,10 +24,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.access import ROUTE_ACCESS_KEY, Access
 from gateway.app import create_app, default_artifact_root
 from gateway.cli import build_parser
-from gateway.meta_api import mode_name
+from gateway.http.access import ROUTE_ACCESS_KEY, Access
+from gateway.http.meta_api import mode_name
 from gateway.server import open_destination
 from gateway.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from tests.conftest import s3_client

@@ -17,7 +17,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.tracking_api import ROUTES
+from gateway.tracking.api import ROUTES
 from tests.gateway_process import RunningGateway, run_gateway
 
 FIELDS = [

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from gateway.part_tokens import PartGrant, sign
+from gateway.artifacts.part_tokens import PartGrant, sign
 from tests.gateway_process import RunningGateway, run_gateway
 
 MPU = "/api/2.0/mlflow-artifacts/mpu"

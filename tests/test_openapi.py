@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,9 @@ import schemathesis
 from aiohttp import web
 from schemathesis.core.result import Err
 
-from gateway.access import ROUTE_ACCESS_KEY, Access
 from gateway.app import create_app
-from gateway.openapi import ANY_METHOD, OPENAPI_PATH, OPERATIONS, build_document, route_path, split_path
+from gateway.http.access import ROUTE_ACCESS_KEY, Access
+from gateway.http.openapi import ANY_METHOD, OPENAPI_PATH, OPERATIONS, build_document, route_path, split_path
 from gateway.server import open_destination
 from gateway.settings import Settings
 from tests.gateway_process import RunningGateway
@@ -57,7 +59,7 @@ def test_every_route_is_in_the_document_and_nothing_else(mode: str, tmp_path: Pa
         for method, operation in item.items()
         if operation.get("x-undocumented")
     ]
-    assert undescribed == [], "describe these routes in gateway/openapi.py"
+    assert undescribed == [], "describe these routes in gateway/http/openapi.py"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -126,3 +128,17 @@ def test_the_gateway_serves_its_document_without_credentials(gateway: RunningGat
     assert document["paths"][OPENAPI_PATH]["get"]["security"] == []
     assert "/api/2.0/mlflow/runs/log-batch" in document["paths"]
     assert "/ajax-api/2.0/mlflow-artifacts/artifacts/{path}" in document["paths"]
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_document_matches_its_snapshot(mode: str, tmp_path: Path) -> None:
+    """The document is what it was when the snapshot was taken: a refactor must not change it. A change
+    that means to change the API regenerates the snapshots with UPDATE_SNAPSHOTS=1 and commits them."""
+    served = json.dumps(build_document(app_in(mode, tmp_path)), indent=1) + "\n"
+    snapshot = SNAPSHOTS / f"openapi-{mode}.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(served)
+    assert served == snapshot.read_text(), f"/openapi.json changed in mode {mode}; see this test's docstring"

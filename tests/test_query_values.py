@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import ApiError
-from gateway.query_values import whole_number
+from gateway.http.errors import ApiError
+from gateway.http.request_values import whole_number
 
 
 @pytest.mark.parametrize(

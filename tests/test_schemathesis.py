@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from schemathesis import HookContext
 
 from gateway.app import create_app
-from gateway.openapi import build_document
+from gateway.http.openapi import build_document
 from gateway.server import open_destination
 from gateway.settings import Settings
 from tests.gateway_process import RunningGateway, run_gateway

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
 
-from gateway.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
+from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
 
 C = Comparison
 

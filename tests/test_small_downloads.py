@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.downloads import WHOLE_BODY_BYTES, send_download
+from gateway.artifacts.downloads import WHOLE_BODY_BYTES, send_download
 from repositories import ArtifactPath, ObjectInfo
 from repositories.base import BytesDownload
 from repositories.errors import BackendError

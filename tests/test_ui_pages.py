@@ -22,11 +22,11 @@ from mlflow.entities import Metric, Param
 from sqlalchemy import event
 
 from gateway.app import create_app
+from gateway.http.app_keys import STORE_KEY
 from gateway.server import open_destination
 from gateway.settings import Settings
-from gateway.store.app_keys import STORE_KEY
 from gateway.store.database import create_engine, migrate
-from gateway.store.tracking_store import MetricPoint, TrackingStore
+from gateway.tracking.store import MetricPoint, TrackingStore
 from tests.cloud_backend import Backend
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import create_database

@@ -264,8 +264,8 @@ async def test_a_large_body_is_read_in_large_gulps_and_the_connection_gets_its_r
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
+    from gateway.artifacts.upload_limits import STREAM_READ_BYTES, limited_body
     from gateway.settings import Settings
-    from gateway.upload_limits import STREAM_READ_BYTES, limited_body
 
     settings = Settings()
     seen: list[tuple[int, int, str]] = []
@@ -305,8 +305,8 @@ async def test_only_a_few_bodies_at_once_are_read_in_large_gulps() -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
+    from gateway.artifacts.upload_limits import LARGE_READ_STREAMS, STREAM_READ_BYTES, limited_body
     from gateway.settings import Settings
-    from gateway.upload_limits import LARGE_READ_STREAMS, STREAM_READ_BYTES, limited_body
 
     settings = Settings()
     uploads = LARGE_READ_STREAMS + 1

@@ -20,11 +20,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.artifact_locations import LOCATIONS_KEY
-from gateway.artifacts_api import API_PREFIXES, decode_once, parse_path, query_params, repository_of
-from gateway.downloads import content_type, send_download
-from gateway.errors import ApiError
-from gateway.store.app_keys import STORE_KEY
+from gateway.artifacts.api import API_PREFIXES, decode_once, parse_path, query_params, repository_of
+from gateway.artifacts.downloads import content_type, send_download
+from gateway.http.app_keys import STORE_KEY
+from gateway.http.errors import ApiError
+from gateway.locations import LOCATIONS_KEY
 from gateway.ui.rendering import page, render
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import Conflict, NotFound

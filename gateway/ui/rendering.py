@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.artifacts_api import public_base_url
-from gateway.errors import ApiError, repository_error
-from gateway.request_keys import user_of
+from gateway.artifacts.api import public_base_url
+from gateway.http.errors import ApiError, repository_error
+from gateway.http.request_keys import user_of
 from repositories.errors import RepositoryError
 
 if TYPE_CHECKING:

@@ -11,12 +11,12 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from gateway.artifacts_api import query_pairs, query_params
-from gateway.errors import ApiError
-from gateway.query_values import whole_number
-from gateway.store.app_keys import STORE_KEY
-from gateway.store.tracking_limits import MAX_BULK_RUNS, MAX_HISTORY
-from gateway.store.tracking_store import TrackingStore, offset_token
+from gateway.artifacts.api import query_pairs, query_params
+from gateway.http.app_keys import STORE_KEY
+from gateway.http.errors import ApiError
+from gateway.http.request_values import whole_number
+from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
+from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.rendering import page, refuse_cross_site, render
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.request_keys import BACKEND_ERROR, ERROR
+from gateway.http.request_keys import BACKEND_ERROR, ERROR
 from repositories import errors as repo
 
 

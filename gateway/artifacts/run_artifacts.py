@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.artifact_locations import LOCATIONS_KEY
-from gateway.artifacts_api import body_chunks, query_params, repository_of
-from gateway.downloads import send_download
-from gateway.errors import ApiError
+from gateway.artifacts.api import body_chunks, query_params, repository_of
+from gateway.artifacts.downloads import send_download
+from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
+from gateway.http.access import Access, add_route
+from gateway.http.app_keys import STORE_KEY
+from gateway.http.errors import ApiError
+from gateway.locations import LOCATIONS_KEY
 from gateway.logs import audit
-from gateway.store.app_keys import STORE_KEY
-from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
 
 GET_ARTIFACT_PATH = "/get-artifact"
 LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"

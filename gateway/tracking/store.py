@@ -24,10 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.errors import ApiError
-from gateway.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
+from gateway.http.errors import ApiError
 from gateway.store import schema as s
-from gateway.store.tracking_limits import (
+from gateway.tracking.limits import (
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
     MAX_BATCH_TAGS,
@@ -39,6 +38,7 @@ from gateway.store.tracking_limits import (
     MODEL_STATUSES,
     RUN_STATUSES,
 )
+from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
 
 ACTIVE, DELETED = "active", "deleted"
 DEFAULT_EXPERIMENT_ID = 0

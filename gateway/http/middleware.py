@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
-from gateway.artifacts_api import REPOSITORY_KEY
-from gateway.errors import ApiError, repository_error
+from gateway.artifacts.api import REPOSITORY_KEY
+from gateway.artifacts.upload_limits import MAX_JSON_BODY
+from gateway.http.errors import ApiError, repository_error
+from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
-from gateway.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
-from gateway.upload_limits import MAX_JSON_BODY
 from repositories.errors import RepositoryError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

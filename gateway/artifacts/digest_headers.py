@@ -8,7 +8,7 @@ import re
 
 from multidict import CIMultiDictProxy
 
-from gateway.errors import ApiError
+from gateway.http.errors import ApiError
 from repositories.digests import ExpectedDigests
 
 _DICT_MEMBER = re.compile(r"\s*([a-z][a-z0-9_\-.*]*)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?\s*(?:,|$)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import ApiError
+from gateway.http.errors import ApiError
 
 
 def whole_number(text: str, name: str, limit: int) -> int:

@@ -15,8 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.artifacts_api import (
+from gateway.artifacts.api import (
     ANY_PATH,
     API_PREFIXES,
     SETTINGS_KEY,
@@ -28,11 +27,12 @@ from gateway.artifacts_api import (
     url_path,
     url_path_text,
 )
-from gateway.errors import ApiError
+from gateway.artifacts.part_tokens import InvalidToken, PartGrant, sign, verify
+from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, refuse_oversized_multipart
+from gateway.http.access import Access, add_route
+from gateway.http.errors import ApiError
 from gateway.logs import audit
 from gateway.metrics import metrics
-from gateway.part_tokens import InvalidToken, PartGrant, sign, verify
-from gateway.upload_limits import UPLOAD_SLOTS_KEY, refuse_oversized_multipart
 from repositories import ArtifactPath
 from repositories.base import UploadedPart
 

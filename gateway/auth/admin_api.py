@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.auth import AUTHENTICATOR_KEY
-from gateway.meta_api import ADMIN_PREFIX
+from gateway.auth.middleware import AUTHENTICATOR_KEY
+from gateway.http.access import Access, add_route
+from gateway.http.meta_api import ADMIN_PREFIX
 
 
 async def list_users(request: web.Request) -> web.Response:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.errors import ApiError
+from gateway.artifacts.slots import Slots
+from gateway.http.errors import ApiError
+from gateway.http.request_keys import BYTES_IN
 from gateway.metrics import metrics, transfer
-from gateway.request_keys import BYTES_IN
 from gateway.settings import Settings
-from gateway.slots import Slots
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
 

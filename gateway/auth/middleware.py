@@ -22,11 +22,11 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.access import ROUTE_ACCESS_KEY, Access
-from gateway.errors import ApiError
+from gateway.auth.store import AuthStore, Permission, Principal
+from gateway.http.access import ROUTE_ACCESS_KEY, Access
+from gateway.http.errors import ApiError
+from gateway.http.request_keys import PRINCIPAL, REQUEST_ID
 from gateway.logs import event
-from gateway.request_keys import PRINCIPAL, REQUEST_ID
-from gateway.store.auth_store import AuthStore, Permission, Principal
 
 CACHE_SECONDS = 30.0
 _CACHE_MAX = 10_000

@@ -1,7 +1,7 @@
 """The gateway's own OpenAPI 3 document, built from the live route table and served at `/openapi.json`.
 
 The list of paths and methods is never written by hand: it is read from `app[ROUTE_ACCESS_KEY]`,
-the table every route is added to (`gateway.access.add_route`), so the document describes exactly
+the table every route is added to (`gateway.http.access.add_route`), so the document describes exactly
 the routes this server's mode serves, and a new route shows up in it at once. What is written here
 is each operation's description: its parameters, request body and responses, keyed by method and
 path below the API prefix (both `/api/...` and `/ajax-api/...` share one description). A route
@@ -17,11 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import __version__, archive, archive_api, artifacts_api
-from gateway.access import ROUTE_ACCESS_KEY, Access, add_route
-from gateway.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
-from gateway.multipart_api import MAX_PARTS
-from gateway.store.tracking_limits import (
+from gateway import __version__
+from gateway.artifacts import api as artifacts_api
+from gateway.artifacts import archive, archive_api
+from gateway.artifacts.multipart_api import MAX_PARTS
+from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route
+from gateway.http.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
+from gateway.tracking.limits import (
     DEFAULT_LOGGED_MODELS,
     DEFAULT_SEARCH_RESULTS,
     MAX_BATCH_METRICS,
@@ -1031,7 +1033,7 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
     },
     **{("", method, path): operation for (method, path), operation in META.items() if path != "/server-info"},
     **{("", method, path): operation for (method, path), operation in UI.items()},
-    ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.run_artifacts loads the database stack
+    ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.artifacts.run_artifacts loads the database stack
     ("tracking", "GET", "/logged-models/{model_id}/artifacts/files"): LOGGED_MODEL_FILE,
     ("tracking", "POST", "/upload-artifact"): UPLOAD_ARTIFACT,
     ("tracking", "*", "/{path}"): disabled("tracking"),

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gateway.errors import ApiError
+from gateway.http.errors import ApiError
 from repositories import ArtifactPath, ArtifactRepository
 from repositories.errors import InvalidPath
 

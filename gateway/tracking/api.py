@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.artifact_locations import LOCATIONS_KEY
-from gateway.errors import ApiError
-from gateway.meta_api import TRACKING_PREFIXES
-from gateway.store.app_keys import STORE_KEY
-from gateway.store.tracking_limits import (
+from gateway.http.access import Access, add_route
+from gateway.http.app_keys import STORE_KEY
+from gateway.http.errors import ApiError
+from gateway.http.meta_api import TRACKING_PREFIXES
+from gateway.locations import LOCATIONS_KEY
+from gateway.tracking.limits import (
     DEFAULT_LOGGED_MODELS,
     DEFAULT_SEARCH_RESULTS,
     MAX_BULK_RUNS,
@@ -25,7 +25,7 @@ from gateway.store.tracking_limits import (
     MAX_LOGGED_MODELS,
     MAX_SEARCH_RESULTS,
 )
-from gateway.store.tracking_store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
+from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.store.auth_store import Principal
+    from gateway.auth.store import Principal
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 """The client's X-Request-Id when well formed, else a new random one; echoed and logged."""

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.auth.store import AuthStore, AuthStoreError, Permission
 from gateway.server import migrate_store, store_unusable
 from gateway.settings import SettingsError
-from gateway.store.auth_store import AuthStore, AuthStoreError, Permission
 from gateway.store.database import create_engine
 
 

@@ -1,6 +1,6 @@
 """Users and API tokens in the metadata store: who may call the gateway, and with what permission.
 
-Passwords are kept as scrypt hashes (`gateway.passwords`); a token is shown once at creation and
+Passwords are kept as scrypt hashes (`gateway.auth.passwords`); a token is shown once at creation and
 kept as the SHA-256 of its secret (a random 256-bit value needs no slow hash).
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.passwords import check_password, hash_password, unknown_user_hash
+from gateway.auth.passwords import check_password, hash_password, unknown_user_hash
 from gateway.store import schema as s
 
 TOKEN_PREFIX = "agw_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for, not a secret)

@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from gateway.digest_headers import repr_digest
+from gateway.artifacts.digest_headers import repr_digest
+from gateway.http.request_keys import BACKEND_ERROR, BYTES_OUT, ERROR, OUTCOME
 from gateway.metrics import metrics, transfer
-from gateway.request_keys import BACKEND_ERROR, BYTES_OUT, ERROR, OUTCOME
 from repositories import Download, ObjectInfo
 from repositories.errors import BackendError, RepositoryError
 

@@ -13,14 +13,14 @@ import contextlib
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.archive import FORMATS, ArchiveFormat, FolderArchive
-from gateway.artifacts_api import ANY_PATH, API_PREFIXES, query_params, repository_of, url_path
-from gateway.downloads import abort_mid_body, content_disposition
-from gateway.errors import ApiError
+from gateway.artifacts.api import ANY_PATH, API_PREFIXES, query_params, repository_of, url_path
+from gateway.artifacts.archive import FORMATS, ArchiveFormat, FolderArchive
+from gateway.artifacts.downloads import abort_mid_body, content_disposition
+from gateway.http.access import Access, add_route
+from gateway.http.errors import ApiError
+from gateway.http.request_keys import BYTES_OUT
 from gateway.logs import audit
 from gateway.metrics import metrics, transfer
-from gateway.request_keys import BYTES_OUT
 from repositories import ROOT, ArtifactPath, ArtifactRepository
 from repositories.errors import Conflict, NotFound, RepositoryError
 

@@ -15,15 +15,15 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from aiohttp import web
 
-from gateway.access import Access, add_route
-from gateway.digest_headers import expected_digests, repr_digest
-from gateway.downloads import head_response, send_download
-from gateway.errors import ApiError
+from gateway.artifacts.digest_headers import expected_digests, repr_digest
+from gateway.artifacts.downloads import head_response, send_download
+from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
+from gateway.http.access import Access, add_route
+from gateway.http.errors import ApiError
+from gateway.http.request_keys import BYTES_OUT
+from gateway.http.request_values import whole_number
 from gateway.logs import audit
-from gateway.query_values import whole_number
-from gateway.request_keys import BYTES_OUT
 from gateway.settings import Settings
-from gateway.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import InvalidPath
 

@@ -1,0 +1,1 @@
+"""The artifact proxy: uploads, downloads, listings, multipart uploads, folder archives, run artifacts."""

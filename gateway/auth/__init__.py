@@ -1,0 +1,1 @@
+"""Authentication: the middleware, passwords, users and tokens (store, CLI commands, admin API)."""

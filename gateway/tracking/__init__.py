@@ -1,0 +1,1 @@
+"""The tracking API: experiments, runs, params, metrics, tags, datasets, logged models, run search."""
