@@ -11,14 +11,14 @@ from aiohttp import web
 
 from gateway.artifacts import api as artifacts_api
 from gateway.artifacts import archive_api, multipart_api
-from gateway.artifacts.api import ANY_PATH, REPOSITORY_KEY, SETTINGS_KEY
 from gateway.artifacts.multipart_api import SIGNING_KEY
-from gateway.artifacts.upload_limits import MAX_JSON_BODY, UPLOAD_SLOTS_KEY, UploadSlots
+from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from gateway.http import meta_api, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.http.app_keys import AUTH_STORE_KEY, STORE_KEY
-from gateway.http.meta_api import TRACKING_PREFIXES
-from gateway.http.middleware import IN_FLIGHT_KEY, InFlight, add_request_id, request_middleware
+from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
+from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
+from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.logs import event
 from gateway.settings import Settings, SettingsError
@@ -67,7 +67,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         multipart_api.add_routes(app)
         app.cleanup_ctx.append(_repository_lifecycle)
     else:
-        for prefix in artifacts_api.API_PREFIXES:
+        for prefix in ARTIFACTS_PREFIXES:
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(NO_PROXY_MESSAGE), Access.READ)
     if settings.artifacts_only:
         for prefix in TRACKING_PREFIXES:

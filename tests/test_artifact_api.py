@@ -407,7 +407,8 @@ async def test_a_page_of_a_listing_closes_the_listing_when_it_answers(tmp_path: 
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from gateway.artifacts.api import REPOSITORY_KEY, list_artifacts
+    from gateway.artifacts.api import list_artifacts
+    from gateway.http.app_keys import REPOSITORY_KEY
     from tests.listings import CountingListings
 
     for name in ("a.txt", "b.txt", "c.txt"):

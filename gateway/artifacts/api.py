@@ -11,7 +11,6 @@ import binascii
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl, unquote_to_bytes
 
 from aiohttp import web
 
@@ -19,42 +18,29 @@ from gateway.artifacts.digest_headers import expected_digests, repr_digest
 from gateway.artifacts.downloads import head_response, send_download
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit, limited_body
 from gateway.http.access import Access, add_route
+from gateway.http.app_keys import SETTINGS_KEY
 from gateway.http.errors import ApiError
+from gateway.http.prefixes import ARTIFACTS_PREFIXES
 from gateway.http.request_keys import BYTES_OUT
-from gateway.http.request_values import whole_number
+from gateway.http.request_values import (
+    ANY_PATH,
+    decode_once,
+    parse_path,
+    query_params,
+    repository_of,
+    whole_number,
+)
 from gateway.logs import audit
-from gateway.settings import Settings
-from repositories import ArtifactPath, ArtifactRepository, ListEntry
-from repositories.errors import InvalidPath
+from repositories import ArtifactPath, ListEntry
 
-API_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
-REPOSITORY_KEY = web.AppKey("repository", ArtifactRepository)
-SETTINGS_KEY = web.AppKey("settings", Settings)
-
-ANY_PATH = "{path:[\\s\\S]*}"
-"""Route pattern for the rest of the URL; '.*' would stop at a newline, which must reach the validator."""
 MAX_PAGE_SIZE = 10_000
 _STREAM_BATCH = 500
-
-
-def decode_once(encoded: str) -> str:
-    try:
-        return unquote_to_bytes(encoded).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError.invalid("Invalid path: not UTF-8 after percent-decoding") from None
-
-
-def parse_path(text: str, *, allow_trailing_slash: bool = False) -> ArtifactPath:
-    try:
-        return ArtifactPath.parse(text, allow_trailing_slash=allow_trailing_slash)
-    except InvalidPath as exc:
-        raise ApiError.invalid(exc.message) from None
 
 
 def url_path_text(request: web.Request, marker: str) -> str:
     """The decoded text after `<api prefix>/<marker>/` in the request's raw URL path."""
     raw = request.rel_url.raw_path
-    for prefix in API_PREFIXES:
+    for prefix in ARTIFACTS_PREFIXES:
         route = f"{prefix}/{marker}/"
         if raw.startswith(route):
             return decode_once(raw[len(route) :])
@@ -64,28 +50,6 @@ def url_path_text(request: web.Request, marker: str) -> str:
 
 def url_path(request: web.Request, *, marker: str = "artifacts", allow_trailing_slash: bool = False) -> ArtifactPath:
     return parse_path(url_path_text(request, marker), allow_trailing_slash=allow_trailing_slash)
-
-
-def query_pairs(request: web.Request) -> list[tuple[str, str]]:
-    """Query parameters in order, repeats kept, decoded once (form rules: '+' is a space), strict UTF-8."""
-    try:
-        return parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError:
-        raise ApiError.invalid("Query string is not UTF-8 after percent-decoding") from None
-
-
-def query_params(request: web.Request) -> dict[str, str]:
-    """Query parameters as `query_pairs` decodes them; the last of a repeated name wins."""
-    return dict(query_pairs(request))
-
-
-def public_base_url(request: web.Request) -> str:
-    """This server's address as its clients see it: `--public-url`, else the request's scheme and Host."""
-    return (request.app[SETTINGS_KEY].public_url or f"{request.scheme}://{request.host}").rstrip("/")
-
-
-def repository_of(request: web.Request) -> ArtifactRepository:
-    return request.app[REPOSITORY_KEY]
 
 
 def body_chunks(request: web.Request, route_limit: SizeLimit | None = None) -> AsyncIterator[bytes]:
@@ -208,7 +172,7 @@ async def _stream_listing(request: web.Request, entries: AsyncIterator[ListEntry
 
 def add_routes(app: web.Application) -> None:
     """Register the artifact API under both MLflow prefixes."""
-    for prefix in API_PREFIXES:
+    for prefix in ARTIFACTS_PREFIXES:
         add_route(app, "PUT", f"{prefix}/artifacts/{ANY_PATH}", put_artifact, Access.WRITE)
         add_route(app, "GET", f"{prefix}/artifacts/{ANY_PATH}", get_artifact, Access.READ)
         add_route(app, "HEAD", f"{prefix}/artifacts/{ANY_PATH}", head_artifact, Access.READ)

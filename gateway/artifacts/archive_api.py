@@ -13,12 +13,14 @@ import contextlib
 
 from aiohttp import web
 
-from gateway.artifacts.api import ANY_PATH, API_PREFIXES, query_params, repository_of, url_path
+from gateway.artifacts.api import url_path
 from gateway.artifacts.archive import FORMATS, ArchiveFormat, FolderArchive
 from gateway.artifacts.downloads import abort_mid_body, content_disposition
 from gateway.http.access import Access, add_route
 from gateway.http.errors import ApiError
+from gateway.http.prefixes import ARTIFACTS_PREFIXES
 from gateway.http.request_keys import BYTES_OUT
+from gateway.http.request_values import ANY_PATH, query_params, repository_of
 from gateway.logs import audit
 from gateway.metrics import metrics, transfer
 from repositories import ROOT, ArtifactPath, ArtifactRepository
@@ -37,7 +39,7 @@ def archive_format(request: web.Request) -> ArchiveFormat:
 
 def archive_folder(request: web.Request) -> ArtifactPath:
     """The folder named after `archive/` in the URL; the root for `.../archive` and `.../archive/`."""
-    if request.rel_url.raw_path in {f"{prefix}/archive" for prefix in API_PREFIXES}:
+    if request.rel_url.raw_path in {f"{prefix}/archive" for prefix in ARTIFACTS_PREFIXES}:
         return ROOT
     return url_path(request, marker="archive", allow_trailing_slash=True)
 
@@ -55,7 +57,7 @@ async def nothing_to_archive(repository: ArtifactRepository, folder: ArtifactPat
             f"Nothing to archive at '{folder}': no such folder, or it is empty",
         )
     return ApiError.invalid(
-        f"'{folder}' is a file, not a folder: download it directly with GET {API_PREFIXES[0]}/artifacts/{folder}"
+        f"'{folder}' is a file, not a folder: download it directly with GET {ARTIFACTS_PREFIXES[0]}/artifacts/{folder}"
     )
 
 
@@ -109,6 +111,6 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register the archive route under both artifact API prefixes."""
-    for prefix in API_PREFIXES:
+    for prefix in ARTIFACTS_PREFIXES:
         add_route(app, "GET", f"{prefix}/archive", get_archive, Access.READ)
         add_route(app, "GET", f"{prefix}/archive/{ANY_PATH}", get_archive, Access.READ)

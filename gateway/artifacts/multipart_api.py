@@ -15,22 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.artifacts.api import (
-    ANY_PATH,
-    API_PREFIXES,
-    SETTINGS_KEY,
-    body_chunks,
-    parse_path,
-    public_base_url,
-    query_params,
-    repository_of,
-    url_path,
-    url_path_text,
-)
+from gateway.artifacts.api import body_chunks, url_path, url_path_text
 from gateway.artifacts.part_tokens import InvalidToken, PartGrant, sign, verify
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, refuse_oversized_multipart
 from gateway.http.access import Access, add_route
+from gateway.http.app_keys import SETTINGS_KEY
 from gateway.http.errors import ApiError
+from gateway.http.prefixes import ARTIFACTS_PREFIXES
+from gateway.http.request_values import ANY_PATH, parse_path, public_base_url, query_params, repository_of
 from gateway.logs import audit
 from gateway.metrics import metrics
 from repositories import ArtifactPath
@@ -76,7 +68,7 @@ def _require_enabled(request: web.Request) -> None:
 
 
 def _api_prefix(request: web.Request) -> str:
-    return next(prefix for prefix in API_PREFIXES if request.rel_url.raw_path.startswith(prefix))
+    return next(prefix for prefix in ARTIFACTS_PREFIXES if request.rel_url.raw_path.startswith(prefix))
 
 
 async def create_upload(request: web.Request) -> web.Response:
@@ -171,7 +163,7 @@ async def presigned_download(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    for prefix in API_PREFIXES:
+    for prefix in ARTIFACTS_PREFIXES:
         add_route(app, "POST", f"{prefix}/mpu/create/{ANY_PATH}", create_upload, Access.WRITE)
         add_route(app, "POST", f"{prefix}/mpu/complete/{ANY_PATH}", complete_upload, Access.WRITE)
         add_route(app, "POST", f"{prefix}/mpu/abort/{ANY_PATH}", abort_upload, Access.WRITE)

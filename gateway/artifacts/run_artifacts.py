@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.artifacts.api import body_chunks, query_params, repository_of
+from gateway.artifacts.api import body_chunks
 from gateway.artifacts.downloads import send_download
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
+from gateway.http.request_values import query_params, repository_of
 from gateway.locations import LOCATIONS_KEY
 from gateway.logs import audit
 

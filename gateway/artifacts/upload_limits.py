@@ -23,10 +23,6 @@ from repositories import ArtifactPath, ArtifactRepository
 from repositories.base import UploadedPart
 
 RETRY_AFTER_S = 1
-# JSON bodies (tracking, multipart) are read whole; artifact bodies stream and are not bound by this.
-# MLflow's largest legal log-batch (100 params of 6,000 and 100 tags of 8,000 characters, 1,000
-# metrics) is about 1.5 MB: aiohttp's default of 1 MiB would refuse it.
-MAX_JSON_BODY = 16 << 20
 STREAM_READ_BYTES = 1 << 20
 """Socket read size while a body of more than this streams in (asyncio reads 256 KiB at a time)."""
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.auth.middleware import AUTHENTICATOR_KEY
 from gateway.http.access import Access, add_route
-from gateway.http.meta_api import ADMIN_PREFIX
+from gateway.http.prefixes import ADMIN_PREFIX
 
 
 async def list_users(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""Where a worker keeps its stores, importable without loading the database stack."""
+"""Where a worker keeps its settings, repository and stores; importable without loading the database stack."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.settings import Settings
+from repositories import ArtifactRepository
+
 if TYPE_CHECKING:
     from gateway.auth.store import AuthStore
     from gateway.tracking.store import TrackingStore
+
+REPOSITORY_KEY = web.AppKey("repository", ArtifactRepository)
+SETTINGS_KEY = web.AppKey("settings", Settings)
 
 STORE_KEY: web.AppKey[TrackingStore] = web.AppKey("tracking_store")
 AUTH_STORE_KEY: web.AppKey[AuthStore] = web.AppKey("auth_store")

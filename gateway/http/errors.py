@@ -1,4 +1,4 @@
-"""MLflow-shaped error responses, and the one mapping from repository errors to HTTP.
+"""MLflow-shaped error responses, and the one mapping from repository and store errors to HTTP.
 
 Client-side conditions get 4xx (or 501 for a feature that is off): MLflow's client retries 408,
 429 and 500/502/503/504 for minutes, so those are kept for conditions a retry can fix.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.http.request_keys import BACKEND_ERROR, ERROR
+from gateway.store import errors as store
 from repositories import errors as repo
 
 
@@ -63,3 +64,19 @@ def repository_error(request: web.Request, exc: repo.RepositoryError) -> ApiErro
     if error.status >= 500:
         request[ERROR] = error.message
     return error
+
+
+_STORE_STATUS: dict[type[store.StoreError], tuple[int, str]] = {
+    store.NotFound: (404, "RESOURCE_DOES_NOT_EXIST"),
+    store.AlreadyExists: (400, "RESOURCE_ALREADY_EXISTS"),  # 400, as MLflow answers it
+    store.InvalidValue: (400, "INVALID_PARAMETER_VALUE"),
+}
+
+
+def from_store_error(exc: store.StoreError) -> ApiError:
+    """The metadata store's refusal as MLflow answers it."""
+    for kind in type(exc).__mro__:
+        if kind in _STORE_STATUS:
+            status, code = _STORE_STATUS[kind]
+            return ApiError(status, code, exc.message)
+    return ApiError(500, "INTERNAL_ERROR", exc.message)

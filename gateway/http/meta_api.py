@@ -9,15 +9,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import __version__
-from gateway.artifacts.api import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.http.access import Access, add_route
-from gateway.http.app_keys import AUTH_STORE_KEY, STORE_KEY
+from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.metrics import scrape
 from gateway.settings import Settings
-
-TRACKING_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
-ADMIN_PREFIX = "/api/2.0/artifact-gateway"
 
 
 async def health(request: web.Request) -> web.Response:

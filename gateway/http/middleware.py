@@ -13,13 +13,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
-from gateway.artifacts.api import REPOSITORY_KEY
-from gateway.artifacts.upload_limits import MAX_JSON_BODY
-from gateway.http.errors import ApiError, repository_error
+from gateway.http.app_keys import REPOSITORY_KEY
+from gateway.http.errors import ApiError, from_store_error, repository_error
 from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
+from gateway.store.errors import StoreError
 from repositories.errors import RepositoryError
+
+# JSON bodies (tracking, multipart) are read whole; artifact bodies stream and are not bound by this.
+# MLflow's largest legal log-batch (100 params of 6,000 and 100 tags of 8,000 characters, 1,000
+# metrics) is about 1.5 MB: aiohttp's default of 1 MiB would refuse it.
+MAX_JSON_BODY = 16 << 20
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -86,6 +91,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = exc.response()
         except RepositoryError as exc:
             response = repository_error(request, exc).response()
+        except StoreError as exc:
+            response = from_store_error(exc).response()
         status = response.status
         return response
     except ConnectionError:  # reset, aborted, broken pipe, aiohttp's ClientConnectionResetError

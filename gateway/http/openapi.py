@@ -22,7 +22,7 @@ from gateway.artifacts import api as artifacts_api
 from gateway.artifacts import archive, archive_api
 from gateway.artifacts.multipart_api import MAX_PARTS
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route
-from gateway.http.meta_api import ADMIN_PREFIX, TRACKING_PREFIXES
+from gateway.http.prefixes import ADMIN_PREFIX, ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.tracking.limits import (
     DEFAULT_LOGGED_MODELS,
     DEFAULT_SEARCH_RESULTS,
@@ -1042,7 +1042,7 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
 
 FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracking", TRACKING_PREFIXES),
-    ("artifacts", artifacts_api.API_PREFIXES),
+    ("artifacts", ARTIFACTS_PREFIXES),
     ("server-info", SERVER_INFO_PREFIXES),
 )
 

@@ -1,7 +1,8 @@
 """MLflow's tracking REST API (`/api/2.0/mlflow/...` and `/ajax-api/2.0/mlflow/...`) over the store.
 
 Requests are parsed here (JSON bodies for POST/PATCH, query strings for GET, as MLflow's client
-sends them); every rule about what is valid lives in the store, which raises `ApiError`.
+sends them); every rule about what is valid lives in the store, which raises its own errors
+(`gateway.store.errors`), mapped to MLflow's JSON in `gateway.http.errors`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
-from gateway.http.meta_api import TRACKING_PREFIXES
+from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.locations import LOCATIONS_KEY
 from gateway.tracking.limits import (
     DEFAULT_LOGGED_MODELS,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.artifacts.api import ANY_PATH
 from gateway.http.access import Access, add_route
+from gateway.http.request_values import ANY_PATH
 from gateway.ui import artifact_pages
 from gateway.ui.rendering import STATIC, STATIC_PREFIX
 

@@ -20,10 +20,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.artifacts.api import API_PREFIXES, decode_once, parse_path, query_params, repository_of
 from gateway.artifacts.downloads import content_type, send_download
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
+from gateway.http.prefixes import ARTIFACTS_PREFIXES
+from gateway.http.request_values import decode_once, parse_path, query_params, repository_of
 from gateway.locations import LOCATIONS_KEY
 from gateway.ui.rendering import page, render
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
@@ -37,8 +38,8 @@ TREE_ENTRIES_PER_LEVEL = 200
 LISTINGS_AT_ONCE = 8
 """Folders one page lists at a time: a path may be hundreds of levels deep (1,024 bytes)."""
 IMAGE_EXTENSIONS = frozenset("png jpg jpeg gif webp bmp svg".split())
-DOWNLOAD_PREFIX = f"{API_PREFIXES[0]}/artifacts/"
-ARCHIVE_PREFIX = f"{API_PREFIXES[0]}/archive/"
+DOWNLOAD_PREFIX = f"{ARTIFACTS_PREFIXES[0]}/artifacts/"
+ARCHIVE_PREFIX = f"{ARTIFACTS_PREFIXES[0]}/archive/"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.artifacts.api import public_base_url
-from gateway.http.errors import ApiError, repository_error
+from gateway.http.errors import ApiError, from_store_error, repository_error
 from gateway.http.request_keys import user_of
+from gateway.http.request_values import public_base_url
+from gateway.store.errors import StoreError
 from repositories.errors import RepositoryError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def error_page(request: web.Request, status: int, message: str) -> web.Response:
 
 
 def page(handler: PageHandler) -> PageHandler:
-    """Wrap a page handler: API and storage errors become an HTML page with the same status and message."""
+    """Wrap a page handler: API, store and storage errors become an HTML page with the same status and message."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -85,6 +86,9 @@ def page(handler: PageHandler) -> PageHandler:
             return error_page(request, exc.status, exc.message)
         except RepositoryError as exc:
             error = repository_error(request, exc)
+            return error_page(request, error.status, error.message)
+        except StoreError as exc:
+            error = from_store_error(exc)
             return error_page(request, error.status, error.message)
 
     return wrapped

@@ -11,10 +11,10 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from gateway.artifacts.api import query_pairs, query_params
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
-from gateway.http.request_values import whole_number
+from gateway.http.request_values import query_pairs, query_params, whole_number
+from gateway.store.errors import InvalidValue, NotFound
 from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
@@ -191,9 +191,7 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
             total = await store.count_runs([experiment_id], search or None, VIEWS[view])
         for kind in COLUMN_KINDS:  # older runs on this page may use keys the newest runs do not
             keys[kind] = sorted({*keys[kind], *(key for run in runs for key in run[kind])})
-    except ApiError as exc:
-        if exc.status != 400:
-            raise
+    except InvalidValue as exc:
         problem = exc.message  # a bad filter or sort: show it beside the search box, keep the page
     here = URL(f"/experiments/{experiment_id}").with_query(
         [("filter", search), ("order_by", order), ("view", view), *[("columns", f"{k}.{c}") for k, c in columns]]
@@ -269,9 +267,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for output in run.get("outputs", {}).get("model_outputs", []):
         try:
             models.append(await store.get_logged_model(output["model_id"]))
-        except ApiError as exc:
-            if exc.status != 404:  # a failing store is the page's error, not a deleted model
-                raise
+        except NotFound:  # a failing store is the page's error, not a deleted model
             models.append({"model_id": output["model_id"], "name": "(deleted)"})
     tags = row["tags"]
     return render(

@@ -1,0 +1,58 @@
+"""What every part of the tracking store shares: the engine, and looking up the rows others refer to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store import schema as s
+from gateway.store.errors import InvalidValue
+from gateway.tracking.store.values import ACTIVE, int_field, no_run, not_found, possible_experiment_id
+
+
+class StoreBase:
+    """The metadata store over one async SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine, default_artifact_root: str) -> None:
+        self.engine = engine
+        self.default_artifact_root = default_artifact_root
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    async def _experiment_row(self, conn: AsyncConnection, experiment_id: object) -> Any:
+        numeric = int_field(experiment_id, "experiment_id")
+        row = (
+            (await conn.execute(select(s.experiments).where(s.experiments.c.experiment_id == numeric))).first()
+            if possible_experiment_id(numeric)
+            else None
+        )
+        if row is None:
+            raise not_found(f"No Experiment with id={experiment_id} exists")
+        return row
+
+    async def _run_row(self, conn: AsyncConnection, run_id: object) -> Any:
+        if not isinstance(run_id, str) or not run_id:
+            raise no_run(run_id)
+        row = (await conn.execute(select(s.runs).where(s.runs.c.run_uuid == run_id))).first()
+        if row is None:
+            raise no_run(run_id)
+        return row
+
+    async def _active_run(self, conn: AsyncConnection, run_id: object) -> Any:
+        row = await self._run_row(conn, run_id)
+        if row.lifecycle_stage != ACTIVE:
+            raise InvalidValue(
+                f"The run {row.run_uuid} must be in the 'active' state. Current state is {row.lifecycle_stage}."
+            )
+        return row
+
+    async def _model_row(self, conn: AsyncConnection, model_id: object) -> Any:
+        row = (await conn.execute(select(s.logged_models).where(s.logged_models.c.model_id == model_id))).first()
+        if row is None or row.lifecycle_stage != ACTIVE:
+            raise not_found(f"Logged model with ID '{model_id}' not found.")
+        return row

@@ -1,0 +1,199 @@
+"""Metrics (and the batch that logs them with params and tags): points, latest values, history."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store import schema as s
+from gateway.store.errors import InvalidValue
+from gateway.tracking.limits import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_BATCH_TOTAL,
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+)
+from gateway.tracking.store.base import StoreBase
+from gateway.tracking.store.sql import insert_statement, upsert
+from gateway.tracking.store.values import (
+    RUN_NAME_TAG,
+    MetricPoint,
+    check_key,
+    check_value,
+    json_number,
+    no_run,
+    offset_token,
+    page_offset,
+)
+
+
+class MetricStore(StoreBase):
+    """Logging a batch of metrics, params and tags; reading metric histories."""
+
+    async def log_batch(
+        self,
+        run_id: object,
+        metrics: Sequence[MetricPoint],
+        params: Sequence[dict[str, Any]],
+        tags: Sequence[dict[str, Any]],
+    ) -> None:
+        if (
+            len(metrics) > MAX_BATCH_METRICS
+            or len(params) > MAX_BATCH_PARAMS
+            or len(tags) > MAX_BATCH_TAGS
+            or (len(metrics) + len(params) + len(tags) > MAX_BATCH_TOTAL)
+        ):
+            raise InvalidValue(
+                f"A batch logging request can contain at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} "
+                f"params, {MAX_BATCH_TAGS} tags and {MAX_BATCH_TOTAL} entities in total"
+            )
+        checked_params = [
+            (check_key(p.get("key")), check_value(p.get("value"), MAX_PARAM_VALUE, "value")) for p in params
+        ]
+        checked_tags = [(check_key(t.get("key")), check_value(t.get("value"), MAX_TAG_VALUE, "value")) for t in tags]
+        async with self.engine.begin() as conn:
+            row = await self._active_run(conn, run_id)
+            for key, value in checked_params:
+                # Insert unless the key is there (a concurrent writer's insert is waited for, not
+                # collided with), then compare with what is there: logging the same value again is fine.
+                inserted = await conn.execute(
+                    insert_statement(conn, s.params)
+                    .values(run_uuid=row.run_uuid, key=key, value=value)
+                    .on_conflict_do_nothing(index_elements=["run_uuid", "key"])
+                )
+                if inserted.rowcount == 1:
+                    continue
+                existing = await conn.scalar(
+                    select(s.params.c.value).where(s.params.c.run_uuid == row.run_uuid, s.params.c.key == key)
+                )
+                if existing != value:
+                    raise InvalidValue(
+                        f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                        f"value='{existing}' for run ID='{row.run_uuid}'. Attempted logging new value '{value}'."
+                    )
+            for key, value in checked_tags:
+                await upsert(conn, s.tags, {"run_uuid": row.run_uuid, "key": key}, {"value": value})
+                if key == RUN_NAME_TAG:
+                    await conn.execute(update(s.runs).where(s.runs.c.run_uuid == row.run_uuid).values(name=value))
+            if metrics:
+                await self._insert_metrics(conn, row.run_uuid, metrics)
+
+    async def _insert_metrics(self, conn: AsyncConnection, run_id: str, points: Sequence[MetricPoint]) -> None:
+        await conn.execute(
+            insert(s.metrics),
+            [
+                {
+                    "run_uuid": run_id,
+                    "key": p.key,
+                    "value": 0.0 if math.isnan(p.value) else p.value,
+                    "is_nan": math.isnan(p.value),
+                    "timestamp": p.timestamp,
+                    "step": p.step,
+                    "model_id": p.model_id,
+                    "dataset_name": p.dataset_name,
+                    "dataset_digest": p.dataset_digest,
+                }
+                for p in points
+            ],
+        )
+        latest: dict[str, MetricPoint] = {}
+        for point in points:  # MLflow's "latest": the highest step, then timestamp, then value
+            current = latest.get(point.key)
+            if current is None or (point.step, point.timestamp, point.value) >= (
+                current.step,
+                current.timestamp,
+                current.value,
+            ):
+                latest[point.key] = point
+        for key, point in latest.items():
+            # One statement, so two writers of the same run and key (two replicas, two workers)
+            # neither collide on the first insert nor overwrite a later point with an earlier one.
+            await upsert(
+                conn,
+                s.latest_metrics,
+                {"run_uuid": run_id, "key": key},
+                {
+                    "value": 0.0 if math.isnan(point.value) else point.value,
+                    "is_nan": math.isnan(point.value),
+                    "timestamp": point.timestamp,
+                    "step": point.step,
+                },
+                only_if=lambda new: (
+                    tuple_(new.step, new.timestamp, new.value)
+                    >= tuple_(s.latest_metrics.c.step, s.latest_metrics.c.timestamp, s.latest_metrics.c.value)
+                ),
+            )
+
+    async def metric_history(
+        self, run_id: object, key: object, max_results: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        offset = page_offset(page_token)
+        async with self.engine.connect() as conn:
+            row = await self._run_row(conn, run_id)
+            rows = (
+                await conn.execute(
+                    select(s.metrics)
+                    .where(s.metrics.c.run_uuid == row.run_uuid, s.metrics.c.key == check_key(key, "metric_key"))
+                    .order_by(s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.id)
+                    .offset(offset)
+                    .limit(max_results + 1)
+                )
+            ).all()
+        points = [
+            {
+                "key": m.key,
+                "value": json_number(math.nan if m.is_nan else m.value),
+                "timestamp": m.timestamp,
+                "step": m.step,
+            }
+            for m in rows[:max_results]
+        ]
+        return points, offset_token(offset + max_results) if len(rows) > max_results else None
+
+    async def metric_history_bulk(self, run_ids: list[str], key: object, max_results: int) -> list[dict[str, Any]]:
+        """One metric's points for several runs, from one query over `metrics`, each with its `run_id`.
+
+        Runs in id order (a repeated id repeats its points), each run's points by (timestamp, step, value),
+        NaN ranked as its stored 0 as in MLflow's SQL store; at most `max_results` points in all. An
+        unknown run is an error, as in `metric_history`, unless the points before it fill `max_results`.
+        """
+        ordered = sorted(run_ids)
+        async with self.engine.connect() as conn:
+            known = sorted(await conn.scalars(select(s.runs.c.run_uuid).where(s.runs.c.run_uuid.in_(ordered))))
+            if ordered[0] not in known:  # the first run is checked before the key, as in `metric_history`
+                raise no_run(ordered[0])
+            m = s.metrics.c
+            # Python's id order, whatever the database's collation
+            run_order = case({run_id: n for n, run_id in enumerate(known)}, value=m.run_uuid)
+            query = (
+                select(m.run_uuid, m.key, m.value, m.is_nan, m.timestamp, m.step)
+                .where(m.run_uuid.in_(known), m.key == check_key(key, "metric_key"))
+                .order_by(run_order, m.timestamp, m.step, m.value, m.is_nan, m.id)
+                .limit(max_results)  # a repeated run needs no more rows: its points come twice
+            )
+            rows = (await conn.execute(query)).all()
+        by_run: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in known}
+        for row in rows:
+            by_run[row.run_uuid].append(
+                {
+                    "key": row.key,
+                    "value": json_number(math.nan if row.is_nan else row.value),
+                    "timestamp": row.timestamp,
+                    "step": row.step,
+                    "run_id": row.run_uuid,
+                }
+            )
+        found: list[dict[str, Any]] = []
+        for run_id in ordered:
+            if len(found) >= max_results:
+                break
+            if run_id not in by_run:
+                raise no_run(run_id)
+            found.extend(by_run[run_id])
+        return found[:max_results]
