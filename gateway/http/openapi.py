@@ -5,7 +5,7 @@ the table every route is added to (`gateway.http.access.add_route`), so the docu
 the routes this server's mode serves, and a new route shows up in it at once. What is written here
 is each operation's description: its parameters, request body and responses, keyed by method and
 path below the API prefix (both `/api/...` and `/ajax-api/...` share one description). A route
-without a description still appears, marked `x-undocumented`, and `tests/test_openapi.py` fails on
+without a description still appears, marked `x-undocumented`, and `tests/http/test_openapi.py` fails on
 it. Request schemas follow what the handlers accept (field names, JSON types, which are required);
 response schemas are deliberately loose: the fields MLflow's clients read, extra fields allowed.
 """

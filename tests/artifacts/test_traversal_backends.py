@@ -15,10 +15,10 @@ from urllib.parse import quote, unquote
 
 import pytest
 
+from tests.artifacts.test_traversal import CANARY, URL_PAYLOADS
 from tests.cloud_backend import Backend
 from tests.conftest import tree_snapshot
 from tests.gateway_process import ARTIFACTS, RunningGateway, run_gateway
-from tests.test_traversal import CANARY, URL_PAYLOADS
 
 API = "/api/2.0/mlflow-artifacts"
 

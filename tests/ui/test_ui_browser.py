@@ -27,7 +27,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.gateway_process import RunningGateway, run_cli, run_gateway
 
-SCREENSHOTS = Path(__file__).parent / "output" / "screenshots"
+SCREENSHOTS = Path(__file__).parent.parent / "output" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -122,7 +122,7 @@ HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 1
 @pytest.mark.parametrize(
     ("method", "route", "fields", "fragment"),
     [
-        # Found by tests/test_schemathesis.py: a params (or tags) entry that is not an object.
+        # Found by tests/http/test_schemathesis.py: a params (or tags) entry that is not an object.
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "params": [[None, None]]}, "params"),
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "tags": "abc"}, "tags"),
         ("POST", "/logged-models", {"experiment_id": "{experiment_id}", "model_type": {"a": 1}}, "model_type"),
