@@ -14,7 +14,8 @@ import pytest
 
 from repositories import ArtifactPath, ExpectedDigests, deferred_digests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
-from repositories.local import STAGING_DIR_NAME, WRITE_BATCH_BYTES, LocalRepository
+from repositories.local import LocalRepository
+from repositories.local.repository import STAGING_DIR_NAME, WRITE_BATCH_BYTES
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 from tests.descriptors import open_fds
 
@@ -234,7 +235,7 @@ MIB = 1 << 20
 
 def record_writeback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every early-writeback window the adapter starts, as (offset, length); the real call still runs."""
-    import repositories.local as local_module
+    import repositories.local.repository as local_module
 
     started: list[tuple[int, int]] = []
 
