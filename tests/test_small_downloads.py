@@ -15,7 +15,7 @@ from repositories import ArtifactPath, ObjectInfo
 from repositories.base import BytesDownload
 from repositories.errors import BackendError
 from repositories.local import LocalRepository
-from repositories.local.repository import READ_WHOLE_BYTES, LocalDownload
+from repositories.local.reads import READ_WHOLE_BYTES, LocalDownload
 from tests.descriptors import open_fds
 
 
