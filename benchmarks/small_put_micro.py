@@ -1,6 +1,7 @@
 """CPU per small local put without HTTP: two trees' `LocalRepository._put_small`, alternated in one process.
 
-Not a test: run it by hand. Loads `repositories/local.py` from `--base` and from this tree, then for
+Not a test: run it by hand. Loads the local adapter (`repositories/local.py`, or the `repositories/local/`
+package) from `--base` and from this tree, then for
 `--rounds` rounds stores `--files` 4 KiB files (at `1/run<i % 20>/artifacts/sub/f<i>.bin`, new
 directories included) with each, one thread, and prints the process CPU microseconds per put.
 Single-threaded, so other load on the machine moves it far less than an end-to-end run.
@@ -26,11 +27,42 @@ from repositories.paths import ArtifactPath  # noqa: E402
 
 
 def load(tree: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, tree / "repositories" / "local.py")
+    """`tree`'s local adapter: the single module `repositories/local.py` as `name`, or the package."""
+    single = tree / "repositories" / "local.py"
+    if not single.exists():
+        return load_package(tree / "repositories" / "local")
+    spec = importlib.util.spec_from_file_location(name, single)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def load_package(directory: Path) -> ModuleType:
+    """The `repositories/local/` package in `directory`, loaded as `repositories.local`.
+
+    Its modules import each other as `repositories.local.<module>`: they are loaded from `directory`
+    under those names, then taken out of `sys.modules` again (the loaded classes keep them), and the
+    modules found there before are put back, so that the other tree's package can be loaded next.
+    """
+
+    def ours() -> list[str]:
+        return [key for key in sys.modules if key == "repositories.local" or key.startswith("repositories.local.")]
+
+    before = {key: sys.modules.pop(key) for key in ours()}
+    spec = importlib.util.spec_from_file_location(
+        "repositories.local", directory / "__init__.py", submodule_search_locations=[str(directory)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["repositories.local"] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for key in ours():
+            del sys.modules[key]
+        sys.modules.update(before)
     return module
 
 

@@ -14,7 +14,8 @@ from gateway.artifacts.downloads import WHOLE_BODY_BYTES, send_download
 from repositories import ArtifactPath, ObjectInfo
 from repositories.base import BytesDownload
 from repositories.errors import BackendError
-from repositories.local import READ_WHOLE_BYTES, LocalDownload, LocalRepository
+from repositories.local import LocalRepository
+from repositories.local.reads import READ_WHOLE_BYTES, LocalDownload
 from tests.descriptors import open_fds
 
 

@@ -14,7 +14,9 @@ import pytest
 
 from repositories import ArtifactPath, ExpectedDigests, deferred_digests
 from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, StorageFull
-from repositories.local import STAGING_DIR_NAME, WRITE_BATCH_BYTES, LocalRepository
+from repositories.local import LocalRepository
+from repositories.local.staging import STAGING_DIR_NAME
+from repositories.local.streaming import WRITE_BATCH_BYTES
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
 from tests.descriptors import open_fds
 
@@ -234,7 +236,7 @@ MIB = 1 << 20
 
 def record_writeback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every early-writeback window the adapter starts, as (offset, length); the real call still runs."""
-    import repositories.local as local_module
+    import repositories.local.streaming as streaming_module
 
     started: list[tuple[int, int]] = []
 
@@ -242,7 +244,7 @@ def record_writeback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
         started.append((offset, length))
         start_writeback(fd, offset, length)
 
-    monkeypatch.setattr(local_module, "start_writeback", recording)
+    monkeypatch.setattr(streaming_module, "start_writeback", recording)
     return started
 
 
