@@ -11,8 +11,9 @@ from typing import Literal, get_args, get_origin
 
 from gateway import __version__
 from gateway.logs import configure
-from gateway.server import migrate_store, serve, without_password
+from gateway.server import serve
 from gateway.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from gateway.store.startup import migrate_store, without_password
 
 _DESCRIPTION = """\
 A streaming artifact service that speaks MLflow's REST protocol. Point the stock mlflow client at

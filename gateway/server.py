@@ -31,6 +31,7 @@ from gateway.logs import event
 from gateway.memory import freeze_startup_objects, return_freed_memory_when_idle, tune_allocator
 from gateway.metrics import forget_worker, use_private_multiprocess_dir
 from gateway.settings import Settings, SettingsError
+from gateway.store.startup import migrate_store
 from repositories import ArtifactRepository, open_repository
 from repositories.errors import RepositoryError
 from repositories.factory import RepositoryOptions
@@ -79,16 +80,6 @@ async def _preflight(repository: ArtifactRepository) -> None:
         await repository.close()
 
 
-async def _migrate(uri: str) -> None:
-    from gateway.store.database import create_engine, migrate
-
-    engine = create_engine(uri)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
-
-
 def prepare_database(settings: Settings) -> None:
     """Create or upgrade the metadata schema once, before any worker starts; one line on failure."""
     if not uses_database(settings):
@@ -96,35 +87,6 @@ def prepare_database(settings: Settings) -> None:
     if not settings.artifacts_only:
         default_artifact_root(settings)  # a missing root in no-proxy mode is a settings error
     migrate_store(settings.backend_store_uri)
-
-
-def without_password(uri: str) -> str:
-    """`uri` with the password of its user part masked, for messages and logs."""
-    scheme, separator, rest = uri.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return uri
-    return f"{scheme}{separator}{credentials.split(':', 1)[0]}:***@{location}"
-
-
-def migrate_store(uri: str) -> None:
-    """Create or upgrade the metadata schema at `uri` (serialised between processes); one line on failure."""
-    from sqlalchemy.exc import SQLAlchemyError  # imported here: a serving worker never loads the database stack
-
-    from gateway.store.database import DatabaseError
-
-    try:
-        asyncio.run(_migrate(uri))
-    except DatabaseError as exc:
-        raise SettingsError(f"backend store: {exc}") from None
-    except (OSError, SQLAlchemyError) as exc:
-        raise store_unusable(uri, exc) from None
-
-
-def store_unusable(uri: str, exc: Exception) -> SettingsError:
-    """One line for a database that refused or failed: the URI without its password, the first line of why."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return SettingsError(f"backend store '{without_password(uri)}' is unusable: {reason}")
 
 
 def check_destination(settings: Settings) -> None:

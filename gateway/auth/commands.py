@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.auth.store import AuthStore, AuthStoreError, Permission
-from gateway.server import migrate_store, store_unusable
 from gateway.settings import SettingsError
 from gateway.store.database import create_engine
+from gateway.store.startup import migrate_store, store_unusable
 
 
 def _read_password(from_stdin: bool) -> str:
