@@ -54,29 +54,29 @@ def create_engine(uri: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, revision: str = "head") -> None:
     from alembic import command  # only the process that migrates pays for Alembic
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision; safe when several processes start at once."""
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the schema to the newest revision (or `revision`); safe when several processes start at once."""
     if engine.dialect.name == "sqlite":
         lock = await asyncio.to_thread(_lock_file, engine.url.database or "")
         try:
             async with engine.begin() as connection:
-                await connection.run_sync(_upgrade)
+                await connection.run_sync(_upgrade, revision)
         finally:
             await asyncio.to_thread(os.close, lock)
         return
     async with engine.begin() as connection:
         await connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(_upgrade, revision)
 
 
 def _lock_file(database: str) -> int:

@@ -85,7 +85,8 @@ metrics = Table(
     Column("model_id", String(64), nullable=True),
     Column("dataset_name", String(500), nullable=True),
     Column("dataset_digest", String(64), nullable=True),
-    Index("ix_metrics_run_key_step", "run_uuid", "key", "step", "timestamp"),
+    # A point is stored once, as in MLflow (whose key is these columns): logging it again changes nothing.
+    Index("uq_metrics_point", "run_uuid", "key", "step", "timestamp", "value", "is_nan", unique=True),
 )
 
 latest_metrics = Table(
@@ -126,6 +127,23 @@ logged_models = Table(
     Column("lifecycle_stage", String(32), nullable=False),
     Column("model_type", String(500), nullable=True),
     Column("source_run_id", String(32), nullable=True),
+)
+
+logged_model_metrics = Table(
+    "logged_model_metrics",
+    metadata,
+    # A run's metric point linked to a logged model (MLflow 3 re-sends a run's metrics with the new
+    # model's id after log_model): the link is kept here, the point itself stays once in `metrics`.
+    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Column("experiment_id", Integer, nullable=False),
+    Column("dataset_name", String(500), nullable=True),
+    Column("dataset_digest", String(64), nullable=True),
 )
 
 logged_model_tags = Table(

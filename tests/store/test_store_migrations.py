@@ -45,7 +45,7 @@ def test_concurrent_migrations_all_succeed(fresh_uri: str) -> None:
         await engine.dispose()
         return list(rows)
 
-    assert asyncio.run(versions()) == ["0004"]
+    assert asyncio.run(versions()) == ["0005"]
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,42 @@ def test_migrations_build_exactly_the_declared_schema(fresh_uri: str) -> None:
         return list(found)
 
     assert asyncio.run(differences()) == []
+
+
+def test_points_stored_twice_become_one_and_their_model_links_are_kept(fresh_uri: str) -> None:
+    """Before 0005, log_model's re-sent metrics were stored again; the migration keeps each point once
+    and turns the copies that named a logged model into links."""
+    from gateway.store.database import migrate
+
+    point = "'r1', 'acc', 3, 1000, 0.5, FALSE"
+    statements = [
+        "INSERT INTO experiments VALUES (1, 'e', 'mlflow-artifacts:/1', 'active', 1, 1)",
+        "INSERT INTO runs VALUES ('r1', 1, 'run', 'u', 'FINISHED', 1, 2, 'active', 'mlflow-artifacts:/1/r1', NULL)",
+        "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp, "
+        "last_updated_timestamp, status, lifecycle_stage) VALUES ('m-1', 1, 'm', 'x', 1, 1, 'READY', 'active')",
+        f"INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES ({point})",
+        f"INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES ({point})",
+        f"INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id) VALUES ({point}, 'm-1')",
+        "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES ('r1', 'acc', 4, 1001, 0.6, FALSE)",
+    ]
+
+    async def scenario() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        engine = create_engine(fresh_uri)
+        await migrate(engine, "0004")
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+        await migrate(engine)
+        async with engine.connect() as conn:
+            points = (await conn.execute(text("SELECT step, value FROM metrics ORDER BY step"))).all()
+            links = (
+                await conn.execute(
+                    text("SELECT model_id, key, step, run_uuid, experiment_id FROM logged_model_metrics")
+                )
+            ).all()
+        await engine.dispose()
+        return [tuple(row) for row in points], [tuple(row) for row in links]
+
+    points, links = asyncio.run(scenario())
+    assert points == [(3, 0.5), (4, 0.6)]
+    assert links == [("m-1", "acc", 3, "r1", 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from gateway.tracking.store.values import (
     check_key,
     check_value,
     int_field,
+    json_number,
     now_ms,
     offset_token,
     page_offset,
@@ -97,9 +99,20 @@ class LoggedModelStore(StoreBase):
                 info[field] = value
         if tag_rows:
             info["tags"] = [{"key": t.key, "value": t.value} for t in tag_rows]
+        metric_rows = (
+            await conn.execute(
+                select(s.logged_model_metrics)
+                .where(s.logged_model_metrics.c.model_id == row.model_id)
+                .order_by(
+                    s.logged_model_metrics.c.key, s.logged_model_metrics.c.step, s.logged_model_metrics.c.timestamp
+                )
+            )
+        ).all()
         data: dict[str, Any] = {}
         if param_rows:
             data["params"] = [{"key": p.key, "value": p.value} for p in param_rows]
+        if metric_rows:
+            data["metrics"] = [_linked_metric(m) for m in metric_rows]
         return {"info": info, "data": data}
 
     async def get_logged_model(self, model_id: object) -> dict[str, Any]:
@@ -192,3 +205,20 @@ def model_filter(filter_string: str | None) -> list[ColumnElement[bool]]:
         column = s.logged_models.c[field]
         conditions.append(column != value if left.strip().endswith("!") else column == value)
     return conditions
+
+
+def _linked_metric(row: Any) -> dict[str, Any]:
+    """A metric point linked to a logged model, as MLflow's `Metric` proto carries it."""
+    metric: dict[str, Any] = {
+        "key": row.key,
+        "value": json_number(math.nan if row.is_nan else row.value),
+        "timestamp": row.timestamp,
+        "step": row.step,
+        "model_id": row.model_id,
+        "run_id": row.run_uuid,
+    }
+    if row.dataset_name:
+        metric["dataset_name"] = row.dataset_name
+    if row.dataset_digest:
+        metric["dataset_digest"] = row.dataset_digest
+    return metric

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, insert, select, tuple_, update
+from sqlalchemy import case, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
@@ -31,6 +31,9 @@ from gateway.tracking.store.values import (
     offset_token,
     page_offset,
 )
+
+METRIC_POINT = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
+"""What makes a metric point itself: MLflow stores one row per these values."""
 
 
 class MetricStore(StoreBase):
@@ -82,11 +85,14 @@ class MetricStore(StoreBase):
                 if key == RUN_NAME_TAG:
                     await conn.execute(update(s.runs).where(s.runs.c.run_uuid == row.run_uuid).values(name=value))
             if metrics:
-                await self._insert_metrics(conn, row.run_uuid, metrics)
+                await self._insert_metrics(conn, row, metrics)
 
-    async def _insert_metrics(self, conn: AsyncConnection, run_id: str, points: Sequence[MetricPoint]) -> None:
+    async def _insert_metrics(self, conn: AsyncConnection, run: Any, points: Sequence[MetricPoint]) -> None:
+        """Store each point once (logging it again changes nothing, as in MLflow) and link to their
+        logged models the points that name one."""
+        run_id = run.run_uuid
         await conn.execute(
-            insert(s.metrics),
+            insert_statement(conn, s.metrics).on_conflict_do_nothing(index_elements=list(METRIC_POINT)),
             [
                 {
                     "run_uuid": run_id,
@@ -102,6 +108,28 @@ class MetricStore(StoreBase):
                 for p in points
             ],
         )
+        linked = [p for p in points if p.model_id]
+        for model_id in sorted({p.model_id for p in linked if p.model_id}):
+            await self._model_row(conn, model_id)
+        if linked:
+            await conn.execute(
+                insert_statement(conn, s.logged_model_metrics).on_conflict_do_nothing(),
+                [
+                    {
+                        "model_id": p.model_id,
+                        "key": p.key,
+                        "timestamp": p.timestamp,
+                        "step": p.step,
+                        "run_uuid": run_id,
+                        "value": 0.0 if math.isnan(p.value) else p.value,
+                        "is_nan": math.isnan(p.value),
+                        "experiment_id": run.experiment_id,
+                        "dataset_name": p.dataset_name,
+                        "dataset_digest": p.dataset_digest,
+                    }
+                    for p in linked
+                ],
+            )
         latest: dict[str, MetricPoint] = {}
         for point in points:  # MLflow's "latest": the highest step, then timestamp, then value
             current = latest.get(point.key)
