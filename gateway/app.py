@@ -13,7 +13,7 @@ from gateway.artifacts import api as artifacts_api
 from gateway.artifacts import archive_api, multipart_api
 from gateway.artifacts.multipart_api import SIGNING_KEY
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
-from gateway.http import meta_api, openapi
+from gateway.http import meta_api
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
@@ -22,6 +22,7 @@ from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.logs import event
 from gateway.settings import Settings, SettingsError
+from gateway.tracking import openapi
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (

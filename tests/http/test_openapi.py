@@ -15,9 +15,9 @@ from schemathesis.core.result import Err
 
 from gateway.app import create_app
 from gateway.http.access import ROUTE_ACCESS_KEY, Access
-from gateway.http.openapi import ANY_METHOD, OPENAPI_PATH, OPERATIONS, build_document, route_path, split_path
 from gateway.server import open_destination
 from gateway.settings import Settings
+from gateway.tracking.openapi import ANY_METHOD, OPENAPI_PATH, OPERATIONS, build_document, route_path, split_path
 from tests.gateway_process import RunningGateway
 
 MODES: dict[str, dict[str, Any]] = {
@@ -59,7 +59,7 @@ def test_every_route_is_in_the_document_and_nothing_else(mode: str, tmp_path: Pa
         for method, operation in item.items()
         if operation.get("x-undocumented")
     ]
-    assert undescribed == [], "describe these routes in gateway/http/openapi.py"
+    assert undescribed == [], "describe these routes in gateway/tracking/openapi.py"
 
 
 @pytest.mark.parametrize("mode", MODES)
