@@ -11,18 +11,21 @@ from aiohttp import web
 
 from gateway.artifacts import api as artifacts_api
 from gateway.artifacts import archive_api, multipart_api
+from gateway.artifacts import openapi as artifacts_openapi
 from gateway.artifacts.multipart_api import SIGNING_KEY
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
-from gateway.http import meta_api
+from gateway.auth import openapi as auth_openapi
+from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
+from gateway.http.openapi_schemas import Operations
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.logs import event
 from gateway.settings import Settings, SettingsError
-from gateway.tracking import openapi
+from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
 
 NO_PROXY_MESSAGE = (
@@ -59,7 +62,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[SETTINGS_KEY] = settings
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
-    openapi.add_routes(app)
+    openapi.add_routes(app, openapi_descriptions(settings), tracking_openapi.SCHEMAS)
     if settings.serve_artifacts and repository is not None:
         app[REPOSITORY_KEY] = repository
         app[SIGNING_KEY] = signing_key
@@ -93,6 +96,24 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     if undeclared := undeclared_routes(app):
         raise RuntimeError(f"routes added without an access rule (use gateway.http.access.add_route): {undeclared}")
     return app
+
+
+def openapi_descriptions(settings: Settings) -> Operations:
+    """Every route's OpenAPI description, handed to the document (`gateway.http` imports no capability).
+
+    The UI's only where the UI is served, so that a worker without it still never imports `gateway.ui`.
+    """
+    operations = {
+        **meta_openapi.OPERATIONS,
+        **tracking_openapi.OPERATIONS,
+        **artifacts_openapi.OPERATIONS,
+        **auth_openapi.OPERATIONS,
+    }
+    if settings.ui:
+        from gateway.ui import openapi as ui_openapi
+
+        operations.update(ui_openapi.OPERATIONS)
+    return operations
 
 
 def default_artifact_root(settings: Settings) -> str:

@@ -1,2 +1,2 @@
 """The HTTP kit every capability shares: the access table, errors, middleware, request values, app keys,
-the OpenAPI document and the meta routes (health, version, server-info, metrics)."""
+the API prefixes, the OpenAPI document builder and the meta routes (health, version, server-info, metrics)."""

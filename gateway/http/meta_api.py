@@ -12,6 +12,7 @@ from gateway import __version__
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.errors import ApiError
+from gateway.http.prefixes import SERVER_INFO_PREFIXES
 from gateway.metrics import scrape
 from gateway.settings import Settings
 
@@ -90,6 +91,6 @@ def add_routes(app: web.Application) -> None:
         add_route(app, "GET", path, handler, Access.PUBLIC)
         add_route(app, "HEAD", path, handler, Access.PUBLIC)
     add_route(app, "GET", "/metrics", scrape, Access.READ)  # Prometheus scrapes with a token when auth is on
-    for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
+    for prefix in SERVER_INFO_PREFIXES:
         add_route(app, "GET", f"{prefix}/server-info", server_info, Access.READ)
         add_route(app, "HEAD", f"{prefix}/server-info", server_info, Access.READ)

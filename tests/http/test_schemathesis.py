@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from schemathesis import HookContext
 
 from gateway.app import create_app
+from gateway.http.openapi import build_document
 from gateway.server import open_destination
 from gateway.settings import Settings
-from gateway.tracking.openapi import build_document
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import create_database
 
