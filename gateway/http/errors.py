@@ -27,10 +27,33 @@ class ApiError(Exception):
     def invalid(cls, message: str) -> ApiError:
         return cls(400, "INVALID_PARAMETER_VALUE", message)
 
+    def body(self) -> dict[str, str]:
+        """MLflow 3.17's error JSON: the code and message, then the classification its clients read."""
+        body = {"error_code": self.error_code, "message": self.message}
+        if self.error_code in _CLASSIFICATION:
+            body["sqlstate"], body["error_class"] = _CLASSIFICATION[self.error_code]
+        return body
+
     def response(self) -> web.Response:
-        return web.json_response(
-            {"error_code": self.error_code, "message": self.message}, status=self.status, headers=self.headers
-        )
+        return web.json_response(self.body(), status=self.status, headers=self.headers)
+
+
+_CLASSIFICATION: dict[str, tuple[str, str]] = {
+    # (sqlstate, error_class) as MLflow 3.17's MlflowException derives them from the error code;
+    # codes MLflow does not classify (RESOURCE_EXHAUSTED, NOT_IMPLEMENTED, ...) carry neither field.
+    "BAD_REQUEST": ("KAM00", "INVALID_PARAMETER_VALUE"),
+    "CUSTOMER_UNAUTHORIZED": ("KAM00", "PERMISSION_DENIED"),
+    "ENDPOINT_NOT_FOUND": ("KAM00", "RESOURCE_NOT_FOUND"),
+    "FEATURE_DISABLED": ("KAM00", "FEATURE_DISABLED"),
+    "INTERNAL_ERROR": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+    "INVALID_PARAMETER_VALUE": ("KAM00", "INVALID_PARAMETER_VALUE"),
+    "INVALID_STATE": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+    "NOT_FOUND": ("KAM00", "RESOURCE_NOT_FOUND"),
+    "PERMISSION_DENIED": ("KAM00", "PERMISSION_DENIED"),
+    "RESOURCE_ALREADY_EXISTS": ("KAM00", "RESOURCE_ALREADY_EXISTS"),
+    "RESOURCE_DOES_NOT_EXIST": ("KAM00", "RESOURCE_NOT_FOUND"),
+    "TEMPORARILY_UNAVAILABLE": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+}
 
 
 _REPOSITORY_STATUS: dict[type[repo.RepositoryError], tuple[int, str]] = {

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import __version__
+from gateway import MLFLOW_VERSION, __version__
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.errors import ApiError
@@ -47,8 +47,12 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 
 
+VERSION_HEADER = "X-Artifact-Gateway-Version"
+
+
 async def version(request: web.Request) -> web.Response:
-    return web.Response(text=__version__)
+    """The MLflow version whose protocol is served (clients gate features on it); ours in a header."""
+    return web.Response(text=MLFLOW_VERSION, headers={VERSION_HEADER: __version__})
 
 
 async def server_info(request: web.Request) -> web.Response:
@@ -65,10 +69,10 @@ async def server_info(request: web.Request) -> web.Response:
         and repository.can_presign,
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
-        "features_enabled": {},
-        "artifact_gateway": {"version": __version__, "mode": mode_name(settings)},
+        "features_enabled": {"gateway": False},  # MLflow's AI gateway: not served here
+        "artifact_gateway": {"version": __version__, "mode": mode_name(settings), "mlflow_protocol": MLFLOW_VERSION},
     }
-    return web.json_response(body)
+    return web.json_response(body, headers={VERSION_HEADER: __version__})
 
 
 def mode_name(settings: Settings) -> str:

@@ -25,7 +25,7 @@ SERVER_INFO_OK = json_ok(
             "store_type": STRING,
             "multipart_uploads_enabled": {"type": "boolean"},
             "multipart_downloads_enabled": {"type": "boolean"},
-            "artifact_gateway": obj({"version": STRING, "mode": STRING}),
+            "artifact_gateway": obj({"version": STRING, "mode": STRING, "mlflow_protocol": STRING}),
         },
         ("multipart_uploads_enabled", "multipart_downloads_enabled"),
     )
@@ -63,7 +63,9 @@ META: dict[tuple[str, str], Operation] = {
         READY_OK,
         {"503": READY_503},
     ),
-    ("GET", "/version"): meta("The gateway's version", TEXT_OK),
+    ("GET", "/version"): meta(
+        "The MLflow version whose protocol is served (the gateway's own in X-Artifact-Gateway-Version)", TEXT_OK
+    ),
     ("GET", "/server-info"): meta("MLflow's capability probe", SERVER_INFO_OK),
     ("GET", OPENAPI_PATH): meta("This document", json_ok({"type": "object"})),
     ("GET", "/metrics"): meta(

@@ -16,6 +16,7 @@ from aiohttp.web_exceptions import HTTPException
 from gateway.http.app_keys import REPOSITORY_KEY
 from gateway.http.errors import ApiError, from_store_error, repository_error
 from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
+from gateway.http.unserved import not_served_message, unserved_feature
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
 from gateway.store.errors import StoreError
@@ -56,6 +57,8 @@ IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
 
 def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError:
     if exc.status == 404:
+        if (feature := unserved_feature(request.path)) is not None:
+            return ApiError(404, "ENDPOINT_NOT_FOUND", not_served_message(feature))
         return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.path}")
     if exc.status == 405:
         allowed = exc.headers.get("Allow", "")

@@ -135,7 +135,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "description": (
                 "MLflow's tracking REST API and artifact proxy (mlflow-artifacts), wire-compatible with "
                 "`mlflow server`, as served by this gateway in its current mode. Every error is "
-                '`{"error_code": ..., "message": ...}`. Both /api/... and /ajax-api/... prefixes are served.'
+                '`{"error_code": ..., "message": ..., "sqlstate": ..., "error_class": ...}` as MLflow 3.17 answers it '
+                "(the last two where MLflow classifies the code). Both /api/... and /ajax-api/... prefixes are served."
             ),
         },
         "paths": dict(sorted(paths.items())),

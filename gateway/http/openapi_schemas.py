@@ -42,7 +42,12 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: 
 
 # Component schemas every capability refers to; `build_document` places them around the capabilities' own.
 ERROR_SCHEMA = obj(
-    {"error_code": {**STRING, "example": "INVALID_PARAMETER_VALUE"}, "message": STRING},
+    {
+        "error_code": {**STRING, "example": "INVALID_PARAMETER_VALUE"},
+        "message": STRING,
+        "sqlstate": {**STRING, "example": "KAM00", "description": "MLflow 3.17's classification of the code"},
+        "error_class": {**STRING, "example": "INVALID_PARAMETER_VALUE"},
+    },
     ("error_code", "message"),
     description="Every error the gateway answers, MLflow's shape",
 )

@@ -106,6 +106,8 @@ def test_put_without_file_name_is_400_and_stores_nothing(gateway: RunningGateway
     assert json.loads(body) == {
         "error_code": "INVALID_PARAMETER_VALUE",
         "message": "Artifact path must include a filename (cannot end with '/').",
+        "sqlstate": "KAM00",
+        "error_class": "INVALID_PARAMETER_VALUE",
     }
     assert not (gateway.destination / fresh_dir).exists()
 
@@ -476,15 +478,33 @@ def test_delete_of_a_symlink_removes_the_link_not_its_target(gateway: RunningGat
 
 
 def test_server_info_health_and_version(gateway: RunningGateway) -> None:
+    import gateway as package
+
     for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
         info = requests.get(f"{gateway.url}{prefix}/server-info", timeout=30).json()
         assert info["multipart_uploads_enabled"] is True  # through the gateway's own part URLs
         assert info["multipart_downloads_enabled"] is False  # local disk cannot presign
         assert info["artifact_gateway"]["mode"] == "proxied"
+        assert info["artifact_gateway"]["version"] == package.__version__
+        assert info["features_enabled"] == {"gateway": False}  # MLflow's AI gateway is not served
     assert requests.get(f"{gateway.url}/health", timeout=30).text == "OK"
-    import gateway as package
+    version = requests.get(f"{gateway.url}/version", timeout=30)
+    assert version.text == "3.17.2"  # the MLflow protocol served: the stock client gates log_spans on it
+    assert version.headers["X-Artifact-Gateway-Version"] == package.__version__
 
-    assert requests.get(f"{gateway.url}/version", timeout=30).text == package.__version__
+
+def test_unserved_features_are_named_in_their_404(gateway: RunningGateway) -> None:
+    cases = {
+        ("POST", "/api/2.0/mlflow/registered-models/create"): "model registry",
+        ("GET", "/ajax-api/2.0/mlflow/model-versions/search"): "model registry",
+        ("POST", "/api/3.0/mlflow/traces"): "Tracing",
+        ("POST", "/v1/traces"): "Tracing",
+        ("GET", "/api/2.0/endpoints/"): "AI gateway",
+    }
+    for (method, path), feature in cases.items():
+        response = requests.request(method, f"{gateway.url}{path}", json={}, timeout=30)
+        assert_mlflow_error(response, 404, "ENDPOINT_NOT_FOUND", feature)
+        assert "not served by this server" in response.json()["message"]
 
 
 def test_unknown_route_is_404_json(gateway: RunningGateway) -> None:
