@@ -143,7 +143,9 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     engine = create_engine(settings.backend_store_uri)
     if not settings.artifacts_only:
-        store = TrackingStore(engine, default_artifact_root(settings))
+        store = TrackingStore(
+            engine, default_artifact_root(settings), truncate_long_values=settings.truncate_long_values
+        )
         await store.ensure_default_experiment()
         app[STORE_KEY] = store
     if settings.auth:

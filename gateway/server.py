@@ -40,6 +40,8 @@ from repositories.options import AzureOptions, S3Options
 _RESTART_BACKOFF_S = 1.0
 
 
+MAX_REQUEST_LINE = 64 << 10
+"""Bytes of a request line (method, URL, version); aiohttp's default is 8,190."""
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -230,6 +232,9 @@ async def _run_worker(
         handle_signals=False,
         auto_decompress=False,
         shutdown_timeout=settings.shutdown_timeout_seconds,
+        # A GET naming many runs (get-history-bulk with 1,000 run ids is about 40 KB) must reach the
+        # handler, which answers MLflow's JSON 400 naming the limit, not aiohttp's plain-text refusal.
+        max_line_size=MAX_REQUEST_LINE,
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=tls_context(settings))

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         validation_alias=_env("DEFAULT_ARTIFACT_ROOT", mlflow="MLFLOW_DEFAULT_ARTIFACT_ROOT"),
         description="Artifact root for new experiments (default mlflow-artifacts:/ when serving artifacts).",
     )
+    truncate_long_values: bool = Field(
+        True,
+        validation_alias=_env("TRUNCATE_LONG_VALUES", mlflow="MLFLOW_TRUNCATE_LONG_VALUES"),
+        description="Cut run param values over 6,000 and run tag values over 8,000 characters to that length "
+        "(logged as a warning) instead of refusing them with 400, as MLflow does by default.",
+    )
     fsync: bool = Field(
         True,
         validation_alias=_env("FSYNC"),

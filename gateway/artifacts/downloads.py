@@ -30,7 +30,7 @@ from repositories.errors import BackendError, RepositoryError
 _TEXT_EXTENSIONS = frozenset(
     (
         "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 csv tsv md rst "
-        "ipynb MLmodel MLproject"
+        "ipynb MLmodel mlproject MLproject"  # MLflow lists "mlproject" only, and so serves its own MLproject as binary
     ).split()
 )
 _TOKEN_CHARS = frozenset("!#$%&'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz|~")

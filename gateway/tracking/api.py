@@ -26,7 +26,12 @@ from gateway.tracking.limits import (
     MAX_LOGGED_MODELS,
     MAX_SEARCH_RESULTS,
 )
-from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, now_ms
+from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, missing
+
+MAX_SAMPLED_POINTS = 2500
+"""Points per run of the sampled history route (MLflow's MAX_RESULTS_PER_RUN)."""
+MAX_DATASET_EXPERIMENTS = 20
+"""Experiments per dataset search, as MLflow's UI route allows."""
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -97,12 +102,25 @@ def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int
     return value
 
 
-def _metric(fields: dict[str, Any]) -> MetricPoint:
+def _metric(fields: dict[str, Any], prefix: str = "") -> MetricPoint:
+    """A metric point checked in MLflow's order (key, value, timestamp, step; the key's length last),
+    with MLflow's field names: `prefix` is `metrics[i].` inside a batch."""
+    key = fields.get("key")
+    if key is None or key == "":
+        raise missing(f"{prefix}key")
+    value = metric_value(fields.get("value"), f"{prefix}value")
+    timestamp = int_field(fields.get("timestamp"), f"{prefix}timestamp")
+    if timestamp < 0:
+        raise ApiError.invalid(
+            f"Invalid value {timestamp} for parameter '{prefix}timestamp' supplied: metric '{key}' "
+            f"(value={value}). Timestamp must be a nonnegative long (64-bit integer) "
+        )
+    step = int_field(fields.get("step"), f"{prefix}step", default=0)
     return MetricPoint(
-        key=check_key(fields.get("key")),
-        value=metric_value(fields.get("value")),
-        timestamp=int_field(fields.get("timestamp"), "timestamp", default=now_ms()),
-        step=int_field(fields.get("step"), "step", default=0),
+        key=check_key(key, f"{prefix}key", name_field=f"{prefix}name", label="Metric name"),
+        value=value,
+        timestamp=timestamp,
+        step=step,
         model_id=_text(fields, "model_id"),
         dataset_name=_text(fields, "dataset_name"),
         dataset_digest=_text(fields, "dataset_digest"),
@@ -203,17 +221,19 @@ async def restore_run(request: web.Request, fields: dict[str, Any]) -> dict[str,
 
 
 async def log_metric(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_batch(_run_id(fields), [_metric(fields)], [], [])
+    await _store(request).log_batch(_run_id(fields), [_metric(fields)], [], [], batch=False)
     return {}
 
 
 async def log_parameter(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_batch(_run_id(fields), [], [{"key": fields.get("key"), "value": fields.get("value")}], [])
+    param = {"key": fields.get("key"), "value": fields.get("value")}
+    await _store(request).log_batch(_run_id(fields), [], [param], [], batch=False)
     return {}
 
 
 async def set_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_batch(_run_id(fields), [], [], [{"key": fields.get("key"), "value": fields.get("value")}])
+    tag = {"key": fields.get("key"), "value": fields.get("value")}
+    await _store(request).log_batch(_run_id(fields), [], [], [tag], batch=False)
     return {}
 
 
@@ -223,7 +243,7 @@ async def delete_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, 
 
 
 async def log_batch(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    metrics = [_metric(item) for item in _objects(fields, "metrics")]
+    metrics = [_metric(item, f"metrics[{index}].") for index, item in enumerate(_objects(fields, "metrics"))]
     await _store(request).log_batch(_run_id(fields), metrics, _objects(fields, "params"), _objects(fields, "tags"))
     return {}
 
@@ -282,6 +302,53 @@ async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) 
     if max_results < 1:
         raise ApiError.invalid(f"'max_results' must be from 1 to {MAX_HISTORY}, got {max_results}")
     return {"metrics": await _store(request).metric_history_bulk(run_ids, key, max_results)}
+
+
+async def get_metric_history_bulk_interval(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's UI route for charts: each run's history of one metric, sampled to `max_results` points."""
+    run_ids = [str(run_id) for run_id in _list(fields, "run_ids")]
+    if not run_ids:
+        raise missing("run_ids")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise ApiError.invalid(
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids. See the API docs for more information about request parameters."
+        )
+    key = _text(fields, "metric_key")
+    if key is None:
+        raise missing("metric_key")
+    max_results = int_field(fields.get("max_results"), "max_results", default=MAX_SAMPLED_POINTS)
+    if not 1 <= max_results <= MAX_SAMPLED_POINTS:
+        raise ApiError.invalid(
+            f"max_results must be between 1 and {MAX_SAMPLED_POINTS}. "
+            "See the API docs for more information about request parameters."
+        )
+    start, end = fields.get("start_step"), fields.get("end_step")
+    if (start is None) != (end is None):
+        raise ApiError.invalid("If either start step or end step are specified, both must be specified.")
+    steps = None
+    if start is not None:
+        steps = (int_field(start, "start_step"), int_field(end, "end_step"))
+        if steps[0] > steps[1]:
+            raise ApiError.invalid(
+                f"end_step must be greater than start_step. Found start_step={steps[0]} and end_step={steps[1]}."
+            )
+    points = await _store(request).metric_history_sampled(run_ids, key, max_results, steps)
+    return {"metrics": points} if points else {}
+
+
+async def search_datasets(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's UI route: the datasets the experiments' runs used, with their context."""
+    ids = _list(fields, "experiment_ids")
+    if not ids:
+        raise ApiError.invalid("SearchDatasets request must specify at least one experiment_id.")
+    if len(ids) > MAX_DATASET_EXPERIMENTS:
+        raise ApiError.invalid(
+            f"SearchDatasets request cannot specify more than {MAX_DATASET_EXPERIMENTS} experiment_ids. "
+            f"Received {len(ids)} experiment_ids."
+        )
+    summaries = await _store(request).search_datasets([int_field(i, "experiment_ids") for i in ids])
+    return {"dataset_summaries": summaries} if summaries else {}
 
 
 async def list_run_artifacts(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +426,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("POST", "/runs/outputs", log_outputs, Access.WRITE),
     ("POST", "/runs/search", search_runs, Access.READ),
     ("GET", "/metrics/get-history", get_metric_history, Access.READ),
+    ("GET", "/metrics/get-history-bulk-interval", get_metric_history_bulk_interval, Access.READ),
     ("GET", "/artifacts/list", list_run_artifacts, Access.READ),
     ("POST", "/logged-models", create_logged_model, Access.WRITE),
     ("POST", "/logged-models/search", search_logged_models, Access.READ),
@@ -397,6 +465,7 @@ def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Respons
 
 AJAX_ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/metrics/get-history-bulk", get_metric_history_bulk, Access.READ),
+    ("POST", "/experiments/search-datasets", search_datasets, Access.READ),
 ]
 """Routes MLflow serves only under /ajax-api/2.0/mlflow (for its web UI); scripts call them too."""
 

@@ -92,7 +92,7 @@ SCHEMAS: dict[str, Schema] = {
             "dataset_name": STRING,
             "dataset_digest": STRING,
         },
-        ("key", "value"),
+        ("key", "value", "timestamp"),
     ),
     "MetricPoint": obj({"key": STRING, "value": METRIC_VALUE, "timestamp": INTEGER, "step": INTEGER}),
     "Experiment": obj(
@@ -241,12 +241,13 @@ TRACKING: dict[tuple[str, str], Operation] = {
         "Create a run",
         obj(
             {
-                "experiment_id": {**DECIMAL_ID, "description": "default: the default experiment '0'"},
+                "experiment_id": DECIMAL_ID,
                 "user_id": STRING,
-                "start_time": {**INT64_LIKE, "description": "milliseconds since the epoch; default now"},
+                "start_time": {**INT64_LIKE, "description": "milliseconds since the epoch; default 0, as MLflow"},
                 "run_name": STRING,
                 "tags": array(ref("Tag")),
-            }
+            },
+            ("experiment_id",),
         ),
         json_ok(obj({"run": ref("Run")}, ("run",))),
     ),
@@ -266,13 +267,13 @@ TRACKING: dict[tuple[str, str], Operation] = {
             {
                 "key": KEY,
                 "value": METRIC_VALUE,
-                "timestamp": {**INT64_LIKE, "description": "milliseconds since the epoch; default now"},
+                "timestamp": {**INT64_LIKE, "description": "milliseconds since the epoch"},
                 "step": {**INT64_LIKE, "description": "default 0"},
                 "model_id": STRING,
                 "dataset_name": STRING,
                 "dataset_digest": STRING,
             },
-            ("key", "value"),
+            ("key", "value", "timestamp"),
         ),
         EMPTY_OK,
     ),
@@ -355,6 +356,23 @@ TRACKING: dict[tuple[str, str], Operation] = {
             query("max_results", HISTORY_MAX_RESULTS),
         ],
         json_ok(obj({"metrics": array({"type": "object"})}, ("metrics",))),
+    ),
+    ("GET", "/metrics/get-history-bulk-interval"): tracking_get(
+        f"MLflow's UI chart route: one metric's history for up to {MAX_BULK_RUNS} runs, each sampled evenly "
+        "(first and last points kept)",
+        [
+            {**query("run_ids", array(STRING), f"1 to {MAX_BULK_RUNS} run ids", required=True), "explode": True},
+            query("metric_key", KEY, required=True),
+            query("max_results", {"type": "integer", "minimum": 1, "maximum": 2500, "default": 2500}, "per run"),
+            query("start_step", INT64_LIKE, "with end_step: only steps in [start_step, end_step]"),
+            query("end_step", INT64_LIKE),
+        ],
+        json_ok(obj({"metrics": array({"type": "object"})})),
+    ),
+    ("POST", "/experiments/search-datasets"): tracking_post(
+        "MLflow's UI route (under /ajax-api only): the datasets the experiments' runs used",
+        obj({"experiment_ids": array(DECIMAL_ID, minItems=1, maxItems=20)}, ("experiment_ids",)),
+        json_ok(obj({"dataset_summaries": array({"type": "object"})})),
     ),
     ("GET", "/metrics/get-history"): tracking_get(
         "A metric's history",

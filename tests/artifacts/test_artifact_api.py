@@ -520,7 +520,7 @@ def test_wrong_method_is_405_json_with_allow(gateway: RunningGateway) -> None:
 
 
 def test_the_default_mode_serves_tracking_beside_artifacts(gateway: RunningGateway) -> None:
-    response = requests.post(f"{gateway.url}/api/2.0/mlflow/runs/create", json={}, timeout=30)
+    response = requests.post(f"{gateway.url}/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}, timeout=30)
     assert response.status_code == 200
     assert response.json()["run"]["info"]["artifact_uri"].startswith("mlflow-artifacts:/0/")
 

@@ -113,7 +113,7 @@ def test_request_schemas_name_what_the_handlers_read(tmp_path: Path) -> None:
     create = body("/api/2.0/mlflow/experiments/create")
     assert create["required"] == ["name"] and {"artifact_location", "tags"} <= set(create["properties"])
     metric = body("/api/2.0/mlflow/runs/log-metric")
-    assert set(metric["required"]) == {"key", "value"}
+    assert set(metric["required"]) == {"key", "value", "timestamp"}
     assert {"run_id", "run_uuid", "timestamp", "step", "model_id"} <= set(metric["properties"])
     assert metric["anyOf"] == [{"required": ["run_id"]}, {"required": ["run_uuid"]}]
     complete = body("/api/2.0/mlflow-artifacts/mpu/complete/{path}")

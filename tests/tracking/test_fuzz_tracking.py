@@ -133,9 +133,19 @@ HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 1
             "given twice",
         ),
         # The same kind, found while fixing it: fields passed to the database unchecked.
-        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "model_id": {"x": 1}}, "model_id"),
-        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 1, "dataset_name": [1]}, "dataset"),
-        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 10**400}, "value"),
+        (
+            "POST",
+            "/runs/log-metric",
+            {"run_id": "{run_id}", "key": "k", "value": 1, "timestamp": 1, "model_id": {"x": 1}},
+            "model_id",
+        ),
+        (
+            "POST",
+            "/runs/log-metric",
+            {"run_id": "{run_id}", "key": "k", "value": 1, "timestamp": 1, "dataset_name": [1]},
+            "dataset",
+        ),
+        ("POST", "/runs/log-metric", {"run_id": "{run_id}", "key": "k", "value": 10**400, "timestamp": 1}, "value"),
         ("POST", "/runs/log-inputs", {"run_id": "{run_id}", "datasets": [{"dataset": "x"}]}, "dataset"),
         (
             "POST",

@@ -118,9 +118,9 @@ def test_get_artifact_refusals_are_clear(
 
 def test_get_artifact_without_served_artifacts_is_501_and_absent_in_artifacts_only_mode(tmp_path: Path) -> None:
     with run_gateway(tmp_path / "a", "--no-serve-artifacts", "--default-artifact-root", "s3://bucket/root") as gw:
-        run_id = requests.post(f"{gw.url}/api/2.0/mlflow/runs/create", json={}, timeout=10).json()["run"]["info"][
-            "run_id"
-        ]
+        run_id = requests.post(f"{gw.url}/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}, timeout=10).json()[
+            "run"
+        ]["info"]["run_id"]
         status, _, body = gw.raw_request("GET", f"/get-artifact?run_id={run_id}&path=model.pkl")
         assert status == 501
         assert json.loads(body)["message"].startswith(

@@ -12,11 +12,28 @@ from gateway.tracking.store.experiments import ExperimentStore
 from gateway.tracking.store.logged_models import LoggedModelStore
 from gateway.tracking.store.metrics import MetricStore
 from gateway.tracking.store.runs import RunStore
-from gateway.tracking.store.values import MetricPoint, check_key, int_field, metric_value, now_ms, offset_token
+from gateway.tracking.store.values import (
+    MetricPoint,
+    check_key,
+    int_field,
+    metric_value,
+    missing,
+    now_ms,
+    offset_token,
+)
 
 
 class TrackingStore(ExperimentStore, RunStore, MetricStore, DatasetStore, LoggedModelStore):
     """The tracking store: every entity's operations over one async SQLAlchemy engine."""
 
 
-__all__ = ["MetricPoint", "TrackingStore", "check_key", "int_field", "metric_value", "now_ms", "offset_token"]
+__all__ = [
+    "MetricPoint",
+    "TrackingStore",
+    "check_key",
+    "int_field",
+    "metric_value",
+    "missing",
+    "now_ms",
+    "offset_token",
+]

@@ -15,9 +15,11 @@ from gateway.tracking.store.values import ACTIVE, int_field, no_run, not_found, 
 class StoreBase:
     """The metadata store over one async SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine, default_artifact_root: str) -> None:
+    def __init__(self, engine: AsyncEngine, default_artifact_root: str, *, truncate_long_values: bool = True) -> None:
         self.engine = engine
         self.default_artifact_root = default_artifact_root
+        self.truncate = truncate_long_values
+        """Cut run param and tag values over MLflow's limits instead of refusing them (MLflow's default)."""
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""

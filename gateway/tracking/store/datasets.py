@@ -5,14 +5,47 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import select
+
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.sql import upsert
+from gateway.tracking.store.values import possible_experiment_id
+
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+MAX_DATASET_SUMMARIES = 1000
 
 
 class DatasetStore(StoreBase):
-    """A run's dataset inputs."""
+    """A run's dataset inputs, and the datasets an experiment's runs used."""
+
+    async def search_datasets(self, experiment_ids: list[int]) -> list[dict[str, Any]]:
+        """The distinct (experiment, dataset name, digest, context) of the experiments' runs' inputs, as
+        MLflow's UI lists them (at most 1,000)."""
+        query = (
+            select(s.runs.c.experiment_id, s.run_inputs.c.name, s.run_inputs.c.digest, s.run_inputs.c.tags)
+            .join(s.runs, s.runs.c.run_uuid == s.run_inputs.c.run_uuid)
+            .where(s.runs.c.experiment_id.in_([i for i in experiment_ids if possible_experiment_id(i)]))
+            .distinct()
+            .order_by(s.runs.c.experiment_id, s.run_inputs.c.name, s.run_inputs.c.digest)
+        )
+        summaries: dict[tuple[int, str, str, str | None], None] = {}
+        async with self.engine.connect() as conn:
+            async for row in await conn.stream(query):
+                context = next(
+                    (tag.get("value") for tag in json.loads(row.tags) if tag.get("key") == DATASET_CONTEXT_TAG), None
+                )
+                summaries[(row.experiment_id, row.name, row.digest, context)] = None
+                if len(summaries) >= MAX_DATASET_SUMMARIES:
+                    break
+        found = []
+        for experiment_id, name, digest, context in summaries:
+            summary = {"experiment_id": str(experiment_id), "name": name, "digest": digest}
+            if context is not None:
+                summary["context"] = context
+            found.append(summary)
+        return found
 
     async def log_inputs(self, run_id: object, datasets: list[dict[str, Any]]) -> None:
         async with self.engine.begin() as conn:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, select, tuple_, update
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
@@ -36,6 +36,20 @@ METRIC_POINT = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
 """What makes a metric point itself: MLflow stores one row per these values."""
 
 
+def _check_batch_size(metrics: int, params: int, tags: int) -> None:
+    for count, limit, what in (
+        (params, MAX_BATCH_PARAMS, "params"),
+        (metrics, MAX_BATCH_METRICS, "metrics"),
+        (tags, MAX_BATCH_TAGS, "tags"),
+        (metrics + params + tags, MAX_BATCH_TOTAL, "metrics, params, and tags"),
+    ):
+        if count > limit:
+            raise InvalidValue(
+                f"A batch logging request can contain at most {limit} {what}. Got {count} {what}. "
+                "Please split up params across multiple requests and try again."
+            )
+
+
 class MetricStore(StoreBase):
     """Logging a batch of metrics, params and tags; reading metric histories."""
 
@@ -45,21 +59,37 @@ class MetricStore(StoreBase):
         metrics: Sequence[MetricPoint],
         params: Sequence[dict[str, Any]],
         tags: Sequence[dict[str, Any]],
+        *,
+        batch: bool = True,
     ) -> None:
-        if (
-            len(metrics) > MAX_BATCH_METRICS
-            or len(params) > MAX_BATCH_PARAMS
-            or len(tags) > MAX_BATCH_TAGS
-            or (len(metrics) + len(params) + len(tags) > MAX_BATCH_TOTAL)
-        ):
-            raise InvalidValue(
-                f"A batch logging request can contain at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} "
-                f"params, {MAX_BATCH_TAGS} tags and {MAX_BATCH_TOTAL} entities in total"
+        """Log metrics (checked by the caller), params and tags to an active run, in one transaction.
+
+        Checked in MLflow's order: every param and tag, then the batch's size, then repeated param
+        keys, then the run. `batch` names fields as a log-batch request does (`params[0].key`); false
+        for log-parameter and set-tag. A param or tag value over MLflow's limit is cut to it (with a
+        warning in the log) when the store truncates long values, MLflow's default."""
+        checked_params = []
+        for index, param in enumerate(params):
+            prefix = f"params[{index}]." if batch else ""
+            key = check_key(param.get("key"), f"{prefix}key", label="Param key")
+            value = check_value(
+                param.get("value"), MAX_PARAM_VALUE, f"{prefix}value", label="Param value", truncate=self.truncate
             )
-        checked_params = [
-            (check_key(p.get("key")), check_value(p.get("value"), MAX_PARAM_VALUE, "value")) for p in params
-        ]
-        checked_tags = [(check_key(t.get("key")), check_value(t.get("value"), MAX_TAG_VALUE, "value")) for t in tags]
+            checked_params.append((key, value))
+        checked_tags = []
+        for index, tag in enumerate(tags):
+            prefix = f"tags[{index}]." if batch else ""
+            key = check_key(tag.get("key"), f"{prefix}key")
+            checked_tags.append(
+                (key, check_value(tag.get("value"), MAX_TAG_VALUE, f"{prefix}value", truncate=self.truncate))
+            )
+        _check_batch_size(len(metrics), len(params), len(tags))
+        keys = [key for key, _ in checked_params]
+        if repeated := sorted({key for key in keys if keys.count(key) > 1}):
+            raise InvalidValue(
+                f"Duplicate parameter keys have been submitted: {repeated}. Please ensure the request contains "
+                "only one param value per param key."
+            )
         async with self.engine.begin() as conn:
             row = await self._active_run(conn, run_id)
             for key, value in checked_params:
@@ -225,3 +255,59 @@ class MetricStore(StoreBase):
                 raise no_run(run_id)
             found.extend(by_run[run_id])
         return found[:max_results]
+
+    async def metric_history_sampled(
+        self, run_ids: list[str], key: str, max_results: int, steps: tuple[int, int] | None
+    ) -> list[dict[str, Any]]:
+        """Up to `max_results` points of one metric per run, evenly spread over its history (first
+        and last kept; one point is the last), each with its `run_id`: MLflow's
+        GetMetricHistoryBulkInterval, sampled in SQL as MLflow samples it, so a history of any length
+        costs about `max_results` rows. Runs in the order given; an unknown run has no points."""
+        found: list[dict[str, Any]] = []
+        async with self.engine.connect() as conn:
+            for run_id in run_ids:
+                where = [s.metrics.c.run_uuid == run_id, s.metrics.c.key == key]
+                if steps is not None:
+                    where += [s.metrics.c.step >= steps[0], s.metrics.c.step <= steps[1]]
+                found.extend(
+                    {
+                        "key": key,
+                        "value": json_number(math.nan if row.is_nan else row.value),
+                        "timestamp": row.timestamp,
+                        "step": row.step,
+                        "run_id": run_id,
+                    }
+                    for row in await _sampled_points(conn, where, max_results)
+                )
+        return found
+
+
+async def _sampled_points(conn: AsyncConnection, where: list[Any], max_results: int) -> list[Any]:
+    """The first point of each of `max_results` equal buckets of the ordered history, and its last point."""
+    m = s.metrics.c
+    bucketed = (
+        select(
+            m.value, m.timestamp, m.step, m.is_nan, func.ntile(max_results).over(order_by=_POINT_ORDER).label("bucket")
+        )
+        .where(*where)
+        .subquery()
+    )
+    b = bucketed.c
+    first_in_bucket = func.row_number().over(partition_by=b.bucket, order_by=[b.step, b.timestamp, b.value, b.is_nan])
+    ranked = select(b.value, b.timestamp, b.step, b.is_nan, first_in_bucket.label("rn")).subquery()
+    r = ranked.c
+    query = (
+        select(r.value, r.timestamp, r.step, r.is_nan).where(r.rn == 1).order_by(r.step, r.timestamp, r.value, r.is_nan)
+    )
+    rows = list((await conn.execute(query)).all())
+    newest = select(m.value, m.timestamp, m.step, m.is_nan).where(*where)
+    last = (await conn.execute(newest.order_by(*(column.desc() for column in _POINT_ORDER)).limit(1))).first()
+    if last is not None and (not rows or tuple(rows[-1]) != tuple(last)):
+        if len(rows) >= max_results:
+            rows[-1] = last
+        else:
+            rows.append(last)
+    return rows
+
+
+_POINT_ORDER = (s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.value, s.metrics.c.is_nan)

@@ -27,6 +27,7 @@ from gateway.tracking.store.values import (
     default_run_name,
     int_field,
     json_number,
+    missing,
     not_found,
     now_ms,
     offset_token,
@@ -41,16 +42,28 @@ class RunStore(StoreBase):
     async def create_run(
         self, experiment_id: object, user_id: object, start_time: object, run_name: object, tags: list[dict[str, Any]]
     ) -> dict[str, Any]:
+        if experiment_id is None or experiment_id == "":
+            raise missing("experiment_id")  # MLflow: a foreign-key error from the database, also a 400
         run_id = uuid.uuid4().hex
-        tag_values = {check_key(t.get("key")): check_value(t.get("value"), MAX_TAG_VALUE, "value") for t in tags}
-        name = (
-            run_name if isinstance(run_name, str) and run_name else tag_values.get(RUN_NAME_TAG) or default_run_name()
-        )
+        tag_values = {
+            check_key(t.get("key")): check_value(t.get("value"), MAX_TAG_VALUE, "value", truncate=self.truncate)
+            for t in tags
+        }
+        tagged = tag_values.get(RUN_NAME_TAG)
+        if isinstance(run_name, str) and run_name and tagged is not None and tagged != run_name:
+            raise InvalidValue(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+                f"(run_name='{run_name}', mlflow.runName='{tagged}')."
+            )
+        name = run_name if isinstance(run_name, str) and run_name else tagged or default_run_name()
         tag_values[RUN_NAME_TAG] = name
         async with self.engine.begin() as conn:
-            experiment = await self._experiment_row(conn, experiment_id if experiment_id not in (None, "") else 0)
+            experiment = await self._experiment_row(conn, experiment_id)
             if experiment.lifecycle_stage != ACTIVE:
-                raise InvalidValue(f"The experiment {experiment.experiment_id} must be in the 'active' state")
+                raise InvalidValue(
+                    f"The experiment {experiment.experiment_id} must be in the 'active' state. "
+                    f"Current state is {experiment.lifecycle_stage}."
+                )
             await conn.execute(
                 insert(s.runs).values(
                     run_uuid=run_id,
@@ -58,7 +71,7 @@ class RunStore(StoreBase):
                     name=name,
                     user_id=user_id if isinstance(user_id, str) else "",
                     status="RUNNING",
-                    start_time=int_field(start_time, "start_time", default=now_ms()),
+                    start_time=int_field(start_time, "start_time", default=0),  # as MLflow
                     end_time=None,
                     lifecycle_stage=ACTIVE,
                     artifact_uri=f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",

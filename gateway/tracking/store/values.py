@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import logging
 import math
+import posixpath
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ from gateway.tracking.limits import MAX_KEY
 ACTIVE, DELETED = "active", "deleted"
 DEFAULT_EXPERIMENT_ID = 0
 RUN_NAME_TAG = "mlflow.runName"
+_log = logging.getLogger("artifact_gateway.store")
 _ADJECTIVES = "able bold calm clever eager fair gentle happy keen lucid merry noble polite quick rare sunny".split()
 _NOUNS = "ant bear cat colt crane deer dove eel finch fox goat hawk lark lynx owl pug ram seal toad wolf".split()
 
@@ -34,8 +39,25 @@ def now_ms() -> int:
 
 def no_run(run_id: object) -> StoreError:
     if not isinstance(run_id, str) or not run_id:
-        return InvalidValue("Missing value for required parameter 'run_id'")
+        return missing("run_id")
     return not_found(f"Run with id={run_id} not found")
+
+
+_SEE_DOCS = "See the API docs for more information about request parameters."
+
+
+def missing(field: str) -> InvalidValue:
+    """MLflow's words for a required field that is absent or empty."""
+    return InvalidValue(f"Missing value for required parameter '{field}'. {_SEE_DOCS}")
+
+
+def wrong_type(value: object, field: str) -> InvalidValue:
+    """MLflow's words for a field of the wrong JSON type (its two spaces after 'supplied:' included)."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return InvalidValue(
+        f"Invalid value {shown} for parameter '{field}' supplied:  Hint: Value was of type "
+        f"'{type(value).__name__}'. {_SEE_DOCS}"
+    )
 
 
 def not_found(what: str) -> NotFound:
@@ -73,55 +95,94 @@ def offset_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def check_key(key: object, field: str = "key") -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidValue(f"Missing value for required parameter '{field}'")
+_NAME = re.compile(r"^[/\w.\- :]*$")
+
+
+def check_key(key: object, field: str = "key", *, name_field: str | None = None, label: str | None = None) -> str:
+    """A metric, param or tag name as MLflow checks it: present (`field`), of safe characters and a
+    path that stays itself (`name_field`, MLflow's name for it there), at most 250 characters (`label`)."""
+    if key is None or key == "":
+        raise missing(field)
+    if not isinstance(key, str):
+        raise wrong_type(key, field)
+    shown_as = name_field or field
+    if not _NAME.match(key):
+        raise InvalidValue(
+            f"Invalid value \"{key}\" for parameter '{shown_as}' supplied: Names may only contain alphanumerics, "
+            "underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+        )
+    resolved = posixpath.normpath(key)
+    if resolved != key or resolved == "." or resolved.startswith(("..", "/")):
+        raise InvalidValue(
+            f"Invalid value \"{key}\" for parameter '{shown_as}' supplied: Names may be treated as files in certain "
+            f"cases, and must not resolve to other names when treated as such. This name would resolve to '{resolved}'"
+        )
     if len(key) > MAX_KEY:
-        raise InvalidValue(f"'{field}' '{key[:50]}...' is longer than {MAX_KEY} characters")
-    if key.startswith("/") or ".." in key.split("/"):
-        raise InvalidValue(f"Invalid value '{key}' for parameter '{field}': not a safe name")
+        raise too_long(label or field, MAX_KEY)
     return key
 
 
-def check_value(value: object, limit: int, field: str) -> str:
+def too_long(label: str, limit: int) -> InvalidValue:
+    return InvalidValue(f"'{label}' exceeds the maximum length of {limit} characters")
+
+
+def check_value(value: object, limit: int, field: str, *, label: str | None = None, truncate: bool = False) -> str:
+    """A param or tag value: a string (null is empty, as MLflow stores it) of at most `limit`
+    characters; a longer one is cut to `limit` when `truncate` (MLflow's default for run params and
+    tags), else refused naming `label` (MLflow's name for it there; `field` by default)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidValue(f"'{field}' must be a string")
+        raise wrong_type(value, field)
     if len(value) > limit:
-        raise InvalidValue(f"'{field}' is longer than {limit} characters")
+        if not truncate:
+            raise too_long(label or field, limit)
+        _log.warning(
+            "value truncated",
+            extra={"fields": {"field": field, "length": len(value), "kept": limit}},
+        )
+        value = value[:limit]
     return value
 
 
-def metric_value(value: object) -> float:
-    if isinstance(value, bool) or value is None:
-        raise InvalidValue("Missing value for required parameter 'value' (a number)")
+def metric_value(value: object, field: str = "value") -> float:
+    """A metric's value: a JSON number, or a string of one (protobuf's JSON spells NaN and the
+    infinities as strings; MLflow's parser takes any numeric string)."""
+    if value is None:
+        raise missing(field)
+    if isinstance(value, bool):
+        raise wrong_type(value, field)
     if isinstance(value, int | float):
         try:
             return float(value)
         except OverflowError:  # an integer beyond any double
-            raise InvalidValue(f"Invalid metric value {value}: out of the range of a double") from None
-    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
-        return float(value.replace("Infinity", "inf"))
-    raise InvalidValue(f"Invalid metric value {value!r}: must be a number")
+            raise InvalidValue(f"Invalid value {value} for parameter '{field}': out of the range of a double") from None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value.replace("Infinity", "inf"))  # "1.5", "NaN", "-Infinity", as protobuf's parser
+    raise wrong_type(value, field)
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def int_field(value: object, field: str, *, default: int | None = None) -> int:
+    """A 64-bit integer (a JSON number or a string of one, as protobuf's JSON allows); `default` when
+    absent, else MLflow's 'Missing value' 400."""
     if value is None or value == "":
         if default is None:
-            raise InvalidValue(f"Missing value for required parameter '{field}'")
+            raise missing(field)
         return default
-    if isinstance(value, bool):
-        raise InvalidValue(f"'{field}' must be an integer")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise wrong_type(value, field)
     try:
-        number: int = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidValue(f"'{field}' must be an integer, got {value!r}") from None
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (ValueError, OverflowError):
+        number = None
+    if number is None:
+        raise wrong_type(value, field)
     if not INT64_MIN <= number <= INT64_MAX:  # what the database (and MLflow's protobufs) can hold
-        raise InvalidValue(f"'{field}' is out of the 64-bit integer range: {value!r}")
+        raise InvalidValue(f"Invalid value {value} for parameter '{field}': out of the 64-bit integer range")
     return number
 
 
