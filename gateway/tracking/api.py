@@ -49,8 +49,10 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw:
         return {}
+    if "Content-Type" not in request.headers:
+        raise ApiError.invalid("Bad Request. Content-Type header is missing.")
     if request.content_type != "application/json":
-        raise ApiError(400, "BAD_REQUEST", "Bad Request. Content-Type must be one of ['application/json'].")
+        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -346,7 +346,10 @@ def test_run_level_validation(tracking: RunningGateway) -> None:
     text = requests.post(
         f"{tracking.url}{TRACKING}/runs/create", data=b"{}", headers={"Content-Type": "text/plain"}, timeout=30
     )
-    assert (text.status_code, text.json()["error_code"]) == (400, "BAD_REQUEST")
+    assert (text.status_code, text.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")  # MLflow's code for it
+    assert text.json()["message"] == "Bad Request. Content-Type must be one of ['application/json']."
+    bare = requests.post(f"{tracking.url}{TRACKING}/runs/create", data=b"{}", timeout=30)
+    assert (bare.status_code, bare.json()["message"]) == (400, "Bad Request. Content-Type header is missing.")
     nan = post("/runs/log-metric", {"run_id": run_id, "key": "n", "value": "NaN", "timestamp": 1})
     assert nan.status_code == 200
     assert MlflowClient().get_run(run_id).data.metrics["n"] != MlflowClient().get_run(run_id).data.metrics["n"]
