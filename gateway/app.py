@@ -22,7 +22,7 @@ from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_
 from gateway.http.openapi_schemas import Operations
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
-from gateway.locations import LOCATIONS_KEY, ArtifactLocations
+from gateway.locations import LOCATIONS_KEY, ArtifactLocations, own_proxy_url
 from gateway.logs import event
 from gateway.settings import Settings, SettingsError
 from gateway.tracking import openapi as tracking_openapi
@@ -63,13 +63,14 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
     openapi.add_routes(app, openapi_descriptions(settings), tracking_openapi.SCHEMAS)
-    if settings.serve_artifacts and repository is not None:
+    if repository is not None:
         app[REPOSITORY_KEY] = repository
+        app.cleanup_ctx.append(_repository_lifecycle)
+    if settings.serve_artifacts and repository is not None:
         app[SIGNING_KEY] = signing_key
         artifacts_api.add_routes(app)
         archive_api.add_routes(app)
         multipart_api.add_routes(app)
-        app.cleanup_ctx.append(_repository_lifecycle)
     else:
         for prefix in ARTIFACTS_PREFIXES:
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(NO_PROXY_MESSAGE), Access.READ)
@@ -80,13 +81,17 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         from gateway.artifacts import run_artifacts
         from gateway.tracking import api as tracking_api
 
-        app[LOCATIONS_KEY] = ArtifactLocations(default_artifact_root(settings), repository)
+        root = default_artifact_root(settings)
+        own_root = serves_file_root(settings) or (
+            settings.serve_artifacts and own_proxy_url(root, settings.public_url, settings.port)
+        )
+        app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
         from gateway import ui
 
-        ui.add_routes(app, tracking=not settings.artifacts_only, artifacts=REPOSITORY_KEY in app)
+        ui.add_routes(app, tracking=not settings.artifacts_only, artifacts=SIGNING_KEY in app)
     if settings.auth:
         from gateway.auth import admin_api
 
@@ -126,6 +131,12 @@ def default_artifact_root(settings: Settings) -> str:
         "--no-serve-artifacts needs --default-artifact-root (e.g. s3://bucket/path, or "
         "mlflow-artifacts://artifacts-host:5000/root for a separate --artifacts-only server)"
     )
+
+
+def serves_file_root(settings: Settings) -> bool:
+    """Whether a no-proxy server stores runs' artifacts itself, under the operator's `file:` root."""
+    root = settings.default_artifact_root or ""
+    return not settings.serve_artifacts and not settings.artifacts_only and root.lower().startswith("file:")
 
 
 def uses_database(settings: Settings) -> bool:

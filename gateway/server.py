@@ -24,7 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway import __version__
-from gateway.app import create_app, default_artifact_root, uses_database
+from gateway.app import create_app, default_artifact_root, serves_file_root, uses_database
 from gateway.http.meta_api import mode_name
 from gateway.http.middleware import IN_FLIGHT_KEY
 from gateway.logs import event
@@ -65,9 +65,17 @@ def repository_options(settings: Settings) -> RepositoryOptions:
 
 
 def open_destination(settings: Settings) -> ArtifactRepository | None:
-    """The artifact repository (not started), or None when artifacts are not served."""
+    """The artifact repository (not started): the destination when artifacts are served; with
+    --no-serve-artifacts, a `file:` --default-artifact-root (served through the run routes only, as
+    MLflow serves such a root); else None."""
     if not settings.serve_artifacts:
-        return None
+        if not serves_file_root(settings):
+            return None
+        assert settings.default_artifact_root is not None
+        try:
+            return open_repository(settings.default_artifact_root, repository_options(settings))
+        except RepositoryError as exc:
+            raise SettingsError(f"default artifact root: {exc.message}") from None
     try:
         return open_repository(settings.artifacts_destination, repository_options(settings))
     except RepositoryError as exc:

@@ -58,7 +58,7 @@ async def version(request: web.Request) -> web.Response:
 async def server_info(request: web.Request) -> web.Response:
     """What MLflow's client probes before large transfers; flags are true only when they work."""
     settings = request.app[SETTINGS_KEY]
-    repository = request.app.get(REPOSITORY_KEY)
+    repository = request.app.get(REPOSITORY_KEY) if settings.serve_artifacts else None
     body: dict[str, object] = {
         **({} if settings.artifacts_only else {"store_type": "SqlStore"}),
         "workspaces_enabled": False,

@@ -87,7 +87,7 @@ def archive_url(path: ArtifactPath, archive_format: str) -> str:
 
 async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> dict[str, Any]:
     """The run page's artifact box: the top-level entries, or where the artifacts live instead."""
-    root = request.app[LOCATIONS_KEY].served_root(info["artifact_uri"])
+    root = request.app[LOCATIONS_KEY].browsable_root(info["artifact_uri"])
     if root is None:
         return {"served": False, "uri": info["artifact_uri"]}
     place = _run_place(info, root)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
-from gateway.tracking.store.values import ACTIVE, int_field, no_run, not_found, possible_experiment_id
+from gateway.tracking.store.values import ACTIVE, int_field, missing, no_run, not_found, possible_experiment_id
 
 
 class StoreBase:
@@ -27,7 +27,14 @@ class StoreBase:
             await conn.execute(select(1))
 
     async def _experiment_row(self, conn: AsyncConnection, experiment_id: object) -> Any:
-        numeric = int_field(experiment_id, "experiment_id")
+        if experiment_id is None or experiment_id == "":
+            raise missing("experiment_id")
+        try:
+            numeric = int_field(experiment_id, "experiment_id")
+        except InvalidValue:
+            raise InvalidValue(
+                f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer."
+            ) from None
         row = (
             (await conn.execute(select(s.experiments).where(s.experiments.c.experiment_id == numeric))).first()
             if possible_experiment_id(numeric)
