@@ -31,7 +31,7 @@ from gateway.logs import event
 from gateway.memory import freeze_startup_objects, return_freed_memory_when_idle, tune_allocator
 from gateway.metrics import forget_worker, use_private_multiprocess_dir
 from gateway.settings import Settings, SettingsError
-from gateway.store.startup import migrate_store
+from gateway.store.startup import migrate_store, without_password
 from repositories import ArtifactRepository, open_repository
 from repositories.errors import RepositoryError
 from repositories.factory import RepositoryOptions
@@ -201,6 +201,7 @@ def serve(settings: Settings) -> None:
         mode=mode_name(settings),
         workers=settings.workers,
         artifacts_destination=str(getattr(repository, "root", None) or settings.artifacts_destination),
+        backend_store=without_password(settings.backend_store_uri) if uses_database(settings) else None,
     )
     if not ipaddress.ip_address(host).is_loopback:
         if not settings.auth:

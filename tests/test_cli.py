@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.store.startup import without_password
 from tests.gateway_process import gateway_command, run_cli, run_gateway
 
 
@@ -326,3 +329,69 @@ def test_concurrent_migrations_of_one_postgresql_store_take_turns(postgres_dsn: 
             await connection.close()
 
     assert len(asyncio.run(versions())) == 1
+
+
+def test_dev_serve_resolves_relative_paths_from_where_it_is_run(tmp_path: Path) -> None:
+    """`./dev serve` changes into the checkout to find its venv, then back: a relative
+    `--artifacts-destination ./art` or `sqlite:///rel.db` lands where the user ran it, not in the checkout."""
+    checkout = Path(__file__).resolve().parent.parent
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    stamp = hashlib.sha256(
+        (checkout / "requirements/runtime.txt").read_bytes() + (checkout / "pyproject.toml").read_bytes()
+    )
+    (venv / f".installed-{stamp.hexdigest()[:16]}").touch()  # installed already: ./dev installs nothing
+    (venv / "bin/python").symlink_to(sys.executable)
+    gateway = venv / "bin/artifact-gateway"
+    gateway.write_text('#!/bin/sh\necho "cwd=$PWD args=$*"\n')  # stands in for the server: says where it runs
+    gateway.chmod(0o755)
+    user_dir = tmp_path / "user"
+    user_dir.mkdir()
+    result = subprocess.run(
+        [str(checkout / "dev"), "serve", "--artifacts-destination", "./art"],
+        cwd=user_dir,
+        env={**os.environ, "VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"cwd={user_dir} args=serve --artifacts-destination ./art"
+
+
+def test_the_start_line_names_the_database_without_its_password(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gateway_command("serve", "--port", "0", "--backend-store-uri", "sqlite:///rel.db"),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while '"listening"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert '"backend_store": "sqlite:///rel.db"' in log.read_text()
+        assert (tmp_path / "rel.db").is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert without_password("postgresql://u:s3cret@db:5432/x") == "postgresql://u:***@db:5432/x"
+
+
+def test_a_store_in_a_missing_directory_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", "0", "--backend-store-uri", f"sqlite:///{tmp_path}/missing/x.db")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"the directory {tmp_path}/missing of the SQLite database does not exist" in lines[0]
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_mlflow_file_store_uri_says_it_is_not_served_directly(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", "0", "--backend-store-uri", "./mlruns")
+    assert result.returncode != 0
+    assert "an MLflow file store such as ./mlruns is not served directly" in result.stderr

@@ -26,7 +26,13 @@ def async_url(uri: str) -> str:
     try:
         url = make_url(uri)
     except ArgumentError:
-        raise DatabaseError(f"'{uri}' is not a database URI; use sqlite:///path.db or postgresql://...") from None
+        hint = (
+            " (an MLflow file store such as ./mlruns is not served directly: the gateway keeps its metadata in "
+            "SQLite or PostgreSQL)"
+            if "://" not in uri
+            else ""
+        )
+        raise DatabaseError(f"'{uri}' is not a database URI; use sqlite:///path.db or postgresql://...{hint}") from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         if url.database in (None, "", ":memory:"):
@@ -80,8 +86,11 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 def _lock_file(database: str) -> int:
-    """Create the database's directory and hold an exclusive lock beside the database file."""
-    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    """Hold an exclusive lock beside the database file; a missing directory is the operator's to make
+    (a typo in the URI must not create a tree somewhere)."""
+    directory = Path(database).expanduser().resolve().parent
+    if not directory.is_dir():
+        raise DatabaseError(f"the directory {directory} of the SQLite database does not exist; create it first")
     fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
     return fd

@@ -28,6 +28,7 @@ asyncio.run(main())
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
+        (tmp_path / "deep" / "dir").mkdir(parents=True)
         return f"sqlite:///{tmp_path / 'deep' / 'dir' / 'fresh.db'}"
     return create_database(request.getfixturevalue("postgres_dsn"), f"m{uuid.uuid4().hex[:12]}")
 
@@ -119,3 +120,14 @@ def test_points_stored_twice_become_one_and_their_model_links_are_kept(fresh_uri
     points, links = asyncio.run(scenario())
     assert points == [(3, 0.5), (4, 0.6)]
     assert links == [("m-1", "acc", 3, "r1", 1)]
+
+
+def test_a_sqlite_store_in_a_missing_directory_is_refused_not_created(tmp_path: Path) -> None:
+    """A typo in the URI must not create a directory tree somewhere: MLflow refuses it too."""
+    from gateway.store.database import DatabaseError, migrate
+
+    missing = tmp_path / "no" / "such" / "dir"
+    engine = create_engine(f"sqlite:///{missing / 'x.db'}")
+    with pytest.raises(DatabaseError, match=f"the directory {missing} of the SQLite database does not exist"):
+        asyncio.run(migrate(engine))
+    assert not (tmp_path / "no").exists()
