@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Experiment, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from tests.gateway_process import RunningGateway, run_gateway
@@ -425,3 +426,53 @@ def test_experiment_search_filters_any_and_casing(tracking: RunningGateway) -> N
     for clause in (f"name = '{name}' and tags.team = 'nlp'", f"name = '{name}' AND tags.team = 'nlp'"):
         assert [e.name for e in client.search_experiments(filter_string=clause)] == [name]
     assert client.search_experiments(filter_string=f"name = '{name}' And tags.team = 'cv'") == []
+
+
+def new_experiments(prefix: str, names: list[str], **tags: dict[str, str]) -> dict[str, str]:
+    """Create experiments `prefix + name` in this order, at least 2 ms apart (creation times are in ms)."""
+    client = MlflowClient()
+    ids = {}
+    for name in names:
+        ids[name] = client.create_experiment(prefix + name, tags=tags.get(name))
+        time.sleep(0.005)
+    return ids
+
+
+def names_of(experiments: list[Experiment], prefix: str) -> list[str]:
+    return [e.name.removeprefix(prefix) for e in experiments]
+
+
+def test_experiment_name_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
+    prefix = f"case-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["alpha2", "Alpha", "beta"])
+
+    def found(clause: str) -> list[str]:
+        return sorted(names_of(mlflow.search_experiments(filter_string=clause), prefix))
+
+    assert found(f"name LIKE '{prefix}a%'") == ["alpha2"]
+    assert found(f"name LIKE '{prefix}A%'") == ["Alpha"]
+    assert found(f"name ILIKE '{prefix.upper()}A%'") == ["Alpha", "alpha2"]
+    assert found(f"name = '{prefix}ALPHA2'") == []
+    assert found(f"name != '{prefix}beta' AND name LIKE '{prefix}%'") == ["Alpha", "alpha2"]
+
+
+def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"runcase-{uuid.uuid4().hex[:8]}")
+    for name, value in (("lower", "adam"), ("upper", "Adam")):
+        run_id = client.create_run(experiment_id, run_name=f"{name}-run").info.run_id
+        client.log_param(run_id, "opt", value)
+        client.set_tag(run_id, "opt", value)
+
+    def found(clause: str) -> list[str]:
+        runs = mlflow.search_runs([experiment_id], filter_string=clause, output_format="list")
+        return sorted(r.info.run_name for r in runs)
+
+    assert found("params.opt LIKE 'a%'") == ["lower-run"]
+    assert found("params.opt LIKE 'A%'") == ["upper-run"]
+    assert found("params.opt ILIKE 'a%'") == ["lower-run", "upper-run"]
+    assert found("tags.opt LIKE 'a%'") == ["lower-run"]
+    assert found("tag.opt LIKE 'A%'") == ["upper-run"]
+    assert found("tag.opt ILIKE 'A%'") == ["lower-run", "upper-run"]
+    assert found("attributes.run_name LIKE 'L%'") == []
+    assert found("attributes.run_name ILIKE 'L%'") == ["lower-run"]
