@@ -90,6 +90,32 @@ def _objects(fields: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return items
 
 
+def _wrong_type(name: str, value: object) -> ApiError:
+    """MLflow's 400 for a field of the wrong JSON type (two spaces after 'supplied:', as MLflow writes it)."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return ApiError.invalid(
+        f"Invalid value {shown} for parameter '{name}' supplied:  Hint: Value was of type '{type(value).__name__}'. "
+        "See the API docs for more information about request parameters."
+    )
+
+
+def _json_list(request: web.Request, fields: dict[str, Any], name: str) -> list[Any]:
+    """A repeated field: a JSON array in a body (anything else is MLflow's type error), one or more
+    query arguments in a GET."""
+    value = fields.get(name)
+    if value is not None and not isinstance(value, list) and request.method != "GET":
+        raise _wrong_type(name, value)
+    return _list(fields, name)
+
+
+def _view_type(fields: dict[str, Any], name: str) -> str | None:
+    """A view type: its name or MLflow's number for it (1, 2 or 3)."""
+    value = fields.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(fields, name)
+
+
 def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int:
     value = int_field(fields.get(name), name, default=default)
     if not 1 <= value <= limit:
@@ -136,11 +162,15 @@ async def get_experiment_by_name(request: web.Request, fields: dict[str, Any]) -
 
 
 async def search_experiments(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    order_by = _json_list(request, fields, "order_by")
+    if not all(isinstance(item, str) for item in order_by):
+        raise ApiError.invalid("Invalid value for parameter 'order_by': every entry must be a string")
     found, token = await _store(request).search_experiments(
-        _text(fields, "view_type") or "ACTIVE_ONLY",
+        _view_type(fields, "view_type") or "ACTIVE_ONLY",
         _bounded(fields, "max_results", DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS),
         _text(fields, "filter"),
         fields.get("page_token") or None,
+        order_by=order_by,
     )
     return _with_token({"experiments": found} if found else {}, token)
 
@@ -243,7 +273,7 @@ async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str,
     found, token = await _store(request).search_runs(
         _list(fields, "experiment_ids"),
         _text(fields, "filter"),
-        _text(fields, "run_view_type"),
+        _view_type(fields, "run_view_type"),
         int_field(fields.get("max_results"), "max_results", default=1000),
         order_by,
         fields.get("page_token") or None,

@@ -66,7 +66,14 @@ METRIC_VALUE: Schema = {
     "description": "a number; protobuf's JSON strings for the non-finite values",
 }
 HISTORY_MAX_RESULTS: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": MAX_HISTORY}
-VIEW_TYPE: Schema = {"type": "string", "enum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]}
+VIEW_TYPE: Schema = {
+    "anyOf": [
+        {"type": "string", "enum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL", "1", "2", "3"]},
+        {"type": "integer", "enum": [1, 2, 3]},
+    ],
+    "default": "ACTIVE_ONLY",
+    "description": "which lifecycle stages to search: a name, or MLflow's number for it (1, 2, 3)",
+}
 RUN_ID_FIELDS: dict[str, Schema] = {
     "run_id": {"type": "string", "minLength": 1, "description": "the run's id (run_uuid is accepted in its place)"},
     "run_uuid": {"type": "string", "minLength": 1, "description": "the run's id, MLflow's older field name"},
@@ -169,7 +176,20 @@ def tracking_get(summary: str, parameters: list[Schema], ok: dict[str, Any], **f
 EXPERIMENT_SEARCH_FIELDS: dict[str, Schema] = {
     "view_type": VIEW_TYPE,
     "max_results": SEARCH_MAX_RESULTS,
-    "filter": {**STRING, "description": "name and tags.<key> comparisons joined by AND"},
+    "filter": {
+        **STRING,
+        "description": "MLflow's experiment search syntax: comparisons joined by AND (OR is refused) on "
+        "name (=, !=, LIKE, ILIKE), experiment_id (=, !=, IN, NOT IN against quoted ids), creation_time and "
+        "last_update_time (=, !=, <, <=, >, >= against an integer), tags.<key> or tag.<key> (=, !=, LIKE, "
+        "ILIKE, IS NULL, IS NOT NULL); an attribute may be written attribute.<name>. LIKE is case-sensitive, "
+        "ILIKE is not",
+    },
+    "order_by": array(
+        STRING,
+        description="name, experiment_id, creation_time or last_update_time (optionally attribute.<key>), each "
+        "with ASC (the default) or DESC; default creation_time DESC, experiment_id ASC (the newest first), and "
+        "experiment_id DESC breaks ties when it is not named",
+    ),
     "page_token": PAGE_TOKEN,
 }
 EXPERIMENT_SEARCH_OK = json_ok(obj({"experiments": array(ref("Experiment")), "next_page_token": STRING}))
@@ -338,7 +358,11 @@ TRACKING: dict[tuple[str, str], Operation] = {
         obj(
             {
                 "experiment_ids": array(DECIMAL_ID),
-                "filter": {**STRING, "description": "MLflow's search syntax (metrics., params., tags., attributes.)"},
+                "filter": {
+                    **STRING,
+                    "description": "MLflow's search syntax (metrics., params., tags. or tag., attributes., "
+                    "datasets.); LIKE is case-sensitive, ILIKE is not",
+                },
                 "run_view_type": VIEW_TYPE,
                 "max_results": SEARCH_MAX_RESULTS,
                 "order_by": array(STRING),

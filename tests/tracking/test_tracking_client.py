@@ -442,6 +442,61 @@ def names_of(experiments: list[Experiment], prefix: str) -> list[str]:
     return [e.name.removeprefix(prefix) for e in experiments]
 
 
+def test_search_experiments_default_order_is_newest_first_and_pages_stably(tracking: RunningGateway) -> None:
+    prefix = f"order-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["a", "b", "c", "d", "e"])
+    assert [e.name for e in mlflow.search_experiments(max_results=1)] == [prefix + "e"]
+    assert names_of(mlflow.search_experiments(filter_string=f"name LIKE '{prefix}%'"), prefix) == list("edcba")
+    client, pages, token = MlflowClient(), [], None
+    while True:
+        page = client.search_experiments(max_results=2, filter_string=f"name LIKE '{prefix}%'", page_token=token)
+        pages.append(names_of(page, prefix))
+        token = page.token
+        if not token:
+            break
+    assert pages == [["e", "d"], ["c", "b"], ["a"]]
+    # the oldest experiment, the default one, is on the last page of an unfiltered search
+    everything = client.search_experiments(max_results=50_000)
+    assert everything[-1].experiment_id == "0"
+
+
+def test_search_experiments_order_by_each_key(tracking: RunningGateway) -> None:
+    prefix = f"keys-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["b", "c", "a"])
+    client = MlflowClient()
+    client.rename_experiment(ids["b"], prefix + "b2")  # the last updated now
+    by_name = f"name LIKE '{prefix}%'"
+
+    def ordered(*order_by: str) -> list[str]:
+        return names_of(mlflow.search_experiments(filter_string=by_name, order_by=list(order_by)), prefix)
+
+    assert ordered("name") == ordered("attribute.name ASC") == ["a", "b2", "c"]
+    assert ordered("name DESC") == ["c", "b2", "a"]
+    assert ordered("experiment_id") == ordered("creation_time asc") == ["b2", "c", "a"]
+    assert ordered("attribute.experiment_id DESC") == ordered("creation_time DESC") == ["a", "c", "b2"]
+    assert ordered("last_update_time DESC") == ["b2", "a", "c"]
+    assert ordered("last_update_time DESC", "name DESC") == ["b2", "a", "c"]
+
+
+def test_search_experiments_by_creation_time_and_id(tracking: RunningGateway) -> None:
+    prefix = f"time-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["a", "b", "c"])
+    middle = MlflowClient().get_experiment(ids["b"]).creation_time
+    by_name = f"name LIKE '{prefix}%'"
+
+    def found(clause: str) -> list[str]:
+        return names_of(mlflow.search_experiments(filter_string=f"{by_name} AND {clause}"), prefix)
+
+    assert found(f"creation_time >= {middle}") == ["c", "b"]
+    assert found(f"attribute.creation_time < {middle}") == ["a"]
+    assert found(f"creation_time = {middle}") == ["b"]
+    assert found("last_update_time > 0") == ["c", "b", "a"]
+    assert found(f"experiment_id IN ('{ids['a']}', '{ids['c']}')") == ["c", "a"]
+    assert found(f"experiment_id != '{ids['a']}'") == ["c", "b"]
+    assert found("experiment_id NOT IN ('99999999999')") == ["c", "b", "a"]  # beyond the column: nothing excluded
+    assert found("experiment_id = '99999999999'") == []
+
+
 def test_experiment_name_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
     prefix = f"case-{uuid.uuid4().hex[:8]}-"
     new_experiments(prefix, ["alpha2", "Alpha", "beta"])
@@ -454,6 +509,24 @@ def test_experiment_name_like_is_case_sensitive_and_ilike_is_not(tracking: Runni
     assert found(f"name ILIKE '{prefix.upper()}A%'") == ["Alpha", "alpha2"]
     assert found(f"name = '{prefix}ALPHA2'") == []
     assert found(f"name != '{prefix}beta' AND name LIKE '{prefix}%'") == ["Alpha", "alpha2"]
+
+
+def test_experiment_tag_filters(tracking: RunningGateway) -> None:
+    prefix = f"tagf-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["red", "Red", "none"], red={"team": "red"}, Red={"team": "Red", "x": "1"})
+    by_name = f"name LIKE '{prefix}%'"
+
+    def found(clause: str) -> list[str]:
+        return sorted(names_of(mlflow.search_experiments(filter_string=f"{by_name} AND {clause}"), prefix))
+
+    assert found("tags.team LIKE 'r%'") == ["red"]
+    assert found("tag.team LIKE 'R%'") == ["Red"]
+    assert found("tag.team ILIKE 'r%'") == ["Red", "red"]
+    assert found("tags.team = 'RED'") == []
+    assert found("tags.team != 'red'") == ["Red"]  # an experiment without the tag does not match !=
+    assert found("tags.team IS NULL") == ["none"]
+    assert found("tags.x IS NOT NULL") == ["Red"]
+    assert found("tags.team = 'red' AND tags.x IS NULL") == ["red"]
 
 
 def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
@@ -476,3 +549,57 @@ def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGat
     assert found("tag.opt ILIKE 'A%'") == ["lower-run", "upper-run"]
     assert found("attributes.run_name LIKE 'L%'") == []
     assert found("attributes.run_name ILIKE 'L%'") == ["lower-run"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"max_results": 10, "order_by": ["bogus"]}, "Invalid attribute key 'bogus' specified. Valid keys are "),
+        ({"max_results": 10, "order_by": ["tags.team"]}, "Invalid order_by entity: tag"),
+        (
+            {"max_results": 10, "order_by": ["name ASCENDING"]},
+            "Invalid ordering key in order_by clause 'name ASCENDING'.",
+        ),
+        (
+            {"max_results": 10, "order_by": "name"},
+            "Invalid value \"name\" for parameter 'order_by' supplied:  Hint: Value was of type 'str'. "
+            "See the API docs for more information about request parameters.",
+        ),
+        ({"max_results": 10, "filter": "name > 'a'"}, "Invalid comparator '>' not one of"),
+        ({"max_results": 10, "filter": "name = 'a' OR name = 'b'"}, "Invalid clause(s) in filter string: "),
+        (
+            {"max_results": 10, "filter": "creation_time > '0'"},
+            "Expected numeric value type for numeric attribute: creation_time. Found '0'",
+        ),
+        (
+            {"max_results": 10, "filter": "creation_time > 1.5"},
+            "Invalid value for numeric attribute 'creation_time': '1.5'",
+        ),
+        (
+            {"max_results": 10, "filter": "attributes.creation_time > 0"},
+            "Invalid entity type 'attributes'. Valid entity types are ('attribute', 'tag', 'tags')",
+        ),
+        ({"max_results": 10, "filter": "params.a = 'b'"}, "Invalid entity type 'params'"),
+        ({"max_results": 10, "filter": "foo = 'b'"}, "Invalid attribute key 'foo' specified."),
+        ({"max_results": 10, "filter": "experiment_id = 'abc'"}, "Invalid experiment ID 'abc'."),
+        ({"max_results": 10, "view_type": "SIDEWAYS"}, "Invalid view type 'SIDEWAYS'"),
+    ],
+)
+def test_experiment_search_refusals(tracking: RunningGateway, body: dict[str, object], message: str) -> None:
+    response = requests.post(f"{tracking.url}{TRACKING}/experiments/search", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert message in response.json()["message"]
+
+
+def test_experiment_search_over_get_and_view_type_numbers(tracking: RunningGateway) -> None:
+    prefix = f"get-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["a", "b"])
+    MlflowClient().delete_experiment(ids["b"])
+    query = {"max_results": "10", "filter": f"name LIKE '{prefix}%'", "order_by": "name DESC", "view_type": "3"}
+    got = requests.get(f"{tracking.url}{TRACKING}/experiments/search", params=query, timeout=30)
+    assert [e["name"] for e in got.json()["experiments"]] == [prefix + "b", prefix + "a"]
+    for view_type, expected in ((2, ["b"]), (1, ["a"]), ("DELETED_ONLY", ["b"])):
+        body = {"max_results": 10, "filter": f"name LIKE '{prefix}%'", "view_type": view_type}
+        posted = requests.post(f"{tracking.url}{TRACKING}/experiments/search", json=body, timeout=30)
+        assert [e["name"].removeprefix(prefix) for e in posted.json()["experiments"]] == expected

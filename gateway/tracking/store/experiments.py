@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import exists, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -13,6 +12,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
 from gateway.tracking.limits import MAX_TAG_VALUE
+from gateway.tracking.search_filter import (
+    Comparison,
+    InvalidFilter,
+    OrderBy,
+    parse_experiment_filter,
+    parse_experiment_order_by,
+)
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.sql import compare, lifecycle, upsert
 from gateway.tracking.store.values import (
@@ -25,6 +31,7 @@ from gateway.tracking.store.values import (
     now_ms,
     offset_token,
     page_offset,
+    possible_experiment_id,
 )
 
 
@@ -129,19 +136,27 @@ class ExperimentStore(StoreBase):
         filter_string: str | None,
         page_token: str | None,
         *,
+        order_by: list[str] | None = None,
         name_contains: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of experiments; `name_contains` (case-insensitive, taken literally) is the UI's search box."""
+        """A page of experiments in MLflow's order (newest first unless `order_by` says otherwise).
+
+        `filter_string` and `order_by` are MLflow's experiment search language; `name_contains`
+        (case-insensitive, taken literally) is the UI's search box.
+        """
+        try:
+            comparisons = parse_experiment_filter(filter_string)
+            ordering = parse_experiment_order_by(order_by)
+        except InvalidFilter as exc:
+            raise InvalidValue(str(exc)) from None
+        offset = page_offset(page_token)
         query = select(s.experiments)
         query = lifecycle(query, s.experiments.c.lifecycle_stage, view_type)
         if name_contains:
             query = query.where(func.lower(s.experiments.c.name).contains(name_contains.lower(), autoescape=True))
-        if filter_string:
-            if not isinstance(filter_string, str):
-                raise InvalidValue("'filter' must be a string")
-            query = query.where(experiment_filter(filter_string))
-        offset = page_offset(page_token)
-        query = query.order_by(s.experiments.c.experiment_id).offset(offset).limit(max_results + 1)
+        for comparison in comparisons:
+            query = query.where(experiment_condition(comparison))
+        query = query.order_by(*experiment_order(ordering)).offset(offset).limit(max_results + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             found = [await self._experiment_json(conn, row) for row in rows[:max_results]]
@@ -208,31 +223,47 @@ class ExperimentStore(StoreBase):
         return found
 
 
-def experiment_filter(filter_string: str) -> ColumnElement[bool]:
-    """MLflow's experiment filter subset used by clients: name and tags comparisons."""
-    conditions = []
-    for clause in re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE):
-        text = clause.strip()
-        for op in (" ILIKE ", " LIKE ", " != ", " = "):
-            left, sep, right = text.partition(op)
-            if sep:
-                value = right.strip().strip("'\"")
-                field = left.strip().strip("`")
-                if field in ("name", "attribute.name", "attributes.name"):
-                    conditions.append(compare(s.experiments.c.name, op.strip(), value))
-                elif field.startswith("tags."):
-                    key = field[len("tags.") :].strip("`")
-                    table = s.experiment_tags
-                    conditions.append(
-                        exists().where(
-                            table.c.experiment_id == s.experiments.c.experiment_id,
-                            table.c.key == key,
-                            compare(table.c.value, op.strip(), value),
-                        )
-                    )
-                else:
-                    raise InvalidValue(f"Invalid attribute key '{field}' in experiment filter")
-                break
-        else:
-            raise InvalidValue(f"Invalid clause '{text}' in experiment filter")
-    return and_(*conditions)
+EXPERIMENT_COLUMNS: dict[str, Any] = {
+    "name": s.experiments.c.name,
+    "experiment_id": s.experiments.c.experiment_id,
+    "creation_time": s.experiments.c.creation_time,
+    "last_update_time": s.experiments.c.last_update_time,
+}
+DEFAULT_EXPERIMENT_ORDER = [
+    OrderBy("attribute", "creation_time", ascending=False),
+    OrderBy("attribute", "experiment_id", ascending=True),
+]
+"""MLflow's order when a search names none: the newest first."""
+
+
+def experiment_condition(comparison: Comparison) -> ColumnElement[bool]:
+    """One parsed clause of an experiment filter as a condition on `experiments`."""
+    key, op, value = comparison.key, comparison.op, comparison.value
+    if comparison.entity == "tag":
+        table = s.experiment_tags
+        of_experiment = (table.c.experiment_id == s.experiments.c.experiment_id, table.c.key == key)
+        if op == "IS NULL":
+            return not_(exists().where(*of_experiment))
+        if op == "IS NOT NULL":
+            return exists().where(*of_experiment)
+        return exists().where(*of_experiment, compare(table.c.value, op, value))
+    column = EXPERIMENT_COLUMNS[key]
+    if key == "experiment_id":
+        # Ids beyond the 32-bit column name no experiment (and PostgreSQL would refuse the parameter).
+        given = value if isinstance(value, tuple) else (value,)
+        ids = [number for number in given if isinstance(number, int) and possible_experiment_id(number)]
+        return column.in_(ids) if op in ("=", "IN") else column.not_in(ids)  # type: ignore[no-any-return]
+    return compare(column, op, value)
+
+
+def experiment_order(ordering: list[OrderBy]) -> list[Any]:
+    """ORDER BY clauses as MLflow's store builds them: the default order when none is given, and the
+    experiment id (descending) as the last tie-breaker unless the order names it."""
+    ordering = ordering or DEFAULT_EXPERIMENT_ORDER
+    clauses = []
+    for order in ordering:
+        column = EXPERIMENT_COLUMNS[order.key]
+        clauses.append(column.asc() if order.ascending else column.desc())
+    if not any(order.key == "experiment_id" for order in ordering):
+        clauses.append(s.experiments.c.experiment_id.desc())
+    return clauses
