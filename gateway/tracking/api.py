@@ -148,9 +148,10 @@ async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dic
     location = fields.get("artifact_location") or None
     if location is not None:
         location = request.app[LOCATIONS_KEY].validate(str(location))
-    return {
-        "experiment_id": await _store(request).create_experiment(fields.get("name"), location, _objects(fields, "tags"))
-    }
+    tags = _json_list(request, fields, "tags")
+    if not all(isinstance(tag, dict) for tag in tags):
+        raise ApiError.invalid("Invalid value for parameter 'tags': every entry must be a JSON object")
+    return {"experiment_id": await _store(request).create_experiment(fields.get("name"), location, tags)}
 
 
 async def get_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +193,11 @@ async def restore_experiment(request: web.Request, fields: dict[str, Any]) -> di
 
 async def set_experiment_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     await _store(request).set_experiment_tag(fields.get("experiment_id"), fields.get("key"), fields.get("value"))
+    return {}
+
+
+async def delete_experiment_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_experiment_tag(fields.get("experiment_id"), fields.get("key"))
     return {}
 
 
@@ -375,6 +381,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("POST", "/experiments/delete", delete_experiment, Access.WRITE),
     ("POST", "/experiments/restore", restore_experiment, Access.WRITE),
     ("POST", "/experiments/set-experiment-tag", set_experiment_tag, Access.WRITE),
+    ("POST", "/experiments/delete-experiment-tag", delete_experiment_tag, Access.WRITE),
     ("POST", "/runs/create", create_run, Access.WRITE),
     ("GET", "/runs/get", get_run, Access.READ),
     ("POST", "/runs/update", update_run, Access.WRITE),

@@ -33,6 +33,7 @@ from gateway.tracking.limits import (
     MAX_BATCH_TAGS,
     MAX_BATCH_TOTAL,
     MAX_BULK_RUNS,
+    MAX_EXPERIMENT_TAG_VALUE,
     MAX_HISTORY,
     MAX_KEY,
     MAX_LOGGED_MODELS,
@@ -88,6 +89,7 @@ def key_value(value_limit: int) -> Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "Tag": key_value(MAX_TAG_VALUE),
+    "ExperimentTag": key_value(MAX_EXPERIMENT_TAG_VALUE),
     "Param": key_value(MAX_PARAM_VALUE),
     "Metric": obj(
         {
@@ -110,7 +112,7 @@ SCHEMAS: dict[str, Schema] = {
             "lifecycle_stage": STRING,
             "last_update_time": INTEGER,
             "creation_time": INTEGER,
-            "tags": array(ref("Tag")),
+            "tags": array(ref("ExperimentTag")),
         },
         ("experiment_id", "name"),
     ),
@@ -210,7 +212,10 @@ TRACKING: dict[tuple[str, str], Operation] = {
                     **STRING,
                     "description": "mlflow-artifacts:/<path>, or an s3://, wasbs:// or gs:// bucket location",
                 },
-                "tags": array(ref("Tag")),
+                "tags": array(
+                    ref("ExperimentTag"),
+                    description="a JSON array of {key, value} (an object is refused, as by MLflow)",
+                ),
             },
             ("name",),
         ),
@@ -242,7 +247,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
         EMPTY_OK,
     ),
     ("POST", "/experiments/delete"): tracking_post(
-        "Delete an experiment (and mark its runs deleted)",
+        "Delete an experiment (and mark its runs deleted); the default experiment '0' too, as MLflow 3.17",
         obj({"experiment_id": DECIMAL_ID}, ("experiment_id",)),
         EMPTY_OK,
     ),
@@ -250,11 +255,20 @@ TRACKING: dict[tuple[str, str], Operation] = {
         "Restore a deleted experiment", obj({"experiment_id": DECIMAL_ID}, ("experiment_id",)), EMPTY_OK
     ),
     ("POST", "/experiments/set-experiment-tag"): tracking_post(
-        "Set a tag on an experiment",
+        "Set a tag on an active experiment (a deleted one is a 400)",
         obj(
-            {"experiment_id": DECIMAL_ID, "key": KEY, "value": {"type": "string", "maxLength": MAX_TAG_VALUE}},
+            {
+                "experiment_id": DECIMAL_ID,
+                "key": KEY,
+                "value": {"type": "string", "maxLength": MAX_EXPERIMENT_TAG_VALUE},
+            },
             ("experiment_id", "key"),
         ),
+        EMPTY_OK,
+    ),
+    ("POST", "/experiments/delete-experiment-tag"): tracking_post(
+        "Delete a tag of an active experiment (a deleted experiment is a 400, a missing tag a 404)",
+        obj({"experiment_id": DECIMAL_ID, "key": KEY}, ("experiment_id", "key")),
         EMPTY_OK,
     ),
     ("POST", "/runs/create"): tracking_post(

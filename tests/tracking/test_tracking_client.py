@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -551,6 +552,63 @@ def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGat
     assert found("attributes.run_name ILIKE 'L%'") == ["lower-run"]
 
 
+def test_experiment_tag_values_up_to_20000_characters(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"long-{uuid.uuid4().hex[:8]}", tags={"created": "c" * 20_000})
+    client.set_experiment_tag(experiment_id, "set", "s" * 20_000)
+    assert client.get_experiment(experiment_id).tags == {"created": "c" * 20_000, "set": "s" * 20_000}
+    with pytest.raises(MlflowException, match="'value' exceeds the maximum length of 20000 characters"):
+        client.set_experiment_tag(experiment_id, "set", "t" * 20_001)
+    too_long = f"long-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(MlflowException, match="'value' exceeds the maximum length of 20000 characters"):
+        client.create_experiment(too_long, tags={"created": "c" * 20_001})
+    assert client.get_experiment(experiment_id).tags["set"] == "s" * 20_000
+    assert client.get_experiment_by_name(too_long) is None
+
+
+def test_delete_experiment_tag(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"deltag-{uuid.uuid4().hex[:8]}", tags={"a": "1", "b": "2"})
+    client.delete_experiment_tag(experiment_id, "a")
+    assert client.get_experiment(experiment_id).tags == {"b": "2"}
+    with pytest.raises(MlflowException, match=f"No tag with name: a in experiment with id {experiment_id}") as gone:
+        client.delete_experiment_tag(experiment_id, "a")
+    assert gone.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException, match="No Experiment with id=987654 exists"):
+        client.delete_experiment_tag("987654", "b")
+
+    client.delete_experiment(experiment_id)
+    inactive = f"The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+    for change in (
+        lambda: client.delete_experiment_tag(experiment_id, "b"),
+        lambda: client.set_experiment_tag(experiment_id, "c", "3"),
+    ):
+        with pytest.raises(MlflowException, match=re.escape(inactive)) as refused:
+            change()
+        assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.get_experiment(experiment_id).tags == {"b": "2"}
+    client.restore_experiment(experiment_id)
+    client.delete_experiment_tag(experiment_id, "b")
+    assert client.get_experiment(experiment_id).tags == {}
+
+
+def test_the_default_experiment_can_be_deleted_and_restored(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    client.delete_experiment("0")
+    try:
+        assert client.get_experiment("0").lifecycle_stage == "deleted"
+        assert "0" not in [e.experiment_id for e in client.search_experiments(max_results=50_000)]
+        with pytest.raises(
+            MlflowException,
+            match=re.escape("The experiment 0 must be in the 'active' state. Current state is deleted."),
+        ):
+            client.create_run("0")
+    finally:
+        client.restore_experiment("0")
+    assert client.get_experiment("0").lifecycle_stage == "active"
+    assert client.create_run("0").info.experiment_id == "0"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -603,3 +661,36 @@ def test_experiment_search_over_get_and_view_type_numbers(tracking: RunningGatew
         body = {"max_results": 10, "filter": f"name LIKE '{prefix}%'", "view_type": view_type}
         posted = requests.post(f"{tracking.url}{TRACKING}/experiments/search", json=body, timeout=30)
         assert [e["name"].removeprefix(prefix) for e in posted.json()["experiments"]] == expected
+
+
+def test_experiment_refusals_write_nothing(tracking: RunningGateway) -> None:
+    post = lambda path, body: requests.post(f"{tracking.url}{TRACKING}{path}", json=body, timeout=30)  # noqa: E731
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    as_object = post("/experiments/create", {"name": name, "tags": {"a": "b"}})
+    assert (as_object.status_code, as_object.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert as_object.json()["message"] == (
+        "Invalid value {\"a\":\"b\"} for parameter 'tags' supplied:  Hint: Value was of type 'dict'. "
+        "See the API docs for more information about request parameters."
+    )
+    missing = requests.get(
+        f"{tracking.url}{TRACKING}/experiments/get-by-name", params={"experiment_name": name}, timeout=30
+    )
+    assert missing.status_code == 404
+
+    experiment_id = MlflowClient().create_experiment(name, tags={"k": "v"})
+    no_key = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id})
+    assert (no_key.status_code, no_key.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert "Missing value for required parameter 'key'" in no_key.json()["message"]
+    too_long = post(
+        "/experiments/set-experiment-tag", {"experiment_id": experiment_id, "key": "k", "value": "x" * 20_001}
+    )
+    assert (too_long.status_code, too_long.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    absent = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "nope"})
+    assert absent.status_code == 404
+    assert (absent.json()["error_code"], absent.json()["message"]) == (
+        "RESOURCE_DOES_NOT_EXIST",
+        f"No tag with name: nope in experiment with id {experiment_id}",
+    )
+    assert MlflowClient().get_experiment(experiment_id).tags == {"k": "v"}
+    deleted = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "k"})
+    assert (deleted.status_code, deleted.json()) == (200, {})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, func, insert, not_, select, update
+from sqlalchemy import delete, exists, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
-from gateway.tracking.limits import MAX_TAG_VALUE
+from gateway.tracking.limits import MAX_EXPERIMENT_TAG_VALUE
 from gateway.tracking.search_filter import (
     Comparison,
     InvalidFilter,
@@ -89,12 +89,9 @@ class ExperimentStore(StoreBase):
                         .values(artifact_location=self._location(experiment_id))
                     )
                 for tag in tags:
+                    key, value = experiment_tag(tag.get("key"), tag.get("value"))
                     await conn.execute(
-                        insert(s.experiment_tags).values(
-                            experiment_id=experiment_id,
-                            key=check_key(tag.get("key")),
-                            value=check_value(tag.get("value"), MAX_TAG_VALUE, "value"),
-                        )
+                        insert(s.experiment_tags).values(experiment_id=experiment_id, key=key, value=value)
                     )
         except IntegrityError:
             raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
@@ -177,10 +174,9 @@ class ExperimentStore(StoreBase):
             raise AlreadyExists(f"Experiment(name={new_name}) already exists.") from None
 
     async def set_experiment_lifecycle(self, experiment_id: object, stage: str) -> None:
+        """Delete or restore an experiment and all its runs; the default experiment '0' too, as MLflow 3.17."""
         async with self.engine.begin() as conn:
             row = await self._experiment_row(conn, experiment_id)
-            if row.experiment_id == DEFAULT_EXPERIMENT_ID and stage == DELETED:
-                raise InvalidValue("Cannot delete the default experiment '0'")
             stamp = now_ms()
             await conn.execute(
                 update(s.experiments)
@@ -194,14 +190,27 @@ class ExperimentStore(StoreBase):
             )
 
     async def set_experiment_tag(self, experiment_id: object, key: object, value: object) -> None:
+        checked_key, checked_value = experiment_tag(key, value)
         async with self.engine.begin() as conn:
-            row = await self._experiment_row(conn, experiment_id)
+            row = await self._active_experiment(conn, experiment_id)
             await upsert(
                 conn,
                 s.experiment_tags,
-                {"experiment_id": row.experiment_id, "key": check_key(key)},
-                {"value": check_value(value, MAX_TAG_VALUE, "value")},
+                {"experiment_id": row.experiment_id, "key": checked_key},
+                {"value": checked_value},
             )
+
+    async def delete_experiment_tag(self, experiment_id: object, key: object) -> None:
+        checked_key = check_key(key)
+        async with self.engine.begin() as conn:
+            row = await self._active_experiment(conn, experiment_id)
+            result = await conn.execute(
+                delete(s.experiment_tags).where(
+                    s.experiment_tags.c.experiment_id == row.experiment_id, s.experiment_tags.c.key == checked_key
+                )
+            )
+            if result.rowcount == 0:
+                raise not_found(f"No tag with name: {checked_key} in experiment with id {row.experiment_id}")
 
     async def experiment_keys(self, experiment_id: int, newest_runs: int) -> dict[str, list[str]]:
         """The param, metric and tag keys of the experiment's `newest_runs` runs, sorted: the UI's columns.
@@ -221,6 +230,11 @@ class ExperimentStore(StoreBase):
                 query = select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct().order_by(table.c.key)
                 found[kind] = list((await conn.scalars(query)).all())
         return found
+
+
+def experiment_tag(key: object, value: object) -> tuple[str, str]:
+    """An experiment tag's key and value, checked: values up to MLflow's 20,000 characters (run tags: 8,000)."""
+    return check_key(key), check_value(value, MAX_EXPERIMENT_TAG_VALUE, "value")
 
 
 EXPERIMENT_COLUMNS: dict[str, Any] = {

@@ -48,9 +48,7 @@ class RunStore(StoreBase):
         )
         tag_values[RUN_NAME_TAG] = name
         async with self.engine.begin() as conn:
-            experiment = await self._experiment_row(conn, experiment_id if experiment_id not in (None, "") else 0)
-            if experiment.lifecycle_stage != ACTIVE:
-                raise InvalidValue(f"The experiment {experiment.experiment_id} must be in the 'active' state")
+            experiment = await self._active_experiment(conn, experiment_id if experiment_id not in (None, "") else 0)
             await conn.execute(
                 insert(s.runs).values(
                     run_uuid=run_id,

@@ -89,7 +89,7 @@ def check_value(value: object, limit: int, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"'{field}' must be a string")
     if len(value) > limit:
-        raise InvalidValue(f"'{field}' is longer than {limit} characters")
+        raise InvalidValue(f"'{field}' exceeds the maximum length of {limit} characters")
     return value
 
 
