@@ -54,6 +54,9 @@ def create_engine(uri: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # LIKE is case-sensitive, as on PostgreSQL and in MLflow (which sets the same pragma);
+            # ILIKE is lower() on both sides
+            cursor.execute("PRAGMA case_sensitive_like=true")
             cursor.close()
 
         return engine

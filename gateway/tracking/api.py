@@ -97,6 +97,32 @@ def _objects(fields: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return items
 
 
+def _wrong_type(name: str, value: object) -> ApiError:
+    """MLflow's 400 for a field of the wrong JSON type (two spaces after 'supplied:', as MLflow writes it)."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return ApiError.invalid(
+        f"Invalid value {shown} for parameter '{name}' supplied:  Hint: Value was of type '{type(value).__name__}'. "
+        "See the API docs for more information about request parameters."
+    )
+
+
+def _json_list(request: web.Request, fields: dict[str, Any], name: str) -> list[Any]:
+    """A repeated field: a JSON array in a body (anything else is MLflow's type error), one or more
+    query arguments in a GET."""
+    value = fields.get(name)
+    if value is not None and not isinstance(value, list) and request.method != "GET":
+        raise _wrong_type(name, value)
+    return _list(fields, name)
+
+
+def _view_type(fields: dict[str, Any], name: str) -> str | None:
+    """A view type: its name or MLflow's number for it (1, 2 or 3)."""
+    value = fields.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(fields, name)
+
+
 def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int:
     value = int_field(fields.get(name), name, default=default)
     if not 1 <= value <= limit:
@@ -142,9 +168,10 @@ async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dic
     location = fields.get("artifact_location") or None
     if location is not None:
         location = request.app[LOCATIONS_KEY].validate(str(location))
-    return {
-        "experiment_id": await _store(request).create_experiment(fields.get("name"), location, _objects(fields, "tags"))
-    }
+    tags = _json_list(request, fields, "tags")
+    if not all(isinstance(tag, dict) for tag in tags):
+        raise ApiError.invalid("Invalid value for parameter 'tags': every entry must be a JSON object")
+    return {"experiment_id": await _store(request).create_experiment(fields.get("name"), location, tags)}
 
 
 async def get_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -156,11 +183,15 @@ async def get_experiment_by_name(request: web.Request, fields: dict[str, Any]) -
 
 
 async def search_experiments(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    order_by = _json_list(request, fields, "order_by")
+    if not all(isinstance(item, str) for item in order_by):
+        raise ApiError.invalid("Invalid value for parameter 'order_by': every entry must be a string")
     found, token = await _store(request).search_experiments(
-        _text(fields, "view_type") or "ACTIVE_ONLY",
+        _view_type(fields, "view_type") or "ACTIVE_ONLY",
         _bounded(fields, "max_results", DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS),
         _text(fields, "filter"),
         fields.get("page_token") or None,
+        order_by=order_by,
     )
     return _with_token({"experiments": found} if found else {}, token)
 
@@ -182,6 +213,11 @@ async def restore_experiment(request: web.Request, fields: dict[str, Any]) -> di
 
 async def set_experiment_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     await _store(request).set_experiment_tag(fields.get("experiment_id"), fields.get("key"), fields.get("value"))
+    return {}
+
+
+async def delete_experiment_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_experiment_tag(fields.get("experiment_id"), fields.get("key"))
     return {}
 
 
@@ -265,7 +301,7 @@ async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str,
     found, token = await _store(request).search_runs(
         _list(fields, "experiment_ids"),
         _text(fields, "filter"),
-        _text(fields, "run_view_type"),
+        _view_type(fields, "run_view_type"),
         int_field(fields.get("max_results"), "max_results", default=1000),
         order_by,
         fields.get("page_token") or None,
@@ -414,6 +450,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("POST", "/experiments/delete", delete_experiment, Access.WRITE),
     ("POST", "/experiments/restore", restore_experiment, Access.WRITE),
     ("POST", "/experiments/set-experiment-tag", set_experiment_tag, Access.WRITE),
+    ("POST", "/experiments/delete-experiment-tag", delete_experiment_tag, Access.WRITE),
     ("POST", "/runs/create", create_run, Access.WRITE),
     ("GET", "/runs/get", get_run, Access.READ),
     ("POST", "/runs/update", update_run, Access.WRITE),

@@ -33,6 +33,7 @@ from gateway.tracking.limits import (
     MAX_BATCH_TAGS,
     MAX_BATCH_TOTAL,
     MAX_BULK_RUNS,
+    MAX_EXPERIMENT_TAG_VALUE,
     MAX_HISTORY,
     MAX_KEY,
     MAX_LOGGED_MODELS,
@@ -66,7 +67,14 @@ METRIC_VALUE: Schema = {
     "description": "a number; protobuf's JSON strings for the non-finite values",
 }
 HISTORY_MAX_RESULTS: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": MAX_HISTORY}
-VIEW_TYPE: Schema = {"type": "string", "enum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]}
+VIEW_TYPE: Schema = {
+    "anyOf": [
+        {"type": "string", "enum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL", "1", "2", "3"]},
+        {"type": "integer", "enum": [1, 2, 3]},
+    ],
+    "default": "ACTIVE_ONLY",
+    "description": "which lifecycle stages to search: a name, or MLflow's number for it (1, 2, 3)",
+}
 RUN_ID_FIELDS: dict[str, Schema] = {
     "run_id": {"type": "string", "minLength": 1, "description": "the run's id (run_uuid is accepted in its place)"},
     "run_uuid": {"type": "string", "minLength": 1, "description": "the run's id, MLflow's older field name"},
@@ -81,6 +89,7 @@ def key_value(value_limit: int) -> Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "Tag": key_value(MAX_TAG_VALUE),
+    "ExperimentTag": key_value(MAX_EXPERIMENT_TAG_VALUE),
     "Param": key_value(MAX_PARAM_VALUE),
     "Metric": obj(
         {
@@ -103,7 +112,7 @@ SCHEMAS: dict[str, Schema] = {
             "lifecycle_stage": STRING,
             "last_update_time": INTEGER,
             "creation_time": INTEGER,
-            "tags": array(ref("Tag")),
+            "tags": array(ref("ExperimentTag")),
         },
         ("experiment_id", "name"),
     ),
@@ -169,7 +178,20 @@ def tracking_get(summary: str, parameters: list[Schema], ok: dict[str, Any], **f
 EXPERIMENT_SEARCH_FIELDS: dict[str, Schema] = {
     "view_type": VIEW_TYPE,
     "max_results": SEARCH_MAX_RESULTS,
-    "filter": {**STRING, "description": "name and tags.<key> comparisons joined by AND"},
+    "filter": {
+        **STRING,
+        "description": "MLflow's experiment search syntax: comparisons joined by AND (OR is refused) on "
+        "name (=, !=, LIKE, ILIKE), experiment_id (=, !=, IN, NOT IN against quoted ids), creation_time and "
+        "last_update_time (=, !=, <, <=, >, >= against an integer), tags.<key> or tag.<key> (=, !=, LIKE, "
+        "ILIKE, IS NULL, IS NOT NULL); an attribute may be written attribute.<name>. LIKE is case-sensitive, "
+        "ILIKE is not",
+    },
+    "order_by": array(
+        STRING,
+        description="name, experiment_id, creation_time or last_update_time (optionally attribute.<key>), each "
+        "with ASC (the default) or DESC; default creation_time DESC, experiment_id ASC (the newest first), and "
+        "experiment_id DESC breaks ties when it is not named",
+    ),
     "page_token": PAGE_TOKEN,
 }
 EXPERIMENT_SEARCH_OK = json_ok(obj({"experiments": array(ref("Experiment")), "next_page_token": STRING}))
@@ -190,7 +212,10 @@ TRACKING: dict[tuple[str, str], Operation] = {
                     **STRING,
                     "description": "mlflow-artifacts:/<path>, or an s3://, wasbs:// or gs:// bucket location",
                 },
-                "tags": array(ref("Tag")),
+                "tags": array(
+                    ref("ExperimentTag"),
+                    description="a JSON array of {key, value} (an object is refused, as by MLflow)",
+                ),
             },
             ("name",),
         ),
@@ -222,7 +247,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
         EMPTY_OK,
     ),
     ("POST", "/experiments/delete"): tracking_post(
-        "Delete an experiment (and mark its runs deleted)",
+        "Delete an experiment (and mark its runs deleted); the default experiment '0' too, as MLflow 3.17",
         obj({"experiment_id": DECIMAL_ID}, ("experiment_id",)),
         EMPTY_OK,
     ),
@@ -230,11 +255,20 @@ TRACKING: dict[tuple[str, str], Operation] = {
         "Restore a deleted experiment", obj({"experiment_id": DECIMAL_ID}, ("experiment_id",)), EMPTY_OK
     ),
     ("POST", "/experiments/set-experiment-tag"): tracking_post(
-        "Set a tag on an experiment",
+        "Set a tag on an active experiment (a deleted one is a 400)",
         obj(
-            {"experiment_id": DECIMAL_ID, "key": KEY, "value": {"type": "string", "maxLength": MAX_TAG_VALUE}},
+            {
+                "experiment_id": DECIMAL_ID,
+                "key": KEY,
+                "value": {"type": "string", "maxLength": MAX_EXPERIMENT_TAG_VALUE},
+            },
             ("experiment_id", "key"),
         ),
+        EMPTY_OK,
+    ),
+    ("POST", "/experiments/delete-experiment-tag"): tracking_post(
+        "Delete a tag of an active experiment (a deleted experiment is a 400, a missing tag a 404)",
+        obj({"experiment_id": DECIMAL_ID, "key": KEY}, ("experiment_id", "key")),
         EMPTY_OK,
     ),
     ("POST", "/runs/create"): tracking_post(
@@ -339,7 +373,11 @@ TRACKING: dict[tuple[str, str], Operation] = {
         obj(
             {
                 "experiment_ids": array(DECIMAL_ID),
-                "filter": {**STRING, "description": "MLflow's search syntax (metrics., params., tags., attributes.)"},
+                "filter": {
+                    **STRING,
+                    "description": "MLflow's search syntax (metrics., params., tags. or tag., attributes., "
+                    "datasets.); LIKE is case-sensitive, ILIKE is not",
+                },
                 "run_view_type": VIEW_TYPE,
                 "max_results": SEARCH_MAX_RESULTS,
                 "order_by": array(STRING),

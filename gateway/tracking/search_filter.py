@@ -1,10 +1,11 @@
-"""Parser for MLflow's run search language (``filter`` and ``order_by`` of ``runs/search``).
+"""Parser for MLflow's search languages: ``filter`` and ``order_by`` of ``runs/search`` and of
+``experiments/search``.
 
 The grammar and the accept/reject decisions follow MLflow 3.17
-(``mlflow.utils.search_utils.SearchUtils`` plus the comparator checks its stores apply),
-re-implemented with a small regex scanner so that the runtime does not depend on mlflow or
-sqlparse. Nothing here is evaluated: values come out as plain ``str``/``float``/``tuple`` to be
-bound as SQL parameters later.
+(``mlflow.utils.search_utils.SearchUtils`` and ``SearchExperimentsUtils`` plus the comparator
+checks its SQL store applies), re-implemented with a small regex scanner so that the runtime does
+not depend on mlflow or sqlparse. Nothing here is evaluated: values come out as plain
+``str``/``int``/``float``/``tuple`` to be bound as SQL parameters later.
 
 Where MLflow would accept something that only makes sense as an accident of its SQL tokenizer
 (keys with stray quote characters left in them, aliases glued onto keys, ``=`` against a list,
@@ -15,6 +16,7 @@ exact list.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -23,6 +25,8 @@ __all__ = [
     "EntityType",
     "InvalidFilter",
     "OrderBy",
+    "parse_experiment_filter",
+    "parse_experiment_order_by",
     "parse_filter",
     "parse_order_by",
 ]
@@ -36,12 +40,16 @@ class InvalidFilter(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """One ``<entity>.<key> <op> <value>`` clause of a filter."""
+    """One ``<entity>.<key> <op> <value>`` clause of a filter.
+
+    Run filters give a ``float`` for a number; experiment filters an ``int`` (their numeric
+    attributes take integer literals only) and ``int`` experiment ids.
+    """
 
     entity: EntityType
     key: str
     op: str
-    value: float | str | tuple[str, ...] | None
+    value: int | float | str | tuple[str, ...] | tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,40 @@ _VALID_OPS: Final[dict[_Kind, frozenset[str]]] = {
 }
 _OP_ORDER: Final = ("=", "!=", ">", ">=", "<", "<=", "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL")
 
+# Experiments (MLflow's SearchExperimentsUtils and its SQL store): fewer prefixes, four attributes.
+_EXPERIMENT_ENTITIES: Final[dict[str, EntityType]] = {"attribute": "attribute", "tag": "tag", "tags": "tag"}
+_EXPERIMENT_ATTRIBUTE_KEYS: Final[dict[str, str]] = {
+    key: key for key in ("name", "experiment_id", "creation_time", "last_update_time")
+}
+_EXPERIMENT_NUMERIC_ATTRIBUTES: Final = frozenset({"creation_time", "last_update_time"})
+_EXPERIMENT_OPS: Final[dict[str, frozenset[str]]] = {
+    "name": frozenset({"=", "!=", "LIKE", "ILIKE"}),
+    "experiment_id": frozenset({"=", "!=", "IN", "NOT IN"}),
+    "numeric": _NUMERIC_OPS,
+    "tag": frozenset({"=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL"}),
+}
+_INTEGER_LITERAL: Final = re.compile(r"-?[0-9]+")
+_EXPERIMENT_ID: Final = re.compile(r"-?[0-9]{1,19}")  # MLflow's int(), within what a database column holds
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Vocabulary:
+    """The entity prefixes one search language accepts, and how its errors name them."""
+
+    entities: Mapping[str, EntityType]
+    valid_entities: str
+    """The end of MLflow's message for an unknown prefix."""
+    quoted_entity: bool
+    """Whether a backtick-quoted prefix (`` `tags`.x ``) is accepted: MLflow's run parser trims
+    the backticks, its experiment parser checks the prefix before it would."""
+
+
+_RUN_VOCABULARY: Final = _Vocabulary(_ENTITY_ALIASES, f"Valid values are {_MLFLOW_ENTITY_NAMES}", quoted_entity=True)
+_EXPERIMENT_VOCABULARY: Final = _Vocabulary(
+    _EXPERIMENT_ENTITIES, "Valid entity types are ('attribute', 'tag', 'tags')", quoted_entity=False
+)
+
 # Entity prefixes that sqlparse reads as SQL keywords (matters only before a digit-led key).
 _KEYWORD_ENTITY_WORDS: Final = frozenset({"parameter", "parameters"})
 # Words that MLflow's tokenizer (sqlparse) never reads as a name after a dot.
@@ -158,6 +200,11 @@ _SHOWN_LEN: Final = 60
 def _shown(value: str) -> str:
     """``repr`` of user text for an error message: always one line, never unbounded."""
     return repr(value) if len(value) <= _SHOWN_LEN else repr(value[:_SHOWN_LEN]) + "..."
+
+
+def _verbatim(value: str) -> str:
+    """User text shown as MLflow shows it (as typed, quotes included) when that is one short line; else `_shown`."""
+    return value if len(value) <= _SHOWN_LEN and value.isprintable() else _shown(value)
 
 
 def _snippet(text: str, pos: int) -> str:
@@ -249,7 +296,9 @@ def _parse_key(sc: _Scanner, *, order_by: bool) -> str:
     return ".".join(segments)
 
 
-def _parse_identifier(sc: _Scanner, *, order_by: bool) -> tuple[EntityType, str]:
+def _parse_identifier(
+    sc: _Scanner, *, order_by: bool, vocabulary: _Vocabulary = _RUN_VOCABULARY
+) -> tuple[EntityType, str]:
     """Parse ``entity.key`` (or a bare attribute name) and return ``(entity, raw key)``."""
     start = sc.pos
     head_quote = sc.peek()
@@ -271,13 +320,14 @@ def _parse_identifier(sc: _Scanner, *, order_by: bool) -> tuple[EntityType, str]
         # No entity prefix: an attribute. MLflow splits the raw identifier at its first dot.
         if "." in head:
             entity_part = head_quote + head.split(".", 1)[0]
-            raise InvalidFilter(f"Invalid entity type {_shown(entity_part)}. Valid values are {_MLFLOW_ENTITY_NAMES}")
+            raise InvalidFilter(f"Invalid entity type {_shown(entity_part)}. {vocabulary.valid_entities}")
         return "attribute", head
 
-    entity = _ENTITY_ALIASES.get(head) if head_quote != '"' else None
+    quoted_as_sqlparse_keeps = head_quote == '"' or (head_quote == "`" and not vocabulary.quoted_entity)
+    entity = None if quoted_as_sqlparse_keeps else vocabulary.entities.get(head)
     if entity is None:
-        shown = f"{head_quote}{head}{head_quote}" if head_quote == '"' else head
-        raise InvalidFilter(f"Invalid entity type {_shown(shown)}. Valid values are {_MLFLOW_ENTITY_NAMES}")
+        shown = f"{head_quote}{head}{head_quote}" if quoted_as_sqlparse_keeps else head
+        raise InvalidFilter(f"Invalid entity type {_shown(shown)}. {vocabulary.valid_entities}")
     sc.pos += 1  # the dot
     if not head_quote and head in _KEYWORD_ENTITY_WORDS and sc.peek().isdigit():
         # MLflow's tokenizer does not join a keyword-like prefix with a key that starts with a digit.
@@ -390,7 +440,7 @@ def _comparison(sc: _Scanner) -> Comparison:
     found = sc.match(_SQ_VALUE) or sc.match(_DQ_VALUE)
     if found is not None:
         if kind in ("metric", "numeric_attribute"):
-            raise InvalidFilter(_numeric_expected(entity, key, _shown(found.group())))
+            raise InvalidFilter(_numeric_expected(entity, key, _verbatim(found.group())))
         return Comparison(entity, key, op, found.group()[1:-1])
     found = sc.match(_NUMBER)
     if found is not None:
@@ -420,10 +470,87 @@ def _numeric_expected(entity: EntityType, key: str, shown: str) -> str:
 
 
 def _check_op(kind: _Kind, op: str) -> None:
-    valid = _VALID_OPS[kind]
+    _check_op_in(_VALID_OPS[kind], op)
+
+
+def _check_op_in(valid: frozenset[str], op: str) -> None:
     if op not in valid:
         allowed = ", ".join(repr(o) for o in _OP_ORDER if o in valid)
         raise InvalidFilter(f"Invalid comparator {_shown(op)} not one of {{{allowed}}}")
+
+
+def _experiment_comparison(sc: _Scanner) -> Comparison:
+    """One clause of an experiment filter: MLflow's checks at parse time, then those its SQL store adds."""
+    entity, raw_key = _parse_identifier(sc, order_by=False, vocabulary=_EXPERIMENT_VOCABULARY)
+    key = _canonical_key(entity, raw_key, _EXPERIMENT_ATTRIBUTE_KEYS)
+    # name and experiment_id have their own comparators; the two times share the numeric ones
+    kind = "tag" if entity == "tag" else "numeric" if key in _EXPERIMENT_NUMERIC_ATTRIBUTES else key
+    sc.skip_ws()
+    op = _parse_operator(sc)
+
+    if op in ("IS NULL", "IS NOT NULL"):
+        if entity != "tag":
+            raise InvalidFilter(f"IS NULL / IS NOT NULL is only supported for tags, not for attribute {_shown(key)}")
+        return Comparison(entity, key, op, None)
+
+    sc.skip_ws()
+    if op in ("IN", "NOT IN"):
+        values = _parse_list(sc)
+        if kind == "name":
+            raise InvalidFilter(
+                "Only ['experiment_id'] attributes support comparison with a list of quoted string values."
+            )
+        _check_op_in(_EXPERIMENT_OPS[kind], op)
+        return Comparison(entity, key, op, tuple(_experiment_id(value) for value in values))
+
+    value = _experiment_value(sc, key, kind, op)
+    _check_op_in(_EXPERIMENT_OPS[kind], op)
+    return Comparison(entity, key, op, value)
+
+
+def _experiment_value(sc: _Scanner, key: str, kind: str, op: str) -> int | str:
+    """The value of an experiment comparison: a quoted string, an integer id or an integer literal."""
+    start = sc.pos
+    found = sc.match(_SQ_VALUE) or sc.match(_DQ_VALUE)
+    if found is not None:
+        if kind == "numeric":
+            raise InvalidFilter(_numeric_expected("attribute", key, _verbatim(found.group())))
+        text = found.group()[1:-1]
+        return _experiment_id(text) if kind == "experiment_id" else text
+    found = sc.match(_NUMBER)
+    if found is not None:
+        literal = found.group()
+        if kind != "numeric":
+            if kind == "tag":
+                raise InvalidFilter(
+                    f"Expected a quoted string value for tag (e.g. 'my-value'). Got value {_verbatim(literal)}"
+                )
+            raise InvalidFilter(f"Expected a quoted string value for attributes. Got value {_verbatim(literal)}")
+        if not _INTEGER_LITERAL.fullmatch(literal):  # MLflow compares the INTEGER columns with integers only
+            raise InvalidFilter(f"Invalid value for numeric attribute {key!r}: {str(float(literal))!r}")
+        number = int(literal) if len(literal) <= 20 else _INT64_MAX + 1
+        if not _INT64_MIN <= number <= _INT64_MAX:
+            raise InvalidFilter(
+                f"Invalid value for numeric attribute {key!r}: {_shown(literal)} is out of the 64-bit integer range"
+            )
+        return number
+    if sc.peek() == "(":
+        raise InvalidFilter(f"Invalid comparator {_shown(op)} for a list value; use IN or NOT IN")
+    if sc.at_end():
+        raise InvalidFilter("Invalid clause(s) in filter string: the last comparison has no value")
+    shown = _snippet(sc.text, start)
+    if kind == "numeric":
+        raise InvalidFilter(_numeric_expected("attribute", key, shown))
+    raise InvalidFilter(
+        f"Parameter value is either not quoted or unidentified quote types used for string value {shown}. "
+        "Use either single or double quotes."
+    )
+
+
+def _experiment_id(text: str) -> int:
+    if not _EXPERIMENT_ID.fullmatch(text):
+        raise InvalidFilter(f"Invalid experiment ID {_shown(text)}. Experiment ID must be a valid integer.")
+    return int(text)
 
 
 def _reject_unsafe_characters(text: str) -> None:
@@ -442,6 +569,23 @@ def parse_filter(text: str | None) -> list[Comparison]:
     language. ``None`` and ``""`` yield ``[]``; a whitespace-only string is rejected, as MLflow does.
     Raises `InvalidFilter`.
     """
+    return _parse_clauses(text, _comparison)
+
+
+def parse_experiment_filter(text: str | None) -> list[Comparison]:
+    """Parse an MLflow experiment search filter such as ``name LIKE 'nlp-%' AND tags.team = 'ml'``.
+
+    The same language as run filters with MLflow's experiment vocabulary: the prefixes
+    ``attribute.``, ``tag.`` and ``tags.`` (entity ``"attribute"`` or ``"tag"``); the attributes
+    ``name`` (``=``, ``!=``, ``LIKE``, ``ILIKE``), ``experiment_id`` (``=``, ``!=``, ``IN``, ``NOT IN``
+    against quoted integers, given as ``int``), ``creation_time`` and ``last_update_time`` (numeric
+    comparators against an integer literal, given as ``int``); tags take ``=``, ``!=``, ``LIKE``,
+    ``ILIKE``, ``IS NULL`` and ``IS NOT NULL``. Raises `InvalidFilter`.
+    """
+    return _parse_clauses(text, _experiment_comparison)
+
+
+def _parse_clauses(text: str | None, comparison: Callable[[_Scanner], Comparison]) -> list[Comparison]:
     if not text:
         return []
     if text.isspace():
@@ -465,18 +609,19 @@ def parse_filter(text: str | None) -> list[Comparison]:
             raise InvalidFilter(
                 f"Invalid clause(s) in filter string: {_snippet(sc.text, sc.pos)}; clauses must be joined by AND"
             )
-        clauses.append(_comparison(sc))
+        clauses.append(comparison(sc))
         separated = False
 
 
-def _order_by_clause(clause: str) -> OrderBy:
+def _order_by_clause(clause: str, vocabulary: _Vocabulary) -> tuple[EntityType, str, bool]:
+    """``<identifier> [ASC|DESC]`` as (entity, raw key, ascending); the caller checks entity and key."""
     could_not_parse = InvalidFilter(f"Invalid order_by clause {_shown(clause)}. Could not be parsed.")
     if not clause or clause != clause.strip():
         raise could_not_parse
     _reject_unsafe_characters(clause)
     sc = _Scanner(clause)
     try:
-        entity, raw_key = _parse_identifier(sc, order_by=True)
+        entity, raw_key = _parse_identifier(sc, order_by=True, vocabulary=vocabulary)
     except InvalidFilter as exc:
         raise InvalidFilter(f"Invalid order_by clause {_shown(clause)}: {exc}") from None
     ascending = True
@@ -491,13 +636,14 @@ def _order_by_clause(clause: str) -> OrderBy:
         if not sc.at_end():
             raise could_not_parse
         ascending = direction.group().lower() == "asc"
-    if entity == "dataset":
-        raise InvalidFilter(f"Invalid identifier type 'dataset' in order_by clause {_shown(clause)}")
+    return entity, raw_key, ascending
+
+
+def _order_by_key(clause: str, entity: EntityType, raw_key: str, attribute_keys: dict[str, str]) -> str:
     try:
-        key = _canonical_key(entity, raw_key, _ORDER_BY_ATTRIBUTE_KEYS)
+        return _canonical_key(entity, raw_key, attribute_keys)
     except InvalidFilter as exc:
         raise InvalidFilter(f"{exc} (in order_by clause {_shown(clause)})") from None
-    return OrderBy(entity, key, ascending)
 
 
 def parse_order_by(clauses: list[str] | None) -> list[OrderBy]:
@@ -509,9 +655,28 @@ def parse_order_by(clauses: list[str] | None) -> list[OrderBy]:
     parsed: list[OrderBy] = []
     seen: set[tuple[EntityType, str]] = set()
     for clause in clauses or []:
-        order = _order_by_clause(clause)
+        entity, raw_key, ascending = _order_by_clause(clause, _RUN_VOCABULARY)
+        if entity == "dataset":
+            raise InvalidFilter(f"Invalid identifier type 'dataset' in order_by clause {_shown(clause)}")
+        order = OrderBy(entity, _order_by_key(clause, entity, raw_key, _ORDER_BY_ATTRIBUTE_KEYS), ascending)
         if (order.entity, order.key) in seen:
             raise InvalidFilter(f"`order_by` contains duplicate fields: {_shown(clause)}")
         seen.add((order.entity, order.key))
         parsed.append(order)
+    return parsed
+
+
+def parse_experiment_order_by(clauses: list[str] | None) -> list[OrderBy]:
+    """Parse MLflow's experiment ``order_by`` clauses such as ``["creation_time DESC", "name"]``.
+
+    Each clause is one of ``name``, ``experiment_id``, ``creation_time`` and ``last_update_time``
+    (optionally ``attribute.``-prefixed) with an optional ``ASC`` or ``DESC``. As in MLflow, a field
+    may appear twice (the first decides). Raises `InvalidFilter`.
+    """
+    parsed: list[OrderBy] = []
+    for clause in clauses or []:
+        entity, raw_key, ascending = _order_by_clause(clause, _EXPERIMENT_VOCABULARY)
+        if entity != "attribute":
+            raise InvalidFilter(f"Invalid order_by entity: {entity}")
+        parsed.append(OrderBy(entity, _order_by_key(clause, entity, raw_key, _EXPERIMENT_ATTRIBUTE_KEYS), ascending))
     return parsed

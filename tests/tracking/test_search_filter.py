@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
 
-from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
+from gateway.tracking.search_filter import (
+    Comparison,
+    InvalidFilter,
+    OrderBy,
+    parse_experiment_filter,
+    parse_experiment_order_by,
+    parse_filter,
+    parse_order_by,
+)
 
 C = Comparison
 
@@ -448,3 +456,203 @@ def test_generated_filters_never_accept_more_than_mlflow(text: str) -> None:
     except InvalidFilter:
         return
     _assert_matches_mlflow(text, ours)
+
+
+# --- experiment filters (MLflow's SearchExperimentsUtils plus its SQL store's checks) -----------
+
+
+def _mlflow_experiment_filter(text: str | None) -> list[tuple[str, str, str, Any]]:
+    """MLflow's reading of an experiment filter, with its SQL store's checks; raises MlflowException."""
+    from mlflow.store.tracking.sqlalchemy_store import _get_search_experiments_filter_clauses
+    from mlflow.utils.search_utils import SearchExperimentsUtils
+
+    parsed = SearchExperimentsUtils.parse_search_filter(text)
+    # MLflow's SQL store compares the comparator as typed, so `like` is refused where `LIKE` is not;
+    # we take any case, as its run search does (test_experiment_comparators_in_any_case)
+    parsed = [{**clause, "comparator": clause["comparator"].upper()} for clause in parsed]
+    _get_search_experiments_filter_clauses(parsed, "sqlite")
+    return [(clause["type"], clause["key"], clause["comparator"].upper(), clause["value"]) for clause in parsed]
+
+
+EXPERIMENT_VALID: list[tuple[str, list[Comparison]]] = [
+    ("name = 'a'", [C("attribute", "name", "=", "a")]),
+    ("attribute.name LIKE 'a%'", [C("attribute", "name", "LIKE", "a%")]),
+    ("name ILIKE 'A%'", [C("attribute", "name", "ILIKE", "A%")]),
+    ('name != "b"', [C("attribute", "name", "!=", "b")]),
+    ("`name` = 'a'", [C("attribute", "name", "=", "a")]),
+    ("creation_time > 0", [C("attribute", "creation_time", ">", 0)]),
+    ("attribute.creation_time >= 1700000000000", [C("attribute", "creation_time", ">=", 1700000000000)]),
+    ("last_update_time <= -5", [C("attribute", "last_update_time", "<=", -5)]),
+    ("last_update_time != 7", [C("attribute", "last_update_time", "!=", 7)]),
+    ("experiment_id = '1'", [C("attribute", "experiment_id", "=", 1)]),
+    ("experiment_id IN ('1', \"22\")", [C("attribute", "experiment_id", "IN", (1, 22))]),
+    ("experiment_id NOT IN ('3')", [C("attribute", "experiment_id", "NOT IN", (3,))]),
+    ("tags.team = 'Red'", [C("tag", "team", "=", "Red")]),
+    ("tag.team LIKE 'r%'", [C("tag", "team", "LIKE", "r%")]),
+    ("tags.team ilike 'R%'", [C("tag", "team", "ILIKE", "R%")]),
+    ("tags.`my key` IS NULL", [C("tag", "my key", "IS NULL", None)]),
+    ('tag."a.b" is not null', [C("tag", "a.b", "IS NOT NULL", None)]),
+    ("tags.mlflow.note = 'x'", [C("tag", "mlflow.note", "=", "x")]),
+    (
+        "name LIKE 'x%' and tags.t != 'y' AND creation_time < 5",
+        [C("attribute", "name", "LIKE", "x%"), C("tag", "t", "!=", "y"), C("attribute", "creation_time", "<", 5)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXPERIMENT_VALID, ids=[text for text, _ in EXPERIMENT_VALID])
+def test_valid_experiment_filter(text: str, expected: list[Comparison]) -> None:
+    assert parse_experiment_filter(text) == expected
+    theirs = _mlflow_experiment_filter(text)
+    assert [(c.entity, c.key, c.op) for c in expected] == [(entity, key, op) for entity, key, op, _ in theirs]
+    for mine, (_, key, _, value) in zip(expected, theirs, strict=True):
+        if key == "experiment_id":  # MLflow keeps the quoted ids as text and converts them in its store
+            value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(value)
+        assert mine.value == value and type(mine.value) is type(value), (mine.value, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # MLflow's words
+        ("creation_time > '0'", "Expected numeric value type for numeric attribute: creation_time. Found '0'"),
+        ("creation_time LIKE '1%'", "Expected numeric value type for numeric attribute: creation_time. Found '1%'"),
+        ("creation_time > 1.5", "Invalid value for numeric attribute 'creation_time': '1.5'"),
+        ("last_update_time = 1e3", "Invalid value for numeric attribute 'last_update_time': '1000.0'"),
+        (
+            "attributes.creation_time > 0",
+            "Invalid entity type 'attributes'. Valid entity types are ('attribute', 'tag', 'tags')",
+        ),
+        ("params.a = 'b'", "Invalid entity type 'params'. Valid entity types are ('attribute', 'tag', 'tags')"),
+        ("`tags`.a = 'b'", "Invalid entity type '`tags`'. Valid entity types are ('attribute', 'tag', 'tags')"),
+        ("foo = 'b'", "Invalid attribute key 'foo' specified. Valid keys are "),
+        ("name IN ('a')", "Only ['experiment_id'] attributes support comparison with a list of quoted string values."),
+        ("name IS NULL", "IS NULL / IS NOT NULL is only supported for tags, not for attribute 'name'"),
+        ("experiment_id = 'abc'", "Invalid experiment ID 'abc'. Experiment ID must be a valid integer."),
+        ("experiment_id = 1", "Expected a quoted string value for attributes. Got value 1"),
+        ("tags.t = 1", "Expected a quoted string value for tag (e.g. 'my-value'). Got value 1"),
+        ("tags.t = x", "Parameter value is either not quoted"),
+        ("name = 'a' OR name = 'b'", "Invalid clause(s) in filter string: "),
+        # ours: the comparators that work, in a fixed order
+        ("name > 'a'", "Invalid comparator '>' not one of {'=', '!=', 'LIKE', 'ILIKE'}"),
+        ("experiment_id > '1'", "Invalid comparator '>' not one of {'=', '!=', 'IN', 'NOT IN'}"),
+        ("tags.t > 'a'", "Invalid comparator '>' not one of {'=', '!=', 'LIKE', 'ILIKE', 'IS NULL', 'IS NOT NULL'}"),
+        ("tags.t IN ('a')", "Invalid comparator 'IN' not one of"),
+        ("creation_time LIKE 1", "Invalid comparator 'LIKE' not one of {'=', '!=', '>', '>=', '<', '<='}"),
+        ("creation_time > 99999999999999999999", "is out of the 64-bit integer range"),
+    ],
+)
+def test_invalid_experiment_filter(text: str, message: str) -> None:
+    with pytest.raises(InvalidFilter) as caught:
+        parse_experiment_filter(text)
+    assert message in str(caught.value)
+    if "out of the 64-bit" not in message:
+        with pytest.raises(MlflowException):
+            _mlflow_experiment_filter(text)
+
+
+def test_experiment_comparators_in_any_case() -> None:
+    """Looser than MLflow on purpose: its SQL store refuses a lower-case LIKE or ILIKE in an experiment
+    filter ('Invalid comparator for tag: ilike'), though its run search takes them."""
+    from mlflow.store.tracking.sqlalchemy_store import _get_search_experiments_filter_clauses
+    from mlflow.utils.search_utils import SearchExperimentsUtils
+
+    assert parse_experiment_filter("tags.t ilike 'R%' and name like 'a%'") == [
+        C("tag", "t", "ILIKE", "R%"),
+        C("attribute", "name", "LIKE", "a%"),
+    ]
+    with pytest.raises(MlflowException, match="Invalid comparator"):
+        _get_search_experiments_filter_clauses(
+            SearchExperimentsUtils.parse_search_filter("tags.t ilike 'R%'"), "sqlite"
+        )
+
+
+def test_experiment_filter_or_names_the_or() -> None:
+    with pytest.raises(InvalidFilter, match=r"Invalid clause\(s\) in filter string: .*OR"):
+        parse_experiment_filter("tags.a = 'x' OR tags.b = 'y'")
+    with pytest.raises(MlflowException, match=r"Invalid clause\(s\) in filter string: OR"):
+        _mlflow_experiment_filter("tags.a = 'x' OR tags.b = 'y'")
+
+
+def test_run_filters_keep_their_own_vocabulary() -> None:
+    """The experiment prefixes and attributes are not the run ones, and the other way round."""
+    assert parse_filter("tag.team = 'x'") == [C("tag", "team", "=", "x")]
+    with pytest.raises(InvalidFilter, match="Invalid attribute key 'name'"):
+        parse_filter("name = 'x'")
+    with pytest.raises(InvalidFilter, match="Invalid entity type 'metrics'"):
+        parse_experiment_filter("metrics.a > 1")
+
+
+EXPERIMENT_ORDER_VALID: list[tuple[str, OrderBy]] = [
+    ("name", OrderBy("attribute", "name", ascending=True)),
+    ("attribute.name DESC", OrderBy("attribute", "name", ascending=False)),
+    ("experiment_id asc", OrderBy("attribute", "experiment_id", ascending=True)),
+    ("creation_time Desc", OrderBy("attribute", "creation_time", ascending=False)),
+    ("last_update_time", OrderBy("attribute", "last_update_time", ascending=True)),
+    ("`name` DESC", OrderBy("attribute", "name", ascending=False)),
+]
+
+
+@pytest.mark.parametrize(("clause", "expected"), EXPERIMENT_ORDER_VALID, ids=[c for c, _ in EXPERIMENT_ORDER_VALID])
+def test_valid_experiment_order_by(clause: str, expected: OrderBy) -> None:
+    from mlflow.utils.search_utils import SearchExperimentsUtils
+
+    assert parse_experiment_order_by([clause]) == [expected]
+    assert SearchExperimentsUtils.parse_order_by_for_search_experiments(clause) == (
+        expected.entity,
+        expected.key,
+        expected.ascending,
+    )
+
+
+def test_experiment_order_by_list_may_repeat_a_field_as_mlflow() -> None:
+    assert parse_experiment_order_by(["name", "name DESC"]) == [
+        OrderBy("attribute", "name", ascending=True),
+        OrderBy("attribute", "name", ascending=False),
+    ]
+    assert parse_experiment_order_by(None) == parse_experiment_order_by([]) == []
+
+
+@pytest.mark.parametrize(
+    ("clause", "message"),
+    [
+        ("tags.team", "Invalid order_by entity: tag"),
+        ("tag.team DESC", "Invalid order_by entity: tag"),
+        ("bogus", "Invalid attribute key 'bogus' specified. Valid keys are "),
+        ("name ASCENDING", "Invalid ordering key in order_by clause 'name ASCENDING'."),
+        ("attributes.name", "Invalid entity type 'attributes'. Valid entity types are ('attribute', 'tag', 'tags')"),
+        ("start_time", "Invalid attribute key 'start_time' specified."),
+        ("name DESC NULLS LAST", "Could not be parsed."),
+        ("", "Could not be parsed."),
+    ],
+)
+def test_invalid_experiment_order_by(clause: str, message: str) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import _get_search_experiments_order_by_clauses
+
+    with pytest.raises(InvalidFilter) as caught:
+        parse_experiment_order_by([clause])
+    assert message in str(caught.value)
+    with pytest.raises(MlflowException):
+        _get_search_experiments_order_by_clauses([clause])
+
+
+_EXPERIMENT_CLAUSES = st.builds(
+    "{}{}{}{}{}{}".format,
+    st.sampled_from(["", "attribute.", "attributes.", "tag.", "tags.", "`tags`.", "params."]),
+    st.sampled_from(["name", "experiment_id", "creation_time", "last_update_time", "team", "`a b`", "x.y", "foo"]),
+    st.sampled_from(["", " ", "\n"]),
+    st.sampled_from(["=", "!=", ">", "<=", "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL", "=="]),
+    st.sampled_from(["", " "]),
+    st.sampled_from(["'v'", '"v"', "'12'", "1", "-2", "1.5", "('1', '2')", "('a',)", "()", "v", ""]),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.lists(_EXPERIMENT_CLAUSES, min_size=1, max_size=3).map(" AND ".join), _FILTER_PARTS))
+def test_generated_experiment_filters_never_accept_more_than_mlflow(text: str) -> None:
+    try:
+        ours = parse_experiment_filter(text)
+    except InvalidFilter:
+        return
+    theirs = _mlflow_experiment_filter(text)
+    assert [(c.entity, c.key, c.op) for c in ours] == [(entity, key, op) for entity, key, op, _ in theirs]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Experiment, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from tests.gateway_process import RunningGateway, run_gateway
@@ -428,3 +430,270 @@ def test_experiment_search_filters_any_and_casing(tracking: RunningGateway) -> N
     for clause in (f"name = '{name}' and tags.team = 'nlp'", f"name = '{name}' AND tags.team = 'nlp'"):
         assert [e.name for e in client.search_experiments(filter_string=clause)] == [name]
     assert client.search_experiments(filter_string=f"name = '{name}' And tags.team = 'cv'") == []
+
+
+def new_experiments(prefix: str, names: list[str], **tags: dict[str, str]) -> dict[str, str]:
+    """Create experiments `prefix + name` in this order, at least 2 ms apart (creation times are in ms)."""
+    client = MlflowClient()
+    ids = {}
+    for name in names:
+        ids[name] = client.create_experiment(prefix + name, tags=tags.get(name))
+        time.sleep(0.005)
+    return ids
+
+
+def names_of(experiments: list[Experiment], prefix: str) -> list[str]:
+    return [e.name.removeprefix(prefix) for e in experiments]
+
+
+def test_search_experiments_default_order_is_newest_first_and_pages_stably(tracking: RunningGateway) -> None:
+    prefix = f"order-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["a", "b", "c", "d", "e"])
+    assert [e.name for e in mlflow.search_experiments(max_results=1)] == [prefix + "e"]
+    assert names_of(mlflow.search_experiments(filter_string=f"name LIKE '{prefix}%'"), prefix) == list("edcba")
+    client, pages, token = MlflowClient(), [], None
+    while True:
+        page = client.search_experiments(max_results=2, filter_string=f"name LIKE '{prefix}%'", page_token=token)
+        pages.append(names_of(page, prefix))
+        token = page.token
+        if not token:
+            break
+    assert pages == [["e", "d"], ["c", "b"], ["a"]]
+    # the oldest experiment, the default one, is on the last page of an unfiltered search
+    everything = client.search_experiments(max_results=50_000)
+    assert everything[-1].experiment_id == "0"
+
+
+def test_search_experiments_order_by_each_key(tracking: RunningGateway) -> None:
+    prefix = f"keys-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["b", "c", "a"])
+    client = MlflowClient()
+    client.rename_experiment(ids["b"], prefix + "b2")  # the last updated now
+    by_name = f"name LIKE '{prefix}%'"
+
+    def ordered(*order_by: str) -> list[str]:
+        return names_of(mlflow.search_experiments(filter_string=by_name, order_by=list(order_by)), prefix)
+
+    assert ordered("name") == ordered("attribute.name ASC") == ["a", "b2", "c"]
+    assert ordered("name DESC") == ["c", "b2", "a"]
+    assert ordered("experiment_id") == ordered("creation_time asc") == ["b2", "c", "a"]
+    assert ordered("attribute.experiment_id DESC") == ordered("creation_time DESC") == ["a", "c", "b2"]
+    assert ordered("last_update_time DESC") == ["b2", "a", "c"]
+    assert ordered("last_update_time DESC", "name DESC") == ["b2", "a", "c"]
+
+
+def test_search_experiments_by_creation_time_and_id(tracking: RunningGateway) -> None:
+    prefix = f"time-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["a", "b", "c"])
+    middle = MlflowClient().get_experiment(ids["b"]).creation_time
+    by_name = f"name LIKE '{prefix}%'"
+
+    def found(clause: str) -> list[str]:
+        return names_of(mlflow.search_experiments(filter_string=f"{by_name} AND {clause}"), prefix)
+
+    assert found(f"creation_time >= {middle}") == ["c", "b"]
+    assert found(f"attribute.creation_time < {middle}") == ["a"]
+    assert found(f"creation_time = {middle}") == ["b"]
+    assert found("last_update_time > 0") == ["c", "b", "a"]
+    assert found(f"experiment_id IN ('{ids['a']}', '{ids['c']}')") == ["c", "a"]
+    assert found(f"experiment_id != '{ids['a']}'") == ["c", "b"]
+    assert found("experiment_id NOT IN ('99999999999')") == ["c", "b", "a"]  # beyond the column: nothing excluded
+    assert found("experiment_id = '99999999999'") == []
+
+
+def test_experiment_name_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
+    prefix = f"case-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["alpha2", "Alpha", "beta"])
+
+    def found(clause: str) -> list[str]:
+        return sorted(names_of(mlflow.search_experiments(filter_string=clause), prefix))
+
+    assert found(f"name LIKE '{prefix}a%'") == ["alpha2"]
+    assert found(f"name LIKE '{prefix}A%'") == ["Alpha"]
+    assert found(f"name ILIKE '{prefix.upper()}A%'") == ["Alpha", "alpha2"]
+    assert found(f"name = '{prefix}ALPHA2'") == []
+    assert found(f"name != '{prefix}beta' AND name LIKE '{prefix}%'") == ["Alpha", "alpha2"]
+
+
+def test_experiment_tag_filters(tracking: RunningGateway) -> None:
+    prefix = f"tagf-{uuid.uuid4().hex[:8]}-"
+    new_experiments(prefix, ["red", "Red", "none"], red={"team": "red"}, Red={"team": "Red", "x": "1"})
+    by_name = f"name LIKE '{prefix}%'"
+
+    def found(clause: str) -> list[str]:
+        return sorted(names_of(mlflow.search_experiments(filter_string=f"{by_name} AND {clause}"), prefix))
+
+    assert found("tags.team LIKE 'r%'") == ["red"]
+    assert found("tag.team LIKE 'R%'") == ["Red"]
+    assert found("tag.team ILIKE 'r%'") == ["Red", "red"]
+    assert found("tags.team = 'RED'") == []
+    assert found("tags.team != 'red'") == ["Red"]  # an experiment without the tag does not match !=
+    assert found("tags.team IS NULL") == ["none"]
+    assert found("tags.x IS NOT NULL") == ["Red"]
+    assert found("tags.team = 'red' AND tags.x IS NULL") == ["red"]
+
+
+def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"runcase-{uuid.uuid4().hex[:8]}")
+    for name, value in (("lower", "adam"), ("upper", "Adam")):
+        run_id = client.create_run(experiment_id, run_name=f"{name}-run").info.run_id
+        client.log_param(run_id, "opt", value)
+        client.set_tag(run_id, "opt", value)
+
+    def found(clause: str) -> list[str]:
+        runs = mlflow.search_runs([experiment_id], filter_string=clause, output_format="list")
+        return sorted(r.info.run_name for r in runs)
+
+    assert found("params.opt LIKE 'a%'") == ["lower-run"]
+    assert found("params.opt LIKE 'A%'") == ["upper-run"]
+    assert found("params.opt ILIKE 'a%'") == ["lower-run", "upper-run"]
+    assert found("tags.opt LIKE 'a%'") == ["lower-run"]
+    assert found("tag.opt LIKE 'A%'") == ["upper-run"]
+    assert found("tag.opt ILIKE 'A%'") == ["lower-run", "upper-run"]
+    assert found("attributes.run_name LIKE 'L%'") == []
+    assert found("attributes.run_name ILIKE 'L%'") == ["lower-run"]
+
+
+def test_experiment_tag_values_up_to_20000_characters(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"long-{uuid.uuid4().hex[:8]}", tags={"created": "c" * 20_000})
+    client.set_experiment_tag(experiment_id, "set", "s" * 20_000)
+    assert client.get_experiment(experiment_id).tags == {"created": "c" * 20_000, "set": "s" * 20_000}
+    with pytest.raises(MlflowException, match="'value' exceeds the maximum length of 20000 characters"):
+        client.set_experiment_tag(experiment_id, "set", "t" * 20_001)
+    too_long = f"long-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(MlflowException, match="'value' exceeds the maximum length of 20000 characters"):
+        client.create_experiment(too_long, tags={"created": "c" * 20_001})
+    assert client.get_experiment(experiment_id).tags["set"] == "s" * 20_000
+    assert client.get_experiment_by_name(too_long) is None
+
+
+def test_delete_experiment_tag(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"deltag-{uuid.uuid4().hex[:8]}", tags={"a": "1", "b": "2"})
+    client.delete_experiment_tag(experiment_id, "a")
+    assert client.get_experiment(experiment_id).tags == {"b": "2"}
+    with pytest.raises(MlflowException, match=f"No tag with name: a in experiment with id {experiment_id}") as gone:
+        client.delete_experiment_tag(experiment_id, "a")
+    assert gone.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException, match="No Experiment with id=987654 exists"):
+        client.delete_experiment_tag("987654", "b")
+
+    client.delete_experiment(experiment_id)
+    inactive = f"The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+    for change in (
+        lambda: client.delete_experiment_tag(experiment_id, "b"),
+        lambda: client.set_experiment_tag(experiment_id, "c", "3"),
+    ):
+        with pytest.raises(MlflowException, match=re.escape(inactive)) as refused:
+            change()
+        assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.get_experiment(experiment_id).tags == {"b": "2"}
+    client.restore_experiment(experiment_id)
+    client.delete_experiment_tag(experiment_id, "b")
+    assert client.get_experiment(experiment_id).tags == {}
+
+
+def test_the_default_experiment_can_be_deleted_and_restored(tracking: RunningGateway) -> None:
+    client = MlflowClient()
+    client.delete_experiment("0")
+    try:
+        assert client.get_experiment("0").lifecycle_stage == "deleted"
+        assert "0" not in [e.experiment_id for e in client.search_experiments(max_results=50_000)]
+        with pytest.raises(
+            MlflowException,
+            match=re.escape("The experiment 0 must be in the 'active' state. Current state is deleted."),
+        ):
+            client.create_run("0")
+    finally:
+        client.restore_experiment("0")
+    assert client.get_experiment("0").lifecycle_stage == "active"
+    assert client.create_run("0").info.experiment_id == "0"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"max_results": 10, "order_by": ["bogus"]}, "Invalid attribute key 'bogus' specified. Valid keys are "),
+        ({"max_results": 10, "order_by": ["tags.team"]}, "Invalid order_by entity: tag"),
+        (
+            {"max_results": 10, "order_by": ["name ASCENDING"]},
+            "Invalid ordering key in order_by clause 'name ASCENDING'.",
+        ),
+        (
+            {"max_results": 10, "order_by": "name"},
+            "Invalid value \"name\" for parameter 'order_by' supplied:  Hint: Value was of type 'str'. "
+            "See the API docs for more information about request parameters.",
+        ),
+        ({"max_results": 10, "filter": "name > 'a'"}, "Invalid comparator '>' not one of"),
+        ({"max_results": 10, "filter": "name = 'a' OR name = 'b'"}, "Invalid clause(s) in filter string: "),
+        (
+            {"max_results": 10, "filter": "creation_time > '0'"},
+            "Expected numeric value type for numeric attribute: creation_time. Found '0'",
+        ),
+        (
+            {"max_results": 10, "filter": "creation_time > 1.5"},
+            "Invalid value for numeric attribute 'creation_time': '1.5'",
+        ),
+        (
+            {"max_results": 10, "filter": "attributes.creation_time > 0"},
+            "Invalid entity type 'attributes'. Valid entity types are ('attribute', 'tag', 'tags')",
+        ),
+        ({"max_results": 10, "filter": "params.a = 'b'"}, "Invalid entity type 'params'"),
+        ({"max_results": 10, "filter": "foo = 'b'"}, "Invalid attribute key 'foo' specified."),
+        ({"max_results": 10, "filter": "experiment_id = 'abc'"}, "Invalid experiment ID 'abc'."),
+        ({"max_results": 10, "view_type": "SIDEWAYS"}, "Invalid view type 'SIDEWAYS'"),
+    ],
+)
+def test_experiment_search_refusals(tracking: RunningGateway, body: dict[str, object], message: str) -> None:
+    response = requests.post(f"{tracking.url}{TRACKING}/experiments/search", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert message in response.json()["message"]
+
+
+def test_experiment_search_over_get_and_view_type_numbers(tracking: RunningGateway) -> None:
+    prefix = f"get-{uuid.uuid4().hex[:8]}-"
+    ids = new_experiments(prefix, ["a", "b"])
+    MlflowClient().delete_experiment(ids["b"])
+    query = {"max_results": "10", "filter": f"name LIKE '{prefix}%'", "order_by": "name DESC", "view_type": "3"}
+    got = requests.get(f"{tracking.url}{TRACKING}/experiments/search", params=query, timeout=30)
+    assert [e["name"] for e in got.json()["experiments"]] == [prefix + "b", prefix + "a"]
+    for view_type, expected in ((2, ["b"]), (1, ["a"]), ("DELETED_ONLY", ["b"])):
+        body = {"max_results": 10, "filter": f"name LIKE '{prefix}%'", "view_type": view_type}
+        posted = requests.post(f"{tracking.url}{TRACKING}/experiments/search", json=body, timeout=30)
+        assert [e["name"].removeprefix(prefix) for e in posted.json()["experiments"]] == expected
+
+
+def test_experiment_refusals_write_nothing(tracking: RunningGateway) -> None:
+    post = lambda path, body: requests.post(f"{tracking.url}{TRACKING}{path}", json=body, timeout=30)  # noqa: E731
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    as_object = post("/experiments/create", {"name": name, "tags": {"a": "b"}})
+    assert (as_object.status_code, as_object.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert as_object.json()["message"] == (
+        "Invalid value {\"a\":\"b\"} for parameter 'tags' supplied:  Hint: Value was of type 'dict'. "
+        "See the API docs for more information about request parameters."
+    )
+    missing = requests.get(
+        f"{tracking.url}{TRACKING}/experiments/get-by-name", params={"experiment_name": name}, timeout=30
+    )
+    assert missing.status_code == 404
+
+    experiment_id = MlflowClient().create_experiment(name, tags={"k": "v"})
+    no_key = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id})
+    assert (no_key.status_code, no_key.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert "Missing value for required parameter 'key'" in no_key.json()["message"]
+    too_long = post(
+        "/experiments/set-experiment-tag", {"experiment_id": experiment_id, "key": "k", "value": "x" * 20_001}
+    )
+    assert (too_long.status_code, too_long.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    absent = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "nope"})
+    assert absent.status_code == 404
+    assert (absent.json()["error_code"], absent.json()["message"]) == (
+        "RESOURCE_DOES_NOT_EXIST",
+        f"No tag with name: nope in experiment with id {experiment_id}",
+    )
+    assert MlflowClient().get_experiment(experiment_id).tags == {"k": "v"}
+    deleted = post("/experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "k"})
+    assert (deleted.status_code, deleted.json()) == (200, {})

@@ -44,6 +44,16 @@ class StoreBase:
             raise not_found(f"No Experiment with id={experiment_id} exists")
         return row
 
+    async def _active_experiment(self, conn: AsyncConnection, experiment_id: object) -> Any:
+        """The experiment's row; a deleted one is refused as MLflow refuses it (400, not 404)."""
+        row = await self._experiment_row(conn, experiment_id)
+        if row.lifecycle_stage != ACTIVE:
+            raise InvalidValue(
+                f"The experiment {row.experiment_id} must be in the 'active' state. "
+                f"Current state is {row.lifecycle_stage}."
+            )
+        return row
+
     async def _run_row(self, conn: AsyncConnection, run_id: object) -> Any:
         if not isinstance(run_id, str) or not run_id:
             raise no_run(run_id)

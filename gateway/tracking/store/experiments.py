@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
-from gateway.tracking.limits import MAX_TAG_VALUE
+from gateway.tracking.limits import MAX_EXPERIMENT_TAG_VALUE
+from gateway.tracking.search_filter import (
+    Comparison,
+    InvalidFilter,
+    OrderBy,
+    parse_experiment_filter,
+    parse_experiment_order_by,
+)
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.sql import compare, lifecycle, upsert
 from gateway.tracking.store.values import (
@@ -25,6 +31,7 @@ from gateway.tracking.store.values import (
     now_ms,
     offset_token,
     page_offset,
+    possible_experiment_id,
 )
 
 
@@ -82,12 +89,9 @@ class ExperimentStore(StoreBase):
                         .values(artifact_location=self._location(experiment_id))
                     )
                 for tag in tags:
+                    key, value = experiment_tag(tag.get("key"), tag.get("value"))
                     await conn.execute(
-                        insert(s.experiment_tags).values(
-                            experiment_id=experiment_id,
-                            key=check_key(tag.get("key")),
-                            value=check_value(tag.get("value"), MAX_TAG_VALUE, "value"),
-                        )
+                        insert(s.experiment_tags).values(experiment_id=experiment_id, key=key, value=value)
                     )
         except IntegrityError:
             raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
@@ -129,19 +133,27 @@ class ExperimentStore(StoreBase):
         filter_string: str | None,
         page_token: str | None,
         *,
+        order_by: list[str] | None = None,
         name_contains: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of experiments; `name_contains` (case-insensitive, taken literally) is the UI's search box."""
+        """A page of experiments in MLflow's order (newest first unless `order_by` says otherwise).
+
+        `filter_string` and `order_by` are MLflow's experiment search language; `name_contains`
+        (case-insensitive, taken literally) is the UI's search box.
+        """
+        try:
+            comparisons = parse_experiment_filter(filter_string)
+            ordering = parse_experiment_order_by(order_by)
+        except InvalidFilter as exc:
+            raise InvalidValue(str(exc)) from None
+        offset = page_offset(page_token)
         query = select(s.experiments)
         query = lifecycle(query, s.experiments.c.lifecycle_stage, view_type)
         if name_contains:
             query = query.where(func.lower(s.experiments.c.name).contains(name_contains.lower(), autoescape=True))
-        if filter_string:
-            if not isinstance(filter_string, str):
-                raise InvalidValue("'filter' must be a string")
-            query = query.where(experiment_filter(filter_string))
-        offset = page_offset(page_token)
-        query = query.order_by(s.experiments.c.experiment_id).offset(offset).limit(max_results + 1)
+        for comparison in comparisons:
+            query = query.where(experiment_condition(comparison))
+        query = query.order_by(*experiment_order(ordering)).offset(offset).limit(max_results + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             found = [await self._experiment_json(conn, row) for row in rows[:max_results]]
@@ -162,10 +174,9 @@ class ExperimentStore(StoreBase):
             raise AlreadyExists(f"Experiment(name={new_name}) already exists.") from None
 
     async def set_experiment_lifecycle(self, experiment_id: object, stage: str) -> None:
+        """Delete or restore an experiment and all its runs; the default experiment '0' too, as MLflow 3.17."""
         async with self.engine.begin() as conn:
             row = await self._experiment_row(conn, experiment_id)
-            if row.experiment_id == DEFAULT_EXPERIMENT_ID and stage == DELETED:
-                raise InvalidValue("Cannot delete the default experiment '0'")
             stamp = now_ms()
             await conn.execute(
                 update(s.experiments)
@@ -179,14 +190,27 @@ class ExperimentStore(StoreBase):
             )
 
     async def set_experiment_tag(self, experiment_id: object, key: object, value: object) -> None:
+        checked_key, checked_value = experiment_tag(key, value)
         async with self.engine.begin() as conn:
-            row = await self._experiment_row(conn, experiment_id)
+            row = await self._active_experiment(conn, experiment_id)
             await upsert(
                 conn,
                 s.experiment_tags,
-                {"experiment_id": row.experiment_id, "key": check_key(key)},
-                {"value": check_value(value, MAX_TAG_VALUE, "value")},
+                {"experiment_id": row.experiment_id, "key": checked_key},
+                {"value": checked_value},
             )
+
+    async def delete_experiment_tag(self, experiment_id: object, key: object) -> None:
+        checked_key = check_key(key)
+        async with self.engine.begin() as conn:
+            row = await self._active_experiment(conn, experiment_id)
+            result = await conn.execute(
+                delete(s.experiment_tags).where(
+                    s.experiment_tags.c.experiment_id == row.experiment_id, s.experiment_tags.c.key == checked_key
+                )
+            )
+            if result.rowcount == 0:
+                raise not_found(f"No tag with name: {checked_key} in experiment with id {row.experiment_id}")
 
     async def experiment_keys(self, experiment_id: int, newest_runs: int) -> dict[str, list[str]]:
         """The param, metric and tag keys of the experiment's `newest_runs` runs, sorted: the UI's columns.
@@ -208,31 +232,52 @@ class ExperimentStore(StoreBase):
         return found
 
 
-def experiment_filter(filter_string: str) -> ColumnElement[bool]:
-    """MLflow's experiment filter subset used by clients: name and tags comparisons."""
-    conditions = []
-    for clause in re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE):
-        text = clause.strip()
-        for op in (" ILIKE ", " LIKE ", " != ", " = "):
-            left, sep, right = text.partition(op)
-            if sep:
-                value = right.strip().strip("'\"")
-                field = left.strip().strip("`")
-                if field in ("name", "attribute.name", "attributes.name"):
-                    conditions.append(compare(s.experiments.c.name, op.strip(), value))
-                elif field.startswith("tags."):
-                    key = field[len("tags.") :].strip("`")
-                    table = s.experiment_tags
-                    conditions.append(
-                        exists().where(
-                            table.c.experiment_id == s.experiments.c.experiment_id,
-                            table.c.key == key,
-                            compare(table.c.value, op.strip(), value),
-                        )
-                    )
-                else:
-                    raise InvalidValue(f"Invalid attribute key '{field}' in experiment filter")
-                break
-        else:
-            raise InvalidValue(f"Invalid clause '{text}' in experiment filter")
-    return and_(*conditions)
+def experiment_tag(key: object, value: object) -> tuple[str, str]:
+    """An experiment tag's key and value, checked: values up to MLflow's 20,000 characters (run tags: 8,000)."""
+    return check_key(key), check_value(value, MAX_EXPERIMENT_TAG_VALUE, "value")
+
+
+EXPERIMENT_COLUMNS: dict[str, Any] = {
+    "name": s.experiments.c.name,
+    "experiment_id": s.experiments.c.experiment_id,
+    "creation_time": s.experiments.c.creation_time,
+    "last_update_time": s.experiments.c.last_update_time,
+}
+DEFAULT_EXPERIMENT_ORDER = [
+    OrderBy("attribute", "creation_time", ascending=False),
+    OrderBy("attribute", "experiment_id", ascending=True),
+]
+"""MLflow's order when a search names none: the newest first."""
+
+
+def experiment_condition(comparison: Comparison) -> ColumnElement[bool]:
+    """One parsed clause of an experiment filter as a condition on `experiments`."""
+    key, op, value = comparison.key, comparison.op, comparison.value
+    if comparison.entity == "tag":
+        table = s.experiment_tags
+        of_experiment = (table.c.experiment_id == s.experiments.c.experiment_id, table.c.key == key)
+        if op == "IS NULL":
+            return not_(exists().where(*of_experiment))
+        if op == "IS NOT NULL":
+            return exists().where(*of_experiment)
+        return exists().where(*of_experiment, compare(table.c.value, op, value))
+    column = EXPERIMENT_COLUMNS[key]
+    if key == "experiment_id":
+        # Ids beyond the 32-bit column name no experiment (and PostgreSQL would refuse the parameter).
+        given = value if isinstance(value, tuple) else (value,)
+        ids = [number for number in given if isinstance(number, int) and possible_experiment_id(number)]
+        return column.in_(ids) if op in ("=", "IN") else column.not_in(ids)  # type: ignore[no-any-return]
+    return compare(column, op, value)
+
+
+def experiment_order(ordering: list[OrderBy]) -> list[Any]:
+    """ORDER BY clauses as MLflow's store builds them: the default order when none is given, and the
+    experiment id (descending) as the last tie-breaker unless the order names it."""
+    ordering = ordering or DEFAULT_EXPERIMENT_ORDER
+    clauses = []
+    for order in ordering:
+        column = EXPERIMENT_COLUMNS[order.key]
+        clauses.append(column.asc() if order.ascending else column.desc())
+    if not any(order.key == "experiment_id" for order in ordering):
+        clauses.append(s.experiments.c.experiment_id.desc())
+    return clauses

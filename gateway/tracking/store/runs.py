@@ -58,12 +58,7 @@ class RunStore(StoreBase):
         name = run_name if isinstance(run_name, str) and run_name else tagged or default_run_name()
         tag_values[RUN_NAME_TAG] = name
         async with self.engine.begin() as conn:
-            experiment = await self._experiment_row(conn, experiment_id)
-            if experiment.lifecycle_stage != ACTIVE:
-                raise InvalidValue(
-                    f"The experiment {experiment.experiment_id} must be in the 'active' state. "
-                    f"Current state is {experiment.lifecycle_stage}."
-                )
+            experiment = await self._active_experiment(conn, experiment_id)
             await conn.execute(
                 insert(s.runs).values(
                     run_uuid=run_id,

@@ -74,8 +74,13 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     raise InvalidValue(f"Invalid comparator '{op}'")
 
 
+VIEW_TYPE_NUMBERS = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
+"""MLflow's ViewType enum values, which its server takes in place of the names."""
+
+
 def lifecycle(query: Any, column: Any, view_type: str | None) -> Any:
     view = (view_type or "ACTIVE_ONLY").upper()
+    view = VIEW_TYPE_NUMBERS.get(view, view)
     if view == "ACTIVE_ONLY":
         return query.where(column == ACTIVE)
     if view == "DELETED_ONLY":
