@@ -214,7 +214,7 @@ def test_concurrent_writers_of_the_same_keys_all_succeed(tracking: RunningGatewa
     [
         ("/runs/get?run_id=nope", None, 404, "RESOURCE_DOES_NOT_EXIST", "nope"),
         ("/experiments/get?experiment_id=987654", None, 404, "RESOURCE_DOES_NOT_EXIST", "987654"),
-        ("/experiments/get?experiment_id=abc", None, 400, "INVALID_PARAMETER_VALUE", "experiment_id"),
+        ("/experiments/get?experiment_id=abc", None, 400, "INVALID_PARAMETER_VALUE", "Invalid experiment ID"),
         ("/experiments/get-by-name?experiment_name=nope-nope", None, 404, "RESOURCE_DOES_NOT_EXIST", "nope-nope"),
         ("/experiments/create", {}, 400, "INVALID_PARAMETER_VALUE", "'name'"),
         (
