@@ -38,7 +38,7 @@ MAX_PARTS = 10_000
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         raise ApiError.invalid("The request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError.invalid("The request body must be a JSON object")

@@ -57,6 +57,8 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
+    except RecursionError:  # a body nested thousands deep: no MLflow request nests more than a few levels
+        raise ApiError(400, "BAD_REQUEST", "The request body nests too deeply to be an MLflow request") from None
     if not isinstance(body, dict):
         raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
     return body

@@ -20,3 +20,18 @@ MAX_HISTORY = 25_000
 """Points of one metric's history per request, as MLflow's GetMetricHistory and its bulk UI route."""
 MAX_BULK_RUNS = 100
 """Runs per request of the bulk history route."""
+MAX_EXPERIMENT_NAME = 500
+MAX_RUN_NAME = 250
+MAX_USER_ID = 256
+"""Lengths of the names the metadata store keeps in bounded columns (MLflow's and its schema's)."""
+DATASET_FIELD_LIMITS = {
+    "name": 500,
+    "digest": 36,
+    "source_type": 36,
+    "source": 65_535,
+    "schema": 1_048_575,
+    "profile": 16_777_215,
+}
+"""A dataset's fields, as MLflow's `_validate_dataset` and its schema bound them."""
+MAX_INPUT_TAG_KEY, MAX_INPUT_TAG_VALUE = 255, 500
+"""A dataset input's tags (e.g. `mlflow.data.context`)."""

@@ -34,6 +34,10 @@ __all__ = [
 EntityType = Literal["metric", "param", "tag", "attribute", "dataset"]
 
 
+MAX_CLAUSES = 100
+"""Comparisons in one filter: far beyond real searches, well within SQLite's expression depth (1,000)."""
+
+
 class InvalidFilter(ValueError):
     """A ``filter`` or ``order_by`` string that MLflow's search language does not accept."""
 
@@ -608,6 +612,10 @@ def _parse_clauses(text: str | None, comparison: Callable[[_Scanner], Comparison
         if not separated:
             raise InvalidFilter(
                 f"Invalid clause(s) in filter string: {_snippet(sc.text, sc.pos)}; clauses must be joined by AND"
+            )
+        if len(clauses) == MAX_CLAUSES:
+            raise InvalidFilter(
+                f"Invalid filter: more than {MAX_CLAUSES} comparisons; split the search or narrow it with IN"
             )
         clauses.append(comparison(sc))
         separated = False

@@ -180,7 +180,7 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
     # A cut may split a character: drop the partial one rather than show a replacement mark.
     text = data.decode("utf-8", errors="ignore" if truncated else "replace")
     if extension == "json" and not truncated:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):  # shown as it is when it cannot be indented
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     if extension in ("csv", "tsv"):
         reader = csv.reader(io.StringIO(text), delimiter="\t" if extension == "tsv" else ",")

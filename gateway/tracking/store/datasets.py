@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.tracking.limits import DATASET_FIELD_LIMITS, MAX_INPUT_TAG_KEY, MAX_INPUT_TAG_VALUE
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.sql import upsert
-from gateway.tracking.store.values import possible_experiment_id
+from gateway.tracking.store.values import check_length, possible_experiment_id
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 MAX_DATASET_SUMMARIES = 1000
@@ -60,6 +61,9 @@ class DatasetStore(StoreBase):
                 for field in ("source_type", "source", "schema", "profile"):
                     if dataset.get(field) is not None and not isinstance(dataset[field], str):
                         raise InvalidValue(f"The dataset's '{field}' must be a string")
+                for field, limit in DATASET_FIELD_LIMITS.items():
+                    check_length(dataset.get(field) or "", limit, field)
+                _check_input_tags(item.get("tags"))
                 await upsert(
                     conn,
                     s.run_inputs,
@@ -90,3 +94,17 @@ def dataset_input(row: Any) -> dict[str, Any]:
     if tags:
         item["tags"] = tags
     return item
+
+
+def _check_input_tags(tags: object) -> None:
+    """A dataset input's tags: a list of {"key", "value"} strings within MLflow's input-tag limits."""
+    if tags is None:
+        return
+    if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
+        raise InvalidValue('A dataset input\'s \'tags\' must be a list of {"key", "value"} objects')
+    for tag in tags:
+        key, value = tag.get("key"), tag.get("value", "")
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise InvalidValue("Each dataset input tag needs a string 'key' and 'value'")
+        check_length(key, MAX_INPUT_TAG_KEY, "key")
+        check_length(value, MAX_INPUT_TAG_VALUE, "value")

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
-from gateway.tracking.limits import MAX_EXPERIMENT_TAG_VALUE
+from gateway.tracking.limits import MAX_EXPERIMENT_NAME, MAX_EXPERIMENT_TAG_VALUE
 from gateway.tracking.search_filter import (
     Comparison,
     InvalidFilter,
@@ -26,6 +26,7 @@ from gateway.tracking.store.values import (
     DEFAULT_EXPERIMENT_ID,
     DELETED,
     check_key,
+    check_length,
     check_value,
     not_found,
     now_ms,
@@ -69,6 +70,7 @@ class ExperimentStore(StoreBase):
     async def create_experiment(self, name: object, artifact_location: str | None, tags: list[dict[str, Any]]) -> str:
         if not isinstance(name, str) or not name.strip():
             raise InvalidValue("Missing value for required parameter 'name'")
+        check_length(name, MAX_EXPERIMENT_NAME, "name")
         stamp = now_ms()
         try:
             async with self.engine.begin() as conn:
@@ -162,6 +164,7 @@ class ExperimentStore(StoreBase):
     async def update_experiment(self, experiment_id: object, new_name: object) -> None:
         if not isinstance(new_name, str) or not new_name.strip():
             raise InvalidValue("Missing value for required parameter 'new_name'")
+        check_length(new_name, MAX_EXPERIMENT_NAME, "new_name")
         try:
             async with self.engine.begin() as conn:
                 row = await self._experiment_row(conn, experiment_id)

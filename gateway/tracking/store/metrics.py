@@ -17,6 +17,7 @@ from gateway.tracking.limits import (
     MAX_BATCH_TAGS,
     MAX_BATCH_TOTAL,
     MAX_PARAM_VALUE,
+    MAX_RUN_NAME,
     MAX_TAG_VALUE,
 )
 from gateway.tracking.store.base import StoreBase
@@ -25,6 +26,7 @@ from gateway.tracking.store.values import (
     RUN_NAME_TAG,
     MetricPoint,
     check_key,
+    check_length,
     check_value,
     json_number,
     no_run,
@@ -80,9 +82,10 @@ class MetricStore(StoreBase):
         for index, tag in enumerate(tags):
             prefix = f"tags[{index}]." if batch else ""
             key = check_key(tag.get("key"), f"{prefix}key")
-            checked_tags.append(
-                (key, check_value(tag.get("value"), MAX_TAG_VALUE, f"{prefix}value", truncate=self.truncate))
-            )
+            value = check_value(tag.get("value"), MAX_TAG_VALUE, f"{prefix}value", truncate=self.truncate)
+            if key == RUN_NAME_TAG:  # it names the run, in a bounded column
+                check_length(value, MAX_RUN_NAME, f"{prefix}value")
+            checked_tags.append((key, value))
         _check_batch_size(len(metrics), len(params), len(tags))
         keys = [key for key, _ in checked_params]
         if repeated := sorted({key for key in keys if keys.count(key) > 1}):

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
-from gateway.tracking.limits import MAX_SEARCH_RESULTS, MAX_TAG_VALUE, RUN_STATUSES
+from gateway.tracking.limits import MAX_RUN_NAME, MAX_SEARCH_RESULTS, MAX_TAG_VALUE, MAX_USER_ID, RUN_STATUSES
 from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.datasets import dataset_input
@@ -23,6 +23,7 @@ from gateway.tracking.store.values import (
     DELETED,
     RUN_NAME_TAG,
     check_key,
+    check_length,
     check_value,
     default_run_name,
     int_field,
@@ -33,7 +34,18 @@ from gateway.tracking.store.values import (
     offset_token,
     page_offset,
     possible_experiment_id,
+    wrong_type,
 )
+
+PAGE_BYTES = 16 << 20
+"""About how much run data one page of a run search holds; the client follows next_page_token."""
+
+
+def _json_size(run: dict[str, Any]) -> int:
+    """About the bytes of `run` in the answer: its keys and values, and a little for the rest."""
+    data = run["data"]
+    entries = [*data.get("params", []), *data.get("tags", [])]
+    return 1024 + 128 * len(data.get("metrics", [])) + sum(len(e["key"]) + len(e["value"]) + 32 for e in entries)
 
 
 class RunStore(StoreBase):
@@ -55,7 +67,14 @@ class RunStore(StoreBase):
                 "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
                 f"(run_name='{run_name}', mlflow.runName='{tagged}')."
             )
-        name = run_name if isinstance(run_name, str) and run_name else tagged or default_run_name()
+        name = check_length(
+            run_name if isinstance(run_name, str) and run_name else tagged or default_run_name(),
+            MAX_RUN_NAME,
+            "run_name",
+        )
+        if user_id is not None and not isinstance(user_id, str):
+            raise wrong_type(user_id, "user_id")
+        user = check_length(user_id or "", MAX_USER_ID, "user_id")
         tag_values[RUN_NAME_TAG] = name
         async with self.engine.begin() as conn:
             experiment = await self._active_experiment(conn, experiment_id)
@@ -64,7 +83,7 @@ class RunStore(StoreBase):
                     run_uuid=run_id,
                     experiment_id=experiment.experiment_id,
                     name=name,
-                    user_id=user_id if isinstance(user_id, str) else "",
+                    user_id=user,
                     status="RUNNING",
                     start_time=int_field(start_time, "start_time", default=0),  # as MLflow
                     end_time=None,
@@ -155,7 +174,7 @@ class RunStore(StoreBase):
             if end_time not in (None, ""):
                 values["end_time"] = int_field(end_time, "end_time")
             if isinstance(run_name, str) and run_name:
-                values["name"] = run_name
+                values["name"] = check_length(run_name, MAX_RUN_NAME, "run_name")
                 await upsert(conn, s.tags, {"run_uuid": row.run_uuid, "key": RUN_NAME_TAG}, {"value": run_name})
             if values:
                 await conn.execute(update(s.runs).where(s.runs.c.run_uuid == row.run_uuid).values(**values))
@@ -196,9 +215,19 @@ class RunStore(StoreBase):
             raise InvalidValue(str(exc)) from None
         query = order_runs(self._runs_query(experiment_ids, filter_string, view_type), ordering)
         offset = page_offset(page_token)
+        found: list[dict[str, Any]] = []
+        size = 0
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
-            found = await self._runs_json(conn, rows[:max_results])
+            page = rows[:max_results]
+            # Runs are read a chunk at a time and the page ends once it holds PAGE_BYTES (never empty):
+            # runs with MLflow's largest params and tags would otherwise make one answer of hundreds of MiB.
+            for start in range(0, len(page), IN_BATCH // 5):
+                for run in await self._runs_json(conn, page[start : start + IN_BATCH // 5]):
+                    if found and size >= PAGE_BYTES:
+                        return found, offset_token(offset + len(found))
+                    found.append(run)
+                    size += _json_size(run)
         return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
     async def count_runs(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> int:

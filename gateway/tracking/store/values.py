@@ -126,6 +126,13 @@ def too_long(label: str, limit: int) -> InvalidValue:
     return InvalidValue(f"'{label}' exceeds the maximum length of {limit} characters")
 
 
+def check_length(value: str, limit: int, label: str) -> str:
+    """`value` when it has at most `limit` characters; else MLflow's 400 naming `label`."""
+    if len(value) > limit:
+        raise too_long(label, limit)
+    return value
+
+
 def check_value(value: object, limit: int, field: str, *, label: str | None = None, truncate: bool = False) -> str:
     """A param or tag value: a string (null is empty, as MLflow stores it) of at most `limit`
     characters; a longer one is cut to `limit` when `truncate` (MLflow's default for run params and
