@@ -1,5 +1,5 @@
 """`logged-models/search`: its filter parser against MLflow 3.17's (`parse_filter_string` of
-`mlflow.utils.search_logged_model_utils`).
+`mlflow.utils.search_logged_model_utils`), and the store's page bound.
 
 Whatever the parser accepts, MLflow's parser accepts with the same meaning, and its store would find
 the attribute (MLflow answers a 500 for an unknown one, or for a metric compared with a string; the
@@ -9,6 +9,8 @@ values, time aliases after `attributes.`) are tested on their own.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +19,13 @@ from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.dbmodels.models import SqlLoggedModel
 from mlflow.utils.search_logged_model_utils import parse_filter_string
+from sqlalchemy import insert
 
+from gateway.store import schema as s
+from gateway.store.database import create_engine, migrate
+from gateway.tracking.limits import MAX_LOGGED_MODELS
 from gateway.tracking.search_filter import Comparison, InvalidFilter, parse_logged_model_filter
+from gateway.tracking.store import TrackingStore
 
 C = Comparison
 PREFIX = {"attribute": "attributes", "metric": "metrics", "param": "params", "tag": "tags"}
@@ -140,3 +147,44 @@ def test_generated_filters_never_accept_more_than_mlflow(text: str) -> None:
     except (MlflowException, ValueError, SyntaxError) as exc:
         raise AssertionError(f"accepted {text!r}, which MLflow refuses: {exc}") from None
     assert parsed == expected
+
+
+# --- the page bound -------------------------------------------------------------------------------
+
+
+def test_a_page_holds_at_most_max_logged_models(tmp_path: Path) -> None:
+    """A larger max_results is served a page at a time, each with the token of the next (MLflow: unbounded)."""
+
+    async def scenario() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'models.db'}")
+        await migrate(engine)
+        store = TrackingStore(engine, "mlflow-artifacts:/")
+        await store.ensure_default_experiment()
+        count = MAX_LOGGED_MODELS + 5
+        rows = [
+            {
+                "model_id": f"m-{n:05}",
+                "experiment_id": 0,
+                "name": f"n{n}",
+                "artifact_location": f"mlflow-artifacts:/0/models/m-{n:05}/artifacts",
+                "creation_timestamp": n,
+                "last_updated_timestamp": n,
+                "status": "LOGGED_MODEL_READY",
+                "lifecycle_stage": "active",
+            }
+            for n in range(count)
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(insert(s.logged_models), rows)
+            await conn.execute(
+                insert(s.logged_model_tags), [{"model_id": r["model_id"], "key": "k", "value": r["name"]} for r in rows]
+            )
+        first, token = await store.search_logged_models(["0"], None, [], 5000, [], None)
+        assert len(first) == MAX_LOGGED_MODELS and token
+        assert [m["info"]["model_id"] for m in first] == [f"m-{n:05}" for n in range(count - 1, 4, -1)]
+        assert all(m["info"]["tags"] == [{"key": "k", "value": m["info"]["name"]}] for m in first)
+        rest, end = await store.search_logged_models(["0"], None, [], 5000, [], token)
+        assert [m["info"]["model_id"] for m in rest] == [f"m-{n:05}" for n in range(4, -1, -1)] and end is None
+        await engine.dispose()
+
+    asyncio.run(scenario())
