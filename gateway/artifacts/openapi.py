@@ -290,6 +290,19 @@ LOGGED_MODEL_FILE = {
         *DOWNLOAD_HEADERS,
     ],
 }
+LOGGED_MODEL_DIRECTORY = op(
+    "One level of a logged model's artifacts, paths relative to the model's artifact root",
+    json_ok(obj({"root_uri": STRING, "files": array(ref("FileInfo"))}, ("root_uri",))),
+    tag="tracking",
+    parameters=[
+        MODEL_ID,
+        query("artifact_directory_path", STRING, "a directory under the model's artifact root (default: the root)"),
+    ],
+    more_responses={
+        "501": error("The model's artifacts are not stored by this server (a bucket, or --no-serve-artifacts)"),
+        "502": STORAGE_ERRORS["502"],
+    },
+)
 UPLOAD_ARTIFACT = op(
     "MLflow's UI route (under /ajax-api only): upload one small file (at most 10 MiB) into a run",
     EMPTY_OK,
@@ -313,5 +326,6 @@ OPERATIONS: Operations = {
     **{("artifacts", method, path): operation for (method, path), operation in ARTIFACTS.items()},
     ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.artifacts.run_artifacts loads the database stack
     ("tracking", "GET", "/logged-models/{model_id}/artifacts/files"): LOGGED_MODEL_FILE,
+    ("tracking", "GET", "/logged-models/{model_id}/artifacts/directories"): LOGGED_MODEL_DIRECTORY,
     ("tracking", "POST", "/upload-artifact"): UPLOAD_ARTIFACT,
 }

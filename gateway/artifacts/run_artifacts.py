@@ -9,7 +9,9 @@ conditional headers work as on the artifact API. Only runs whose root this serve
 (`mlflow-artifacts:/...`) can be served; MLflow would fetch others from the bucket itself.
 
 `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`: the same for a
-logged model's files. `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: a small file
+logged model's files; `GET .../logged-models/<id>/artifacts/directories?artifact_directory_path=`
+(under /api and /ajax-api, as MLflow): one level of a logged model's files, as `artifacts/list` lists
+a run's. `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: a small file
 (at most 10 MiB, MLflow's limit, or `--max-upload-size-mib` where tighter; 413 past it) uploaded
 into a run, streamed to storage like any upload.
 """
@@ -24,12 +26,15 @@ from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
-from gateway.http.request_values import query_params, repository_of
+from gateway.http.prefixes import TRACKING_PREFIXES
+from gateway.http.request_values import parse_path, query_params, repository_of
 from gateway.locations import LOCATIONS_KEY
 from gateway.logs import audit
 
 GET_ARTIFACT_PATH = "/get-artifact"
 LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
+LOGGED_MODEL_DIRECTORIES_PATH = "/logged-models/{model_id}/artifacts/directories"
+"""Below each of the tracking prefixes."""
 UPLOAD_ARTIFACT_PATH = "/ajax-api/2.0/mlflow/upload-artifact"
 
 
@@ -55,6 +60,16 @@ async def get_logged_model_artifact(request: web.Request) -> web.StreamResponse:
     path = request.app[LOCATIONS_KEY].run_path(model["info"]["artifact_uri"], relative)
     async with await repository_of(request).get(path) as download:
         return await send_download(request, download)
+
+
+async def list_logged_model_artifacts(request: web.Request) -> web.Response:
+    """MLflow's `ListLoggedModelArtifacts`: `{"root_uri", "files": [{"path", "is_dir", "file_size"}]}`,
+    paths relative to the model's artifact root; `files` left out when there are none (a missing
+    directory too). A deleted model is not found, as in MLflow."""
+    relative = query_params(request).get("artifact_directory_path") or ""
+    parse_path(relative, allow_trailing_slash=True)  # '/etc' is refused, not read as 'etc'
+    model = await request.app[STORE_KEY].get_logged_model(request.match_info["model_id"])
+    return web.json_response(await request.app[LOCATIONS_KEY].list_run(model["info"]["artifact_uri"], relative))
 
 
 UPLOAD_LIMIT = SizeLimit(
@@ -87,4 +102,6 @@ async def upload_artifact(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     add_route(app, "GET", GET_ARTIFACT_PATH, get_artifact, Access.READ)
     add_route(app, "GET", LOGGED_MODEL_FILES_PATH, get_logged_model_artifact, Access.READ)
+    for prefix in TRACKING_PREFIXES:
+        add_route(app, "GET", prefix + LOGGED_MODEL_DIRECTORIES_PATH, list_logged_model_artifacts, Access.READ)
     add_route(app, "POST", UPLOAD_ARTIFACT_PATH, upload_artifact, Access.WRITE)

@@ -170,6 +170,14 @@ run_outputs = Table(
     Column("step", BigInteger, nullable=False),
 )
 
+run_model_inputs = Table(
+    "run_model_inputs",
+    metadata,
+    # The logged models a run used (MLflow's `log_inputs` models, shown as `inputs.model_inputs`).
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+)
+
 users = Table(
     "users",
     metadata,

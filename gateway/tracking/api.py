@@ -23,8 +23,8 @@ from gateway.tracking.limits import (
     DEFAULT_SEARCH_RESULTS,
     MAX_BULK_RUNS,
     MAX_HISTORY,
-    MAX_LOGGED_MODELS,
     MAX_SEARCH_RESULTS,
+    ZERO_LOGGED_MODELS,
 )
 from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, missing
 
@@ -289,7 +289,7 @@ async def log_batch(request: web.Request, fields: dict[str, Any]) -> dict[str, A
 
 
 async def log_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).log_inputs(_run_id(fields), _objects(fields, "datasets"))
+    await _store(request).log_inputs(_run_id(fields), _objects(fields, "datasets"), _objects(fields, "models"))
     return {}
 
 
@@ -409,8 +409,19 @@ async def create_logged_model(request: web.Request, fields: dict[str, Any]) -> d
     return {"model": await _store(request).create_logged_model(checked)}
 
 
+def _flag(fields: dict[str, Any], name: str) -> bool:
+    """A boolean query parameter: true or false in any case (MLflow reads anything else as false)."""
+    value = fields.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, str) or value.lower() not in ("true", "false"):
+        raise ApiError.invalid(f"Invalid boolean value: {str(value)[:50]}, must be 'true' or 'false'.")
+    return value.lower() == "true"
+
+
 async def get_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"model": await _store(request).get_logged_model(request.match_info["model_id"])}
+    model_id = request.match_info["model_id"]
+    return {"model": await _store(request).get_logged_model(model_id, allow_deleted=_flag(fields, "allow_deleted"))}
 
 
 async def finalize_logged_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -432,12 +443,24 @@ async def delete_logged_model_tag(request: web.Request, fields: dict[str, Any]) 
     return {}
 
 
+async def log_logged_model_params(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).log_logged_model_params(
+        request.match_info["model_id"], _objects(fields, "params"), fields.get("model_id")
+    )
+    return {}
+
+
 async def search_logged_models(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's defaults: 50 models without max_results, 100 with max_results 0. More than
+    MAX_LOGGED_MODELS come in pages of that many (the client follows next_page_token)."""
+    max_results = int_field(fields.get("max_results"), "max_results", default=DEFAULT_LOGGED_MODELS)
     found, token = await _store(request).search_logged_models(
-        _list(fields, "experiment_ids"),
+        fields.get("experiment_ids"),
         _text(fields, "filter"),
-        _bounded(fields, "max_results", DEFAULT_LOGGED_MODELS, MAX_LOGGED_MODELS),
-        fields.get("page_token") or None,
+        _objects(fields, "datasets"),
+        max_results or ZERO_LOGGED_MODELS,
+        _objects(fields, "order_by"),
+        _text(fields, "page_token"),
     )
     return _with_token({"models": found} if found else {}, token)
 
@@ -474,6 +497,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/logged-models/{model_id}", get_logged_model, Access.READ),
     ("PATCH", "/logged-models/{model_id}", finalize_logged_model, Access.WRITE),
     ("DELETE", "/logged-models/{model_id}", delete_logged_model, Access.WRITE),
+    ("POST", "/logged-models/{model_id}/params", log_logged_model_params, Access.WRITE),
     ("PATCH", "/logged-models/{model_id}/tags", set_logged_model_tags, Access.WRITE),
     ("DELETE", "/logged-models/{model_id}/tags/{tag_key}", delete_logged_model_tag, Access.WRITE),
 ]

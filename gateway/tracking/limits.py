@@ -14,8 +14,15 @@ MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_TOTAL = 1000, 100
 MAX_SEARCH_RESULTS = 50_000
 """Experiments or runs per search request."""
 DEFAULT_SEARCH_RESULTS = 1000
-MAX_LOGGED_MODELS, DEFAULT_LOGGED_MODELS = 1000, 100
-"""Logged models per search request: the most, and the default."""
+MAX_LOGGED_MODELS, DEFAULT_LOGGED_MODELS = 1000, 50
+"""Logged models per page of a search: the most (a larger max_results is served in pages of this many,
+with next_page_token), and the default when max_results is not given (MLflow's)."""
+ZERO_LOGGED_MODELS = 100
+"""Logged models per page when a search asks for max_results 0: MLflow's store default."""
+MAX_MODEL_PARAMS = 100
+"""Params per request to a logged model (`logged-models/{id}/params`): the batch MLflow's client sends."""
+MAX_MODEL_NAME = 500
+"""Characters of a logged model's name or model_type, as MLflow's columns."""
 MAX_HISTORY = 25_000
 """Points of one metric's history per request, as MLflow's GetMetricHistory and its bulk UI route."""
 MAX_BULK_RUNS = 100

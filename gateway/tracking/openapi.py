@@ -37,11 +37,14 @@ from gateway.tracking.limits import (
     MAX_HISTORY,
     MAX_KEY,
     MAX_LOGGED_MODELS,
+    MAX_MODEL_NAME,
+    MAX_MODEL_PARAMS,
     MAX_PARAM_VALUE,
     MAX_SEARCH_RESULTS,
     MAX_TAG_VALUE,
     MODEL_STATUSES,
     RUN_STATUSES,
+    ZERO_LOGGED_MODELS,
 )
 
 DECIMAL_ID: Schema = {
@@ -57,9 +60,10 @@ SEARCH_MAX_RESULTS: Schema = {
 }
 LOGGED_MODELS_MAX_RESULTS: Schema = {
     "type": "integer",
-    "minimum": 1,
-    "maximum": MAX_LOGGED_MODELS,
+    "minimum": 0,
     "default": DEFAULT_LOGGED_MODELS,
+    "description": f"0 means {ZERO_LOGGED_MODELS}, as in MLflow; more than {MAX_LOGGED_MODELS} come "
+    f"{MAX_LOGGED_MODELS} a page, with next_page_token",
 }
 TIMESTAMP_MS: Schema = {**INTEGER, "description": "milliseconds since the epoch"}
 METRIC_VALUE: Schema = {
@@ -141,7 +145,9 @@ SCHEMAS: dict[str, Schema] = {
                     "tags": array(ref("Tag")),
                 }
             ),
-            "inputs": obj({"dataset_inputs": array({"type": "object"})}),
+            "inputs": obj(
+                {"dataset_inputs": array({"type": "object"}), "model_inputs": array(obj({"model_id": STRING}))}
+            ),
             "outputs": obj({"model_outputs": array(obj({"model_id": STRING, "step": INTEGER}))}),
         },
         ("info",),
@@ -154,12 +160,17 @@ SCHEMAS: dict[str, Schema] = {
                     "experiment_id": STRING,
                     "name": STRING,
                     "artifact_uri": STRING,
+                    "creation_timestamp_ms": INTEGER,
+                    "last_updated_timestamp_ms": INTEGER,
                     "status": {"type": "string", "enum": list(MODEL_STATUSES)},
+                    "lifecycle_stage": STRING,
+                    "model_type": STRING,
+                    "source_run_id": STRING,
                     "tags": array(ref("Tag")),
                 },
                 ("model_id", "experiment_id"),
             ),
-            "data": obj({"params": array(ref("Param"))}),
+            "data": obj({"params": array(ref("Param")), "metrics": array(ref("Metric"))}),
         },
         ("info",),
     ),
@@ -335,7 +346,7 @@ TRACKING: dict[tuple[str, str], Operation] = {
         EMPTY_OK,
     ),
     ("POST", "/runs/log-inputs"): tracking_post(
-        "Log the datasets a run used",
+        "Log the datasets and logged models a run used (logging one again changes nothing)",
         run_body(
             {
                 "datasets": array(
@@ -356,7 +367,11 @@ TRACKING: dict[tuple[str, str], Operation] = {
                         },
                         ("dataset",),
                     )
-                )
+                ),
+                "models": array(
+                    obj({"model_id": {**STRING, "minLength": 1, "description": "a logged model that exists"}}),
+                    description="shown as inputs.model_inputs of the run",
+                ),
             }
         ),
         EMPTY_OK,
@@ -440,7 +455,11 @@ TRACKING: dict[tuple[str, str], Operation] = {
         obj(
             {
                 "experiment_id": DECIMAL_ID,
-                "name": {**STRING, "description": "default 'model'"},
+                "name": {
+                    **STRING,
+                    "maxLength": MAX_MODEL_NAME,
+                    "description": "default: a generated name such as 'bold-owl-42'; none of / : . % \" '",
+                },
                 "model_type": STRING,
                 "source_run_id": STRING,
                 "tags": array(ref("Tag")),
@@ -451,19 +470,69 @@ TRACKING: dict[tuple[str, str], Operation] = {
         json_ok(obj({"model": ref("LoggedModel")}, ("model",))),
     ),
     ("POST", "/logged-models/search"): tracking_post(
-        "Search logged models",
+        "Search the active logged models of experiments (newest first unless order_by says otherwise)",
         obj(
             {
                 "experiment_ids": array(DECIMAL_ID),
-                "filter": {**STRING, "description": "name, source_run_id, model_id or status = '...' joined by AND"},
+                "filter": {
+                    **STRING,
+                    "description": "comparisons joined by AND: metrics.<key> (any linked point) with < <= > >= = !=; "
+                    "params.<key>, tags.<key> and the attributes name, model_id, model_type, status, "
+                    "source_run_id, experiment_id with = != LIKE ILIKE IN NOT IN; creation_time and "
+                    "last_updated_timestamp (milliseconds) with < <= > >= = !=",
+                },
+                "datasets": array(
+                    obj({"dataset_name": {**STRING, "minLength": 1}, "dataset_digest": STRING}, ("dataset_name",)),
+                    description="only models with metrics on one of these datasets; metric filters look at those",
+                ),
                 "max_results": LOGGED_MODELS_MAX_RESULTS,
+                "order_by": array(
+                    obj(
+                        {
+                            "field_name": {
+                                **STRING,
+                                "minLength": 1,
+                                "description": "an attribute (name, creation_time, ...) or metrics.<key> (its "
+                                "latest value; models without it last)",
+                            },
+                            "ascending": {"type": "boolean", "default": True},
+                            "dataset_name": {**STRING, "description": "metrics only: that dataset's points"},
+                            "dataset_digest": {**STRING, "description": "metrics only: that dataset's points"},
+                        },
+                        ("field_name",),
+                    )
+                ),
                 "page_token": PAGE_TOKEN,
-            }
+            },
+            ("experiment_ids",),
         ),
         json_ok(obj({"models": array(ref("LoggedModel")), "next_page_token": STRING})),
     ),
     ("GET", "/logged-models/{model_id}"): tracking_get(
-        "Get a logged model", [MODEL_ID], json_ok(obj({"model": ref("LoggedModel")}, ("model",)))
+        "Get a logged model",
+        [
+            MODEL_ID,
+            query(
+                "allow_deleted",
+                {"type": "boolean", "default": False},
+                "true (any case): a deleted model too; by default a deleted model is not found",
+            ),
+        ],
+        json_ok(obj({"model": ref("LoggedModel")}, ("model",))),
+    ),
+    ("POST", "/logged-models/{model_id}/params"): op(
+        f"Log params to a logged model (at most {MAX_MODEL_PARAMS}; the same value again is fine, another is refused)",
+        EMPTY_OK,
+        tag="tracking",
+        parameters=[MODEL_ID],
+        requestBody=json_body(
+            obj(
+                {
+                    "model_id": {**STRING, "description": "optional; when given, the path's model id"},
+                    "params": array(ref("Param"), maxItems=MAX_MODEL_PARAMS),
+                }
+            )
+        ),
     ),
     ("PATCH", "/logged-models/{model_id}"): op(
         "Finalize a logged model: set its status",

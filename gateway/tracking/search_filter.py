@@ -1,5 +1,5 @@
 """Parser for MLflow's search languages: ``filter`` and ``order_by`` of ``runs/search`` and of
-``experiments/search``.
+``experiments/search`` (``logged-models/search`` speaks a variant: `gateway.tracking.logged_model_filter`).
 
 The grammar and the accept/reject decisions follow MLflow 3.17
 (``mlflow.utils.search_utils.SearchUtils`` and ``SearchExperimentsUtils`` plus the comparator

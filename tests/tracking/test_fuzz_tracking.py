@@ -155,7 +155,12 @@ HUGE_OFFSET = "eyJvZmZzZXQiOiAxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH0="  # {"offset": 1
         ),
         ("POST", "/runs/search", {"experiment_ids": ["{experiment_id}"], "page_token": HUGE_OFFSET}, "page_token"),
         ("POST", "/experiments/search", {"page_token": HUGE_OFFSET}, "page_token"),
-        ("POST", "/logged-models/search", {"page_token": HUGE_OFFSET}, "page_token"),
+        (
+            "POST",
+            "/logged-models/search",
+            {"experiment_ids": ["{experiment_id}"], "page_token": HUGE_OFFSET},
+            "page_token",
+        ),
         (
             "GET",
             "/metrics/get-history",

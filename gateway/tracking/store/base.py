@@ -70,8 +70,15 @@ class StoreBase:
             )
         return row
 
-    async def _model_row(self, conn: AsyncConnection, model_id: object) -> Any:
-        row = (await conn.execute(select(s.logged_models).where(s.logged_models.c.model_id == model_id))).first()
-        if row is None or row.lifecycle_stage != ACTIVE:
+    async def _model_row(self, conn: AsyncConnection, model_id: object, *, allow_deleted: bool = False) -> Any:
+        """The logged model's row; a deleted one only with `allow_deleted`."""
+        if isinstance(model_id, str) and "\x00" in model_id:  # PostgreSQL's text refuses NUL outright
+            raise InvalidValue("Invalid value for parameter 'model_id': it contains a NUL character")
+        row = (
+            (await conn.execute(select(s.logged_models).where(s.logged_models.c.model_id == model_id))).first()
+            if isinstance(model_id, str) and model_id
+            else None
+        )
+        if row is None or (row.lifecycle_stage != ACTIVE and not allow_deleted):
             raise not_found(f"Logged model with ID '{model_id}' not found.")
         return row

@@ -1,4 +1,4 @@
-"""Datasets: a run's inputs (MLflow's `log_inputs`), in MLflow's shape."""
+"""A run's inputs (MLflow's `log_inputs`): the datasets it used, in MLflow's shape, and the logged models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
 from gateway.tracking.limits import DATASET_FIELD_LIMITS, MAX_INPUT_TAG_KEY, MAX_INPUT_TAG_VALUE
 from gateway.tracking.store.base import StoreBase
-from gateway.tracking.store.sql import upsert
+from gateway.tracking.store.sql import insert_statement, upsert
 from gateway.tracking.store.values import check_length, possible_experiment_id
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"
@@ -19,7 +19,7 @@ MAX_DATASET_SUMMARIES = 1000
 
 
 class DatasetStore(StoreBase):
-    """A run's dataset inputs, and the datasets an experiment's runs used."""
+    """A run's inputs (datasets and logged models), and the datasets an experiment's runs used."""
 
     async def search_datasets(self, experiment_ids: list[int]) -> list[dict[str, Any]]:
         """The distinct (experiment, dataset name, digest, context) of the experiments' runs' inputs, as
@@ -48,9 +48,28 @@ class DatasetStore(StoreBase):
             found.append(summary)
         return found
 
-    async def log_inputs(self, run_id: object, datasets: list[dict[str, Any]]) -> None:
+    async def log_inputs(
+        self, run_id: object, datasets: list[dict[str, Any]], models: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record what the run used, all or nothing; logging an input again changes nothing.
+
+        A model input must name a logged model that exists (MLflow stores any id, even an empty one).
+        """
+        model_ids = []
+        for model in models or []:
+            model_id = model.get("model_id")
+            if not isinstance(model_id, str) or not model_id:
+                raise InvalidValue("Missing value for required parameter 'models[].model_id'")
+            model_ids.append(model_id)
         async with self.engine.begin() as conn:
             row = await self._active_run(conn, run_id)
+            for model_id in dict.fromkeys(model_ids):
+                await self._model_row(conn, model_id)
+                await conn.execute(
+                    insert_statement(conn, s.run_model_inputs)
+                    .values(run_uuid=row.run_uuid, model_id=model_id)
+                    .on_conflict_do_nothing(index_elements=["run_uuid", "model_id"])
+                )
             for item in datasets:
                 dataset = item.get("dataset") or {}
                 if not isinstance(dataset, dict):

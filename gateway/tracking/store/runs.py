@@ -131,6 +131,7 @@ class RunStore(StoreBase):
         params = await children(s.params, s.params.c.key)
         tags = await children(s.tags, s.tags.c.key)
         inputs = await children(s.run_inputs)
+        model_inputs = await children(s.run_model_inputs, s.run_model_inputs.c.model_id)
         outputs = await children(s.run_outputs)
         runs = []
         for row in rows:
@@ -150,7 +151,11 @@ class RunStore(StoreBase):
                 data["params"] = [{"key": p.key, "value": p.value} for p in params[run_id]]
             if tags[run_id]:
                 data["tags"] = [{"key": t.key, "value": t.value} for t in tags[run_id]]
-            run_inputs = {"dataset_inputs": [dataset_input(i) for i in inputs[run_id]]} if inputs[run_id] else {}
+            run_inputs: dict[str, Any] = {}
+            if inputs[run_id]:
+                run_inputs["dataset_inputs"] = [dataset_input(i) for i in inputs[run_id]]
+            if model_inputs[run_id]:
+                run_inputs["model_inputs"] = [{"model_id": i.model_id} for i in model_inputs[run_id]]
             run_outputs = (
                 {"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in outputs[run_id]]}
                 if outputs[run_id]
