@@ -16,12 +16,22 @@ from repositories import errors as repo
 class ApiError(Exception):
     """An error answered as `{"error_code": ..., "message": ...}` with `status`."""
 
-    def __init__(self, status: int, error_code: str, message: str, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        classification: tuple[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.message = message
         self.headers = headers or {}
+        self.classification = classification or _CLASSIFICATION.get(error_code)
+        """(sqlstate, error_class): MLflow's, from the code unless the error names its own."""
 
     @classmethod
     def invalid(cls, message: str) -> ApiError:
@@ -30,8 +40,8 @@ class ApiError(Exception):
     def body(self) -> dict[str, str]:
         """MLflow 3.17's error JSON: the code and message, then the classification its clients read."""
         body = {"error_code": self.error_code, "message": self.message}
-        if self.error_code in _CLASSIFICATION:
-            body["sqlstate"], body["error_class"] = _CLASSIFICATION[self.error_code]
+        if self.classification is not None:
+            body["sqlstate"], body["error_class"] = self.classification
         return body
 
     def response(self) -> web.Response:
@@ -98,6 +108,8 @@ _STORE_STATUS: dict[type[store.StoreError], tuple[int, str]] = {
 
 def from_store_error(exc: store.StoreError) -> ApiError:
     """The metadata store's refusal as MLflow answers it."""
+    if isinstance(exc, store.UnknownAttribute):
+        return ApiError(400, "INVALID_PARAMETER_VALUE", exc.message, classification=("KAM04", "ATTRIBUTE_NOT_FOUND"))
     for kind in type(exc).__mro__:
         if kind in _STORE_STATUS:
             status, code = _STORE_STATUS[kind]

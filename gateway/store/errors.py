@@ -25,3 +25,7 @@ class AlreadyExists(StoreError):
 
 class InvalidValue(StoreError):
     """A field is missing, of the wrong type, too long, or not allowed in the entity's current state."""
+
+
+class UnknownAttribute(InvalidValue):
+    """A search names an attribute the entity does not have (MLflow classifies it apart)."""

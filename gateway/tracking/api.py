@@ -8,6 +8,8 @@ sends them); every rule about what is valid lives in the store, which raises its
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +28,8 @@ from gateway.tracking.limits import (
     MAX_SEARCH_RESULTS,
     ZERO_LOGGED_MODELS,
 )
-from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, missing
+from gateway.tracking.store import MetricPoint, TrackingStore, check_key, int_field, metric_value, missing, wrong_type
+from gateway.tracking.store.experiments import experiment_name
 
 MAX_SAMPLED_POINTS = 2500
 """Points per run of the sampled history route (MLflow's MAX_RESULTS_PER_RUN)."""
@@ -93,6 +96,8 @@ def _text(fields: dict[str, Any], name: str) -> str | None:
 
 def _objects(fields: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """A list of JSON objects (params, tags, metrics, datasets, models); anything else is a 400."""
+    if (given := fields.get(name)) and not isinstance(given, list):
+        raise wrong_type(given, name)
     items = _list(fields, name)
     if not all(isinstance(item, dict) for item in items):
         raise ApiError.invalid(f"Invalid value for parameter '{name}': every entry must be a JSON object")
@@ -139,6 +144,8 @@ def _metric(fields: dict[str, Any], prefix: str = "") -> MetricPoint:
     if key is None or key == "":
         raise missing(f"{prefix}key")
     value = metric_value(fields.get("value"), f"{prefix}value")
+    if math.isinf(value):  # as MLflow's SQL store keeps it: the largest double of that sign
+        value = math.copysign(sys.float_info.max, value)
     timestamp = int_field(fields.get("timestamp"), f"{prefix}timestamp")
     if timestamp < 0:
         raise ApiError.invalid(
@@ -167,9 +174,12 @@ def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    experiment_name(fields.get("name"))  # checked first, as MLflow checks its fields in order
     location = fields.get("artifact_location") or None
     if location is not None:
-        location = request.app[LOCATIONS_KEY].validate(str(location))
+        if not isinstance(location, str):
+            raise wrong_type(location, "artifact_location")
+        location = request.app[LOCATIONS_KEY].validate(location)
     tags = _json_list(request, fields, "tags")
     if not all(isinstance(tag, dict) for tag in tags):
         raise ApiError.invalid("Invalid value for parameter 'tags': every entry must be a JSON object")
@@ -294,6 +304,8 @@ async def log_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, 
 
 
 async def log_outputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    if not fields.get("models"):
+        raise missing("models")
     await _store(request).log_outputs(_run_id(fields), _objects(fields, "models"))
     return {}
 

@@ -261,6 +261,8 @@ EXPERIMENTS = [
         "/experiments/update",
         {"experiment_id": "{experiment_id}", "new_name": "{unique}-new"},
         setup=(EXPERIMENT, DELETE_EXPERIMENT),
+        theirs=Answer(500, "INVALID_STATE"),
+        ours=Answer(400, "INVALID_PARAMETER_VALUE", "Cannot rename a non-active experiment."),
     ),
     post(
         "experiments/delete: delete",
@@ -275,6 +277,8 @@ EXPERIMENTS = [
         "/experiments/delete",
         {"experiment_id": "{experiment_id}", "experimentId": "{experiment_id}"},
         setup=E,
+        theirs=Answer(400, "INVALID_PARAMETER_VALUE"),
+        ours=Answer(200),
     ),
     post("experiments/delete: unknown id", "/experiments/delete", {"experiment_id": "99999"}),
     post(
@@ -282,6 +286,8 @@ EXPERIMENTS = [
         "/experiments/delete",
         {"experiment_id": "{experiment_id}"},
         setup=(EXPERIMENT, DELETE_EXPERIMENT),
+        theirs=Answer(404, "RESOURCE_DOES_NOT_EXIST"),
+        ours=Answer(200),
     ),
     post(
         "experiments/restore: restore",
@@ -291,7 +297,12 @@ EXPERIMENTS = [
         after=(GET_EXPERIMENT,),
     ),
     post(
-        "experiments/restore: active experiment", "/experiments/restore", {"experiment_id": "{experiment_id}"}, setup=E
+        "experiments/restore: active experiment",
+        "/experiments/restore",
+        {"experiment_id": "{experiment_id}"},
+        setup=E,
+        theirs=Answer(404, "RESOURCE_DOES_NOT_EXIST"),
+        ours=Answer(200),
     ),
     post("experiments/restore: missing id", "/experiments/restore", {}),
     post("experiments/restore: unknown id", "/experiments/restore", {"experiment_id": "99999"}),
@@ -442,7 +453,9 @@ EXPERIMENT_SEARCH = [
     search_experiments("params filter", {"filter": "params.a = 'b'", "max_results": 10}),
     search_experiments("unknown attribute", {"filter": "foo = 'b'", "max_results": 10}),
     search_experiments("bad comparator on name", {"filter": "name > 'a'", "max_results": 10}),
-    search_experiments("without max_results", {"filter": OURS}),
+    search_experiments(
+        "without max_results", {"filter": OURS}, theirs=Answer(400, "INVALID_PARAMETER_VALUE"), ours=Answer(200)
+    ),
     search_experiments("max_results 0", {"filter": OURS, "max_results": 0}),
     search_experiments("max_results 50,001", {"filter": OURS, "max_results": 50_001}),
     search_experiments("max_results a string", {"filter": OURS, "max_results": "5"}),
@@ -794,6 +807,8 @@ LOG_BATCH = [
         "/runs/log-batch",
         {"run_uuid": "{run_id}", "params": [{"key": "p", "value": "v"}]},
         setup=ER,
+        theirs=Answer(400, "INVALID_PARAMETER_VALUE"),
+        ours=Answer(200),
     ),
     post(
         "runs/log-batch: unknown run",
@@ -835,6 +850,8 @@ LOG_INPUTS = [
         "/runs/log-inputs",
         {"run_id": "{run_id}", "datasets": [{"dataset": {"digest": "d", "source_type": "local", "source": "s"}}]},
         setup=ER,
+        theirs=Answer(200),
+        ours=Answer(400, "INVALID_PARAMETER_VALUE", "name"),
     ),
     post("runs/log-inputs: unknown run", "/runs/log-inputs", {"run_id": "nonexistent", "datasets": [DATASET]}),
 ]
@@ -924,7 +941,13 @@ HISTORY = [
         setup=ERL,
     ),
     get("metrics/get-history: missing key", "/metrics/get-history", {"run_id": "{run_id}"}, setup=ERL),
-    get("metrics/get-history: unknown run", "/metrics/get-history", {"run_id": "nonexistent", "metric_key": "loss"}),
+    get(
+        "metrics/get-history: unknown run",
+        "/metrics/get-history",
+        {"run_id": "nonexistent", "metric_key": "loss"},
+        theirs=Answer(200),
+        ours=Answer(404, "RESOURCE_DOES_NOT_EXIST"),
+    ),
     get("metrics/get-history: missing run", "/metrics/get-history", {"metric_key": "loss"}),
     get(
         "metrics/get-history: first page",

@@ -83,6 +83,26 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     "unknown route": "MLflow answers Flask's HTML 404 page; we answer MLflow's JSON error, 404 "
     "ENDPOINT_NOT_FOUND (the client maps both to the same MlflowException)",
     "wrong method": "MLflow answers Flask's HTML 405 page; we answer 405 JSON naming the allowed methods, with Allow",
+    "experiments/update: deleted experiment": "MLflow refuses to rename a deleted experiment with 500 INVALID_STATE "
+    "(which its client retries); we refuse it with 400 `Cannot rename a non-active experiment.`",
+    "experiments/delete: already deleted": "MLflow answers 404 `No Experiment with id=<id> exists` for an experiment "
+    "that exists, deleted; we answer 200 and change nothing, so a retried or double-submitted delete is not "
+    "an error",
+    "experiments/restore: active experiment": "MLflow answers 404 `No Experiment with id=<id> exists` for an active "
+    "experiment; we answer 200 and change nothing, as for a repeated delete",
+    "runs/log-batch: run_uuid only": "MLflow's log-batch reads run_id only (400 `Invalid value '' for parameter "
+    "'run_id'`); we take run_uuid in its place, as MLflow's log-metric, log-parameter and set-tag do",
+    "runs/log-inputs: dataset without name": "MLflow stores a dataset without a name (an empty one); we refuse it "
+    "(400): a dataset is found by its name and digest",
+    "metrics/get-history: unknown run": "MLflow answers 200 with no points for a run that does not exist; we answer "
+    "404 RESOURCE_DOES_NOT_EXIST, so a mistyped run id is not read as an empty history (get-history-bulk, "
+    "MLflow's UI route, answers as MLflow: no points)",
+    "experiments/delete: both spellings of a field": "MLflow's parser also reads the camelCase spelling of "
+    "a field (experimentId) and refuses both at once; we read the snake_case names its clients send, so "
+    "the other spelling is ignored (200)",
+    "experiments/search: without max_results": "MLflow answers 400 (`Invalid value 0 for parameter "
+    "'max_results'`) when a raw request leaves it out; we return up to 1,000 experiments, the stock "
+    "client's default (the client always sends one)",
     # values MLflow silently accepts or drops
     "experiments/search: unknown view type": "MLflow reads an unknown view_type as ACTIVE_ONLY; "
     "we refuse it (400 naming the three view types)",
@@ -137,89 +157,19 @@ MODEL_FILTER = "MLflow filters logged models on it (200); we: 400 `Unsupported l
 
 PENDING: dict[str, str] = {
     # -- messages MLflow's own tests read (see MESSAGES_READ in cases.py) --
-    "experiments/create: missing name": MISSING_SUFFIX,
-    "experiments/create: name a number": "MLflow: `Invalid value 123 for parameter 'name' supplied:  Hint: Value was "
-    "of type 'int'. See the API docs...` (type checked before anything else); we: `Missing value for required "
-    "parameter 'name'`",
-    "experiments/create: artifact_location a number": "MLflow: `Invalid value 9.0 for parameter 'artifact_location' "
-    "supplied:  Hint: Value was of type 'float'...`; we: `'artifact_location' '9.0' is not allowed: use "
-    "mlflow-artifacts:/...` (a JSON type error should get MLflow's type message first)",
-    "runs/log-metric: run_id a number": RUN_ID_TYPE,
-    "runs/log-parameter: run_id a number": RUN_ID_TYPE,
-    "runs/set-tag: run_id a number": RUN_ID_TYPE,
-    "runs/log-batch: metrics a string": "MLflow: `Invalid value \"foo\" for parameter 'metrics' supplied:  Hint: Value "
-    "was of type 'str'...`; we: `Invalid value for parameter 'metrics': every entry must be a JSON object`",
-    "runs/log-batch: params a string": "MLflow: `Invalid value \"foo\" for parameter 'params' supplied:  Hint: Value "
-    "was of type 'str'...`; we: `Invalid value for parameter 'params': every entry must be a JSON object`",
-    "runs/log-batch: tags a string": "MLflow: `Invalid value \"foo\" for parameter 'tags' supplied:  Hint: Value "
-    "was of type 'str'...`; we: `Invalid value for parameter 'tags': every entry must be a JSON object`",
-    "runs/search: max_results too large": "MLflow: `Invalid value 123456789 for parameter 'max_results' supplied:  "
-    "Hint: Value was of type 'int'. See the API docs...` (sic); we: `Invalid value for max_results: it must be from "
-    "1 to 50000`",
     # -- timestamps and defaults --
     # -- key validation (MLflow's name regex `^[/\w.\- :]*$` and path_not_unique) --
     # -- long values: MLflow truncates run params and tags (MLFLOW_TRUNCATE_LONG_VALUES, on by default) --
     # -- request parsing --
-    "experiments/delete: both spellings of a field": "MLflow: 400 `Request specifies both 'experiment_id' and "
-    "'experimentId'; provide only one of them.`; we: 200",
-    "runs/log-metric: infinities": "MLflow's SQL store keeps Infinity as the largest double: runs/get and "
-    'get-history answer 1.7976931348623157e+308; we answer "Infinity"',
-    "runs/outputs: no models": "MLflow: 400 `Missing value for required parameter 'models'. See the API docs...`; "
-    "we: 200",
-    "runs/log-batch: run_uuid only": 'MLflow\'s log-batch reads run_id only: 400 `Invalid value "" for parameter '
-    "'run_id' supplied.`; we fall back to run_uuid (200), as log-metric does",
-    "runs/log-inputs: dataset without name": "MLflow: 200, stored with an empty name; we: 400 `Each dataset input "
-    "needs a 'dataset' with 'name' and 'digest'`",
     # -- experiments --
-    "experiments/update: deleted experiment": "MLflow refuses: 500 INVALID_STATE `Cannot rename a non-active "
-    "experiment.`; we rename it (200). Refuse it with a 4xx, then move this case to INTENDED_DIFFERENCES",
-    "experiments/delete: already deleted": "MLflow: 404 RESOURCE_DOES_NOT_EXIST `No Experiment with id=<id> exists`; "
-    "we: 200",
-    "experiments/restore: active experiment": "MLflow: 404 RESOURCE_DOES_NOT_EXIST `No Experiment with id=<id> "
-    "exists`; we: 200",
     # -- experiment search --
-    "experiments/search: without max_results": "MLflow: 400 `Invalid value 0 for parameter 'max_results' supplied. "
-    "It must be a positive integer` (no max_results over raw REST; its client always sends one); we default to "
-    "1,000 (200). If kept on purpose, move to INTENDED_DIFFERENCES and docs/api.md",
     # -- runs, search and history --
-    "metrics/get-history: unknown run": "MLflow: 200 {} (no points) for a run that does not exist; we: 404 "
-    "RESOURCE_DOES_NOT_EXIST. If kept on purpose, move to INTENDED_DIFFERENCES and docs/api.md",
-    "metrics/get-history-bulk: unknown run": 'MLflow: 200 `{"metrics": []}`; we: 404 RESOURCE_DOES_NOT_EXIST',
     # -- logged models --
-    "logged-models: create": MODEL_FIELDS,
-    "logged-models/<id>: get": MODEL_FIELDS,
-    "logged-models/<id>: finalize": MODEL_FIELDS,
-    "logged-models/<id>: finalize as failed": MODEL_FIELDS,
-    "logged-models/<id>/tags: set": MODEL_FIELDS + " (in the logged-models/<id> that follows)",
-    "logged-models/<id>/tags/<key>: delete": MODEL_FIELDS + " (in the logged-models/<id> that follows)",
-    "runs/log-metric: with a model id": MODEL_FIELDS + " (in the logged-models/<id> that follows)",
-    "logged-models/search: all": MODEL_FIELDS,
-    "logged-models/search: by name": MODEL_FIELDS,
-    "logged-models/search: first page": MODEL_FIELDS,
-    "logged-models: create without name": "MLflow names an unnamed model like a run (`<adjective>-<noun>-<n>`); we "
-    "name it `model`. " + MODEL_FIELDS,
-    "logged-models/<id>: deleted, allow_deleted": "MLflow: GET logged-models/<id>?allow_deleted=true answers the "
-    "deleted model (200); we: 404",
-    "logged-models/<id>: delete twice": "MLflow: deleting a deleted model is 200; we: 404",
-    "logged-models/<id>/params: log": "POST logged-models/<id>/params (the client's log_model_params) is not served: "
-    "MLflow 200 and the params show in the model's data.params; we: 404 ENDPOINT_NOT_FOUND",
-    "logged-models/search: by tag": MODEL_FILTER + " `tags.t = 'v'`",
-    "logged-models/search: by metric": MODEL_FILTER + " `metrics.acc > 0.5` (MLflow: the models with any such "
-    "metric point)",
-    "logged-models/search: order by name": "order_by is ignored: MLflow sorts by name (model, other); we by "
-    "creation time. " + MODEL_FIELDS,
     # -- anything else --
 }
 """Case name -> what differs today (MLflow's answer, then ours): gateway bugs being fixed."""
 
-PENDING_FIELDS: dict[str, str] = {
-    "sqlstate": "MLflow 3.17's error body has `sqlstate` (KAM00 for client errors, XXM00 for internal ones, "
-    "KAM04 for ATTRIBUTE_NOT_FOUND); ours has none",
-    "error_class": "MLflow 3.17's error body has `error_class` (INVALID_PARAMETER_VALUE, RESOURCE_NOT_FOUND, "
-    "RESOURCE_ALREADY_EXISTS, CLIENT_INTERNAL_ERROR...); ours has none",
-    "workspace": 'MLflow gives every experiment `workspace: "default"`; ours has no such field',
-    "outputs": "MLflow leaves `outputs` out of a run that has none; we send `outputs: {}`",
-}
+PENDING_FIELDS: dict[str, str] = {}
 """Field -> how it differs in every answer that has it; compared across all cases by `test_field`."""
 
 

@@ -20,6 +20,7 @@ from gateway.tracking.store.values import (
     missing,
     now_ms,
     offset_token,
+    wrong_type,
 )
 
 
@@ -36,4 +37,5 @@ __all__ = [
     "missing",
     "now_ms",
     "offset_token",
+    "wrong_type",
 ]

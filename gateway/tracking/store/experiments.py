@@ -28,12 +28,25 @@ from gateway.tracking.store.values import (
     check_key,
     check_length,
     check_value,
+    missing,
     not_found,
     now_ms,
     offset_token,
     page_offset,
     possible_experiment_id,
+    wrong_type,
 )
+
+
+def experiment_name(name: object) -> str:
+    """A new experiment's name as MLflow checks it: present, a string, not blank, at most 500 characters."""
+    if name is None or name == "":
+        raise missing("name")
+    if not isinstance(name, str):
+        raise wrong_type(name, "name")
+    if not name.strip():
+        raise InvalidValue(f"Invalid experiment name: '{name}'")
+    return check_length(name, MAX_EXPERIMENT_NAME, "name")
 
 
 class ExperimentStore(StoreBase):
@@ -68,9 +81,7 @@ class ExperimentStore(StoreBase):
         return f"{root}{experiment_id}" if root.endswith("/") else f"{root}/{experiment_id}"
 
     async def create_experiment(self, name: object, artifact_location: str | None, tags: list[dict[str, Any]]) -> str:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidValue("Missing value for required parameter 'name'")
-        check_length(name, MAX_EXPERIMENT_NAME, "name")
+        name = experiment_name(name)
         stamp = now_ms()
         try:
             async with self.engine.begin() as conn:
@@ -110,6 +121,7 @@ class ExperimentStore(StoreBase):
             "lifecycle_stage": row.lifecycle_stage,
             "last_update_time": row.last_update_time,
             "creation_time": row.creation_time,
+            "workspace": "default",  # MLflow 3.17's, with workspaces off: every experiment is in "default"
         }
         if tag_rows:
             body["tags"] = [{"key": t.key, "value": t.value} for t in tag_rows]
@@ -168,6 +180,8 @@ class ExperimentStore(StoreBase):
         try:
             async with self.engine.begin() as conn:
                 row = await self._experiment_row(conn, experiment_id)
+                if row.lifecycle_stage != ACTIVE:  # MLflow refuses too, with a 500 INVALID_STATE
+                    raise InvalidValue("Cannot rename a non-active experiment.")
                 await conn.execute(
                     update(s.experiments)
                     .where(s.experiments.c.experiment_id == row.experiment_id)

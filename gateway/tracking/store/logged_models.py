@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
-from gateway.store.errors import InvalidValue
+from gateway.store.errors import InvalidValue, UnknownAttribute
 from gateway.tracking.limits import (
     MAX_LOGGED_MODELS,
     MAX_MODEL_NAME,
@@ -156,15 +156,12 @@ class LoggedModelStore(StoreBase):
                 "creation_timestamp_ms": row.creation_timestamp,
                 "last_updated_timestamp_ms": row.last_updated_timestamp,
                 "status": row.status,
-                "lifecycle_stage": row.lifecycle_stage,
+                # As MLflow answers them: empty when unset (its LoggedModelInfo has no lifecycle stage).
+                "model_type": row.model_type or "",
+                "source_run_id": row.source_run_id or "",
             }
-            for field, value in (
-                ("model_type", row.model_type),
-                ("source_run_id", row.source_run_id),
-                ("status_message", row.status_message),
-            ):
-                if value:
-                    info[field] = value
+            if row.status_message:
+                info["status_message"] = row.status_message
             if tags[row.model_id]:
                 info["tags"] = [{"key": t.key, "value": t.value} for t in tags[row.model_id]]
             data: dict[str, Any] = {}
@@ -192,8 +189,9 @@ class LoggedModelStore(StoreBase):
             return await self._model_json(conn, await self._model_row(conn, row.model_id))
 
     async def delete_logged_model(self, model_id: object) -> None:
+        """Mark the model deleted; deleting it again is fine, as in MLflow."""
         async with self.engine.begin() as conn:
-            row = await self._model_row(conn, model_id)
+            row = await self._model_row(conn, model_id, allow_deleted=True)
             await conn.execute(
                 update(s.logged_models)
                 .where(s.logged_models.c.model_id == row.model_id)
@@ -389,7 +387,7 @@ def _model_order(item: dict[str, Any]) -> ModelOrder:
     if "." not in field:
         attribute = logged_model_attribute(field)
         if attribute is None:
-            raise InvalidValue(f"Invalid order by field name: {field}")
+            raise UnknownAttribute(f"Invalid order by field name: {field}")
         if dataset_name or dataset_digest:
             raise InvalidValue(
                 f"Invalid order_by '{field}': dataset_name and dataset_digest apply to metrics.<key> fields only"

@@ -93,7 +93,9 @@ class RunStore(StoreBase):
             )
             for key, value in tag_values.items():
                 await conn.execute(insert(s.tags).values(run_uuid=run_id, key=key, value=value))
-            return await self._run_json(conn, await self._run_row(conn, run_id))
+            created = await self._run_json(conn, await self._run_row(conn, run_id))
+            del created["outputs"]  # a new run has none, and MLflow's create answer leaves the field out
+            return created
 
     @staticmethod
     def _run_info(row: Any) -> dict[str, Any]:
@@ -213,7 +215,11 @@ class RunStore(StoreBase):
         page_token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-            raise InvalidValue(f"Invalid value for max_results: it must be from 1 to {MAX_SEARCH_RESULTS}")
+            # MLflow's words (its tests read them), though the value's type is right: the range is what is wrong.
+            raise InvalidValue(
+                f"Invalid value {max_results} for parameter 'max_results' supplied:  Hint: Value was of type "
+                "'int'. See the API docs for more information about request parameters."
+            )
         try:
             ordering = parse_order_by(order_by)
         except InvalidFilter as exc:

@@ -38,8 +38,10 @@ def now_ms() -> int:
 
 
 def no_run(run_id: object) -> StoreError:
-    if not isinstance(run_id, str) or not run_id:
+    if run_id is None or run_id == "":
         return missing("run_id")
+    if not isinstance(run_id, str):
+        return wrong_type(run_id, "run_id")
     return not_found(f"Run with id={run_id} not found")
 
 
