@@ -338,20 +338,6 @@ def _without(value: Any, keys: frozenset[str]) -> Any:
     return value
 
 
-def occurrences(value: Any, key: str, path: str = "") -> dict[str, Any]:
-    """Every value of `key` in `value`, by its path: what a field-level comparison looks at."""
-    found: dict[str, Any] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == key:
-                found[f"{path}.{k}"] = v
-            found.update(occurrences(v, key, f"{path}.{k}"))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.update(occurrences(item, key, f"{path}[{index}]"))
-    return found
-
-
 # -- comparing -----------------------------------------------------------------------------------
 
 

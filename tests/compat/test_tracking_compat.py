@@ -2,16 +2,13 @@
 
 Each case of `tests/compat/cases.py` is sent to both servers (after its setup, on each) and the
 normalised answers are compared: status, `error_code`, every field, and the message where the case
-asks for it. Three lists say where we do not answer as MLflow does:
+asks for it. Two lists say where we do not answer as MLflow does:
 
 - `INTENDED_DIFFERENCES`: on purpose (safer paths, 4xx JSON where MLflow answers 5xx or an HTML page,
   routes we do not serve). Those cases assert our documented answer, and MLflow's, instead of
   equality; docs/api.md lists them with the same reasons (a test checks that it names each one).
 - `PENDING`: differences that are gateway bugs, not yet fixed. Each is a strict xfail: when the fix
   lands the case passes, the xfail fails, and the entry must be removed.
-- `PENDING_FIELDS`: fields missing or extra in many answers at once (the error body's `sqlstate`,
-  experiments' `workspace`...). They are left out of the per-case comparison and compared once,
-  across every case, by `test_field`, also a strict xfail.
 
 Developing: `COMPAT_MLFLOW_URL=http://127.0.0.1:5000` reuses a running `mlflow server`
 (started as `run_mlflow_server` starts it) instead of starting one, which takes 10-20 s.
@@ -39,8 +36,6 @@ from tests.compat.harness import (
     Side,
     differences,
     matches,
-    normalised,
-    occurrences,
     run_mlflow_server,
     run_side,
 )
@@ -169,9 +164,6 @@ PENDING: dict[str, str] = {
 }
 """Case name -> what differs today (MLflow's answer, then ours): gateway bugs being fixed."""
 
-PENDING_FIELDS: dict[str, str] = {}
-"""Field -> how it differs in every answer that has it; compared across all cases by `test_field`."""
-
 
 @dataclass(frozen=True)
 class Servers:
@@ -201,7 +193,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture(scope="module")
 def exchange(servers: Servers) -> Iterator[Callable[[Case], Exchange]]:
-    """Run a case on both servers, once per module (test_field reads the answers of every case)."""
+    """Run a case on both servers, once per module."""
     done: dict[str, Exchange] = {}
     nonce = uuid.uuid4().hex[:6]
     counter = itertools.count()
@@ -227,7 +219,7 @@ def _compared(case: Case) -> object:
 @pytest.mark.parametrize("case", [_compared(case) for case in CASES if case.ours is None])
 def test_same_answer(case: Case, exchange: Callable[[Case], Exchange]) -> None:
     done = exchange(case)
-    found = differences(case, done.mlflow, done.gateway, ignore=frozenset(PENDING_FIELDS))
+    found = differences(case, done.mlflow, done.gateway, ignore=frozenset())
     assert not found, f"{case.method} {case.path}: the gateway answers differently:\n  " + "\n  ".join(found)
 
 
@@ -238,32 +230,8 @@ def test_intended_difference(case: Case, exchange: Callable[[Case], Exchange]) -
     theirs, ours = done.mlflow.replies[0], done.gateway.replies[0]
     assert matches(theirs, case.theirs), f"MLflow no longer answers as listed: {theirs.status} {theirs.body}"
     assert matches(ours, case.ours), f"the gateway does not give its documented answer: {ours.status} {ours.body}"
-    found = differences(case, done.mlflow, done.gateway, ignore=frozenset(PENDING_FIELDS), after_only=True)
+    found = differences(case, done.mlflow, done.gateway, ignore=frozenset(), after_only=True)
     assert not found, "what the case stored differs:\n  " + "\n  ".join(found)
-
-
-def _field(name: str) -> object:
-    mark = pytest.mark.xfail(strict=True, raises=AssertionError, reason=PENDING_FIELDS[name])
-    return pytest.param(name, id=name, marks=[mark])
-
-
-@pytest.mark.parametrize("name", [_field(name) for name in PENDING_FIELDS])
-def test_field(name: str, exchange: Callable[[Case], Exchange]) -> None:
-    """One field left out of the per-case comparison, compared in every answer of every case."""
-    found = []
-    for case in CASES:
-        if case.ours is not None:
-            continue
-        done = exchange(case)
-        for index, (theirs, ours) in enumerate(zip(done.mlflow.replies, done.gateway.replies, strict=True)):
-            if theirs.status != ours.status:
-                continue
-            their_body = normalised(done.mlflow, theirs, case, ignore=frozenset(), compare_message=True)
-            our_body = normalised(done.gateway, ours, case, ignore=frozenset(), compare_message=True)
-            their_values, our_values = occurrences(their_body, name), occurrences(our_body, name)
-            if their_values != our_values:
-                found.append(f"{case.name} (answer {index}): mlflow {their_values}, gateway {our_values}")
-    assert not found, f"'{name}' differs in {len(found)} answers:\n  " + "\n  ".join(found[:20])
 
 
 def test_lists_name_cases() -> None:
