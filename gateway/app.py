@@ -24,6 +24,7 @@ from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations, own_proxy_url
 from gateway.logs import event
+from gateway.registry import openapi as registry_openapi
 from gateway.settings import Settings, SettingsError
 from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
@@ -62,7 +63,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[SETTINGS_KEY] = settings
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
-    openapi.add_routes(app, openapi_descriptions(settings), tracking_openapi.SCHEMAS)
+    openapi.add_routes(app, openapi_descriptions(settings), {**tracking_openapi.SCHEMAS, **registry_openapi.SCHEMAS})
     if repository is not None:
         app[REPOSITORY_KEY] = repository
         app.cleanup_ctx.append(_repository_lifecycle)
@@ -79,6 +80,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
         from gateway.artifacts import run_artifacts
+        from gateway.registry import api as registry_api
         from gateway.tracking import api as tracking_api
 
         root = default_artifact_root(settings)
@@ -87,6 +89,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         )
         app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
+        registry_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
         from gateway import ui
@@ -111,6 +114,7 @@ def openapi_descriptions(settings: Settings) -> Operations:
     operations = {
         **meta_openapi.OPERATIONS,
         **tracking_openapi.OPERATIONS,
+        **registry_openapi.OPERATIONS,
         **artifacts_openapi.OPERATIONS,
         **auth_openapi.OPERATIONS,
     }
@@ -148,6 +152,8 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
     from gateway.auth.middleware import AUTHENTICATOR_KEY, Authenticator
     from gateway.auth.store import AuthStore
+    from gateway.registry.api import REGISTRY_STORE_KEY
+    from gateway.registry.store import RegistryStore
     from gateway.store.database import create_engine
     from gateway.tracking.store import TrackingStore
 
@@ -159,6 +165,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         await store.ensure_default_experiment()
         app[STORE_KEY] = store
+        app[REGISTRY_STORE_KEY] = RegistryStore(engine)
     if settings.auth:
         auth_store = AuthStore(engine)
         app[AUTH_STORE_KEY] = auth_store

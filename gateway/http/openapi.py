@@ -144,6 +144,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         "security": CREDENTIALS,
         "tags": [
             {"name": "tracking", "description": "Experiments, runs, metrics, params, tags, logged models"},
+            {"name": "registry", "description": "The model registry: registered models, versions, tags, aliases"},
             {"name": "artifacts", "description": "The mlflow-artifacts proxy: files under the destination"},
             {"name": "multipart", "description": "MLflow's multipart upload API"},
             {"name": "server", "description": "Health, version, capabilities, this document"},

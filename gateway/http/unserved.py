@@ -17,8 +17,8 @@ def _under_api_roots(*names: str) -> tuple[str, ...]:
 
 UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "the model registry (registered models, model versions, prompts, webhooks)",
-        (*_under_api_roots("registered-models", "model-versions", "webhooks"), "/model-versions"),
+        "model registry webhooks and the registry UI's artifact route",
+        (*_under_api_roots("webhooks"), "/model-versions"),
     ),
     ("tracing (traces, spans, assessments)", (*_under_api_roots("traces", "get-trace-artifact"), "/v1/traces")),
     ("evaluation datasets and scorers", _under_api_roots("datasets", "scorers")),

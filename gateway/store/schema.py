@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.schema import ForeignKeyConstraint
 
 metadata = MetaData()
 
@@ -176,6 +177,85 @@ run_model_inputs = Table(
     # The logged models a run used (MLflow's `log_inputs` models, shown as `inputs.model_inputs`).
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
     Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    # A surrogate key, so that renaming a model is one UPDATE of this row (its versions follow the id).
+    Column("registered_model_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    # The number the next version gets: raised in the transaction that creates it (the row's lock
+    # serializes concurrent registrations), never lowered, so numbers are neither reused nor skipped.
+    Column("next_version", Integer, nullable=False),
+    UniqueConstraint("name", name="uq_registered_models_name"),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "registered_model_id",
+        Integer,
+        ForeignKey("registered_models.registered_model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "registered_model_id",
+        Integer,
+        ForeignKey("registered_models.registered_model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(256), nullable=True),
+    Column("current_stage", String(20), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32), nullable=True, index=True),
+    Column("run_link", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("storage_location", Text, nullable=False),
+    Column("model_id", String(64), nullable=True),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("registered_model_id", Integer, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["registered_model_id", "version"],
+        ["model_versions.registered_model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+registered_model_aliases = Table(
+    "registered_model_aliases",
+    metadata,
+    Column("registered_model_id", Integer, primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["registered_model_id", "version"],
+        ["model_versions.registered_model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
 )
 
 users = Table(

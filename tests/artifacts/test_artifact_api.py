@@ -495,8 +495,8 @@ def test_server_info_health_and_version(gateway: RunningGateway) -> None:
 
 def test_unserved_features_are_named_in_their_404(gateway: RunningGateway) -> None:
     cases = {
-        ("POST", "/api/2.0/mlflow/registered-models/create"): "model registry",
-        ("GET", "/ajax-api/2.0/mlflow/model-versions/search"): "model registry",
+        ("POST", "/api/2.0/mlflow/webhooks"): "webhooks",
+        ("GET", "/ajax-api/2.0/mlflow/webhooks/123"): "webhooks",
         ("POST", "/api/3.0/mlflow/traces"): "Tracing",
         ("POST", "/v1/traces"): "Tracing",
         ("GET", "/api/2.0/endpoints/"): "AI gateway",

@@ -1182,10 +1182,9 @@ OTHER = [
     get(
         "wrong method", "/runs/create", theirs=Answer(405, json=False), ours=Answer(405, "BAD_REQUEST", "allowed: POST")
     ),
-    post(
-        "registered models: not served",
-        "/registered-models/create",
-        {"name": "{unique}"},
+    get(
+        "webhooks: not served",
+        "/webhooks",
         theirs=Answer(200),
         ours=Answer(404, "ENDPOINT_NOT_FOUND"),
     ),

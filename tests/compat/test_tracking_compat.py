@@ -112,7 +112,7 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     "logged-models/<id>: finalize unknown status": "MLflow accepts any status and sets the model to "
     "LOGGED_MODEL_STATUS_UNSPECIFIED (200); we refuse it (400 `Invalid value 'BOGUS' for parameter 'status'`)",
     # routes not served, and what we say we can do
-    "registered models: not served": "no model registry here (What is not served): 404 ENDPOINT_NOT_FOUND",
+    "webhooks: not served": "no registry webhooks here (What is not served): 404 ENDPOINT_NOT_FOUND",
     "server-info: capabilities": "multipart_uploads_enabled is true because multipart uploads work here on "
     "local disk (MLflow: false); presigned uploads and the AI gateway are false or absent because we do not "
     "serve them; an `artifact_gateway` object names our version and mode",

@@ -1,0 +1,326 @@
+"""MLflow's model registry REST API (`/api/2.0/mlflow/registered-models/...`, `.../model-versions/...`,
+and the same under `/ajax-api/2.0/mlflow`) over the registry store.
+
+Requests are parsed here (JSON bodies for POST/PATCH/DELETE, query strings for GET, as MLflow's
+client sends them); a version's source is checked in `gateway.registry.sources`; every other rule
+lives in the store, whose errors `gateway.http.errors` maps to MLflow's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.http.access import Access, add_route
+from gateway.http.errors import ApiError
+from gateway.http.prefixes import TRACKING_PREFIXES
+from gateway.http.request_keys import user_of
+from gateway.locations import LOCATIONS_KEY
+from gateway.registry.sources import resolve_source
+from gateway.registry.store import NewVersion, RegistryStore
+from gateway.registry.store import values as v
+
+REGISTRY_STORE_KEY = web.AppKey("registry_store", RegistryStore)
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """The request's fields: the JSON body of POST/PATCH/DELETE, the query string of GET."""
+    if request.method == "GET":
+        fields: dict[str, Any] = {}
+        for key, value in request.query.items():
+            if key in fields:  # repeated keys (stages=a&stages=b) become lists
+                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
+            else:
+                fields[key] = value
+        return fields
+    raw = await request.read()
+    if not raw:
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "BAD_REQUEST", "The request body nests too deeply to be an MLflow request") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
+    return body
+
+
+def _store(request: web.Request) -> RegistryStore:
+    return request.app[REGISTRY_STORE_KEY]
+
+
+def _text(fields: dict[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise v.wrong_type(value, name)
+    return value
+
+
+def _required(fields: dict[str, Any], name: str) -> str:
+    value = _text(fields, name)
+    if value is None:
+        raise v.missing(name)
+    return value
+
+
+def _strings(request: web.Request, fields: dict[str, Any], name: str) -> list[str]:
+    """A repeated string field: a JSON array in a body, one or more query arguments in a GET."""
+    value = fields.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        if request.method != "GET":
+            raise v.wrong_type(value, name)
+        value = [value]
+    if not all(isinstance(item, str) for item in value):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': every entry must be a string")
+    return value
+
+
+def _tags(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    value = fields.get("tags")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise v.wrong_type(value, "tags")
+    if not all(isinstance(item, dict) for item in value):
+        raise ApiError.invalid("Invalid value for parameter 'tags': every entry must be a JSON object")
+    return value
+
+
+def _max_results(fields: dict[str, Any], default: int) -> int:
+    value = fields.get("max_results")
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise v.wrong_type(value, "max_results")
+    try:
+        return int(value)
+    except ValueError:
+        raise v.wrong_type(value, "max_results") from None
+
+
+def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+# -- registered models -------------------------------------------------------------------------
+
+
+async def create_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    model = await _store(request).create_registered_model(
+        _required(fields, "name"), _tags(fields), _text(fields, "description")
+    )
+    return {"registered_model": model}
+
+
+async def get_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"registered_model": await _store(request).get_registered_model(_required(fields, "name"))}
+
+
+async def rename_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name = _required(fields, "name")
+    model = await _store(request).rename_registered_model(name, _required(fields, "new_name"))
+    return {"registered_model": model}
+
+
+async def update_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name = _required(fields, "name")
+    model = await _store(request).update_registered_model(name, _text(fields, "description"))
+    return {"registered_model": model}
+
+
+async def delete_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_registered_model(_required(fields, "name"))
+    return {}
+
+
+async def search_registered_models(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    found, token = await _store(request).search_registered_models(
+        _text(fields, "filter"),
+        _max_results(fields, v.DEFAULT_MODELS),
+        _strings(request, fields, "order_by"),
+        _text(fields, "page_token"),
+    )
+    return _with_token({"registered_models": found} if found else {}, token)
+
+
+async def get_latest_versions(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    found = await _store(request).get_latest_versions(_required(fields, "name"), _strings(request, fields, "stages"))
+    return {"model_versions": found} if found else {}
+
+
+async def set_registered_model_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, key = _required(fields, "name"), _required(fields, "key")
+    await _store(request).set_registered_model_tag(name, key, fields.get("value"))
+    return {}
+
+
+async def delete_registered_model_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_registered_model_tag(_required(fields, "name"), _required(fields, "key"))
+    return {}
+
+
+async def set_registered_model_alias(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, alias = _required(fields, "name"), _required(fields, "alias")
+    await _store(request).set_registered_model_alias(name, alias, _required(fields, "version"))
+    return {}
+
+
+async def delete_registered_model_alias(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_registered_model_alias(_required(fields, "name"), _required(fields, "alias"))
+    return {}
+
+
+async def get_model_version_by_alias(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, alias = _required(fields, "name"), _required(fields, "alias")
+    return {"model_version": await _store(request).get_model_version_by_alias(name, alias)}
+
+
+# -- model versions ----------------------------------------------------------------------------
+
+
+async def create_model_version(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name = v.model_name(_required(fields, "name"))
+    source = _required(fields, "source")
+    run_id, model_id = _text(fields, "run_id"), _text(fields, "model_id")
+    run_link, description = _text(fields, "run_link"), _text(fields, "description")
+    tags = v.tags(_tags(fields))
+    store = _store(request)
+    await store.get_registered_model(name)  # an unknown model is a 404 before its source is looked at
+    resolved = await resolve_source(store, request.app[LOCATIONS_KEY], source, run_id, model_id)
+    version = await store.create_model_version(
+        NewVersion(
+            name=name,
+            source=resolved.source,
+            storage_location=resolved.storage_location,
+            run_id=resolved.run_id,
+            run_link=run_link,
+            description=description,
+            model_id=resolved.model_id,
+            user_id=user_of(request),
+            tags=tags,
+        )
+    )
+    return {"model_version": version}
+
+
+async def get_model_version(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version = _required(fields, "name"), _required(fields, "version")
+    return {"model_version": await _store(request).get_model_version(name, version)}
+
+
+async def update_model_version(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version = _required(fields, "name"), _required(fields, "version")
+    found = await _store(request).update_model_version(name, version, _text(fields, "description"))
+    return {"model_version": found}
+
+
+async def delete_model_version(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_model_version(_required(fields, "name"), _required(fields, "version"))
+    return {}
+
+
+async def transition_stage(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version, stage = _required(fields, "name"), _required(fields, "version"), _required(fields, "stage")
+    archive = fields.get("archive_existing_versions", False)
+    if isinstance(archive, str) and request.method == "GET":
+        archive = archive.lower() == "true"
+    if not isinstance(archive, bool):
+        raise v.wrong_type(archive, "archive_existing_versions")
+    found = await _store(request).transition_model_version_stage(name, version, stage, archive)
+    return {"model_version": found}
+
+
+async def search_model_versions(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    found, token = await _store(request).search_model_versions(
+        _text(fields, "filter"),
+        _max_results(fields, v.DEFAULT_VERSIONS),
+        _strings(request, fields, "order_by"),
+        _text(fields, "page_token"),
+    )
+    return _with_token({"model_versions": found} if found else {}, token)
+
+
+async def get_model_version_download_uri(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version = _required(fields, "name"), _required(fields, "version")
+    return {"artifact_uri": await _store(request).get_model_version_download_uri(name, version)}
+
+
+async def set_model_version_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version, key = _required(fields, "name"), _required(fields, "version"), _required(fields, "key")
+    await _store(request).set_model_version_tag(name, version, key, fields.get("value"))
+    return {}
+
+
+async def delete_model_version_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    name, version, key = _required(fields, "name"), _required(fields, "version"), _required(fields, "key")
+    await _store(request).delete_model_version_tag(name, version, key)
+    return {}
+
+
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("POST", "/registered-models/create", create_registered_model, Access.WRITE),
+    ("POST", "/registered-models/rename", rename_registered_model, Access.WRITE),
+    ("PATCH", "/registered-models/update", update_registered_model, Access.WRITE),
+    ("DELETE", "/registered-models/delete", delete_registered_model, Access.WRITE),
+    ("GET", "/registered-models/get", get_registered_model, Access.READ),
+    ("GET", "/registered-models/search", search_registered_models, Access.READ),
+    ("POST", "/registered-models/get-latest-versions", get_latest_versions, Access.READ),
+    ("GET", "/registered-models/get-latest-versions", get_latest_versions, Access.READ),
+    ("POST", "/registered-models/set-tag", set_registered_model_tag, Access.WRITE),
+    ("DELETE", "/registered-models/delete-tag", delete_registered_model_tag, Access.WRITE),
+    ("POST", "/registered-models/alias", set_registered_model_alias, Access.WRITE),
+    ("DELETE", "/registered-models/alias", delete_registered_model_alias, Access.WRITE),
+    ("GET", "/registered-models/alias", get_model_version_by_alias, Access.READ),
+    ("POST", "/model-versions/create", create_model_version, Access.WRITE),
+    ("PATCH", "/model-versions/update", update_model_version, Access.WRITE),
+    ("POST", "/model-versions/transition-stage", transition_stage, Access.WRITE),
+    ("DELETE", "/model-versions/delete", delete_model_version, Access.WRITE),
+    ("GET", "/model-versions/get", get_model_version, Access.READ),
+    ("GET", "/model-versions/search", search_model_versions, Access.READ),
+    ("GET", "/model-versions/get-download-uri", get_model_version_download_uri, Access.READ),
+    ("POST", "/model-versions/set-tag", set_model_version_tag, Access.WRITE),
+    ("DELETE", "/model-versions/delete-tag", delete_model_version_tag, Access.WRITE),
+]
+
+
+def _refuse_nul(value: Any, name: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError.invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, name)
+            _refuse_nul(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(item, name)
+
+
+def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        fields = await _arguments(request)
+        _refuse_nul(fields, "body")
+        return web.json_response(await handler(request, fields))
+
+    return endpoint
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in TRACKING_PREFIXES:
+        for method, path, handler, access in ROUTES:
+            add_route(app, method, prefix + path, _endpoint(handler), access)
