@@ -17,7 +17,7 @@ from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY, TRACE_STORE_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
@@ -25,6 +25,7 @@ from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations, own_proxy_url
 from gateway.logs import event
 from gateway.settings import Settings, SettingsError
+from gateway.traces import openapi as traces_openapi
 from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
             add_route(app, "*", f"{prefix}/{ANY_PATH}", meta_api.disabled(ARTIFACTS_ONLY_MESSAGE), Access.READ)
     else:
         from gateway.artifacts import run_artifacts
+        from gateway.traces import api as traces_api
         from gateway.tracking import api as tracking_api
 
         root = default_artifact_root(settings)
@@ -87,6 +89,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         )
         app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
+        traces_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
         from gateway import ui
@@ -111,6 +114,7 @@ def openapi_descriptions(settings: Settings) -> Operations:
     operations = {
         **meta_openapi.OPERATIONS,
         **tracking_openapi.OPERATIONS,
+        **traces_openapi.OPERATIONS,
         **artifacts_openapi.OPERATIONS,
         **auth_openapi.OPERATIONS,
     }
@@ -149,6 +153,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     from gateway.auth.middleware import AUTHENTICATOR_KEY, Authenticator
     from gateway.auth.store import AuthStore
     from gateway.store.database import create_engine
+    from gateway.traces.store import TraceStore
     from gateway.tracking.store import TrackingStore
 
     settings = app[SETTINGS_KEY]
@@ -159,6 +164,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         await store.ensure_default_experiment()
         app[STORE_KEY] = store
+        app[TRACE_STORE_KEY] = TraceStore(engine)
     if settings.auth:
         auth_store = AuthStore(engine)
         app[AUTH_STORE_KEY] = auth_store

@@ -6,6 +6,8 @@ which feature is missing instead of only that the route is unknown.
 
 from __future__ import annotations
 
+import re
+
 from gateway import __version__
 
 _API_ROOTS = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
@@ -20,7 +22,19 @@ UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "the model registry (registered models, model versions, prompts, webhooks)",
         (*_under_api_roots("registered-models", "model-versions", "webhooks"), "/model-versions"),
     ),
-    ("tracing (traces, spans, assessments)", (*_under_api_roots("traces", "get-trace-artifact"), "/v1/traces")),
+    (
+        "this part of tracing (trace artifacts, linking traces to runs or prompts, trace metrics, batchGetInfos)",
+        (
+            *_under_api_roots(
+                "traces/link-to-run",
+                "traces/link-prompts",
+                "traces/batchGetInfos",
+                "traces/metrics",
+                "traces/calculate-filter-correlation",
+                "get-trace-artifact",
+            ),
+        ),
+    ),
     ("evaluation datasets and scorers", _under_api_roots("datasets", "scorers")),
     (
         "the AI gateway",
@@ -29,8 +43,14 @@ UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+_TRACE_ASSESSMENTS = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/traces/[^/]+/assessments(?:/|$)")
+TRACE_ASSESSMENTS = "trace assessments (feedback, expectations)"
+
+
 def unserved_feature(path: str) -> str | None:
     """The MLflow feature whose routes `path` belongs to, when this server does not serve it."""
+    if _TRACE_ASSESSMENTS.match(path):
+        return TRACE_ASSESSMENTS
     for feature, prefixes in UNSERVED:
         if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
             return feature
@@ -40,5 +60,6 @@ def unserved_feature(path: str) -> str | None:
 def not_served_message(feature: str) -> str:
     return (
         f"{feature[0].upper()}{feature[1:]} is not served by this server (artifact-gateway {__version__} "
-        "serves MLflow's tracking API and artifact proxy; see 'What it does not do yet' in its README)"
+        "serves MLflow's tracking API, the core of tracing and the artifact proxy; "
+        "see 'What it does not do yet' in its README)"
     )
