@@ -6,8 +6,6 @@ which feature is missing instead of only that the route is unknown.
 
 from __future__ import annotations
 
-import re
-
 from gateway import __version__
 
 _API_ROOTS = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
@@ -43,14 +41,8 @@ UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-_TRACE_ASSESSMENTS = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/traces/[^/]+/assessments(?:/|$)")
-TRACE_ASSESSMENTS = "trace assessments (feedback, expectations)"
-
-
 def unserved_feature(path: str) -> str | None:
     """The MLflow feature whose routes `path` belongs to, when this server does not serve it."""
-    if _TRACE_ASSESSMENTS.match(path):
-        return TRACE_ASSESSMENTS
     for feature, prefixes in UNSERVED:
         if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
             return feature

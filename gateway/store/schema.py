@@ -246,3 +246,14 @@ spans = Table(
     Column("status", String(50), nullable=False),
     Column("content", Text, nullable=False),
 )
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("assessment_id", String(50), primary_key=True),
+    Column("trace_id", String(50), ForeignKey("trace_info.trace_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(250), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("content", Text, nullable=False),
+)

@@ -261,6 +261,84 @@ async def delete_trace_tag(request: web.Request, fields: dict[str, Any]) -> dict
     return {}
 
 
+_ASSESSMENT_FIELDS = (
+    "assessment_name",
+    "span_id",
+    "source",
+    "feedback",
+    "expectation",
+    "rationale",
+    "metadata",
+    "overrides",
+)
+_UPDATABLE = ("assessment_name", "expectation", "feedback", "rationale", "metadata")
+
+
+def _assessment_part(assessment: dict[str, Any], name: str) -> Any:
+    value = assessment.get(name)
+    if name in ("feedback", "expectation", "source") and not isinstance(value, dict):
+        raise ApiError.invalid(f"Invalid value for parameter 'assessment.{name}': it must be an object")
+    if name == "metadata":
+        return _string_map(value, "assessment.metadata")
+    if name in ("assessment_name", "span_id", "rationale", "overrides"):
+        text = _string(assessment, name, required=name == "assessment_name")
+        if name == "assessment_name" and text is not None and len(text) > 250:
+            raise ApiError.invalid("Invalid value for parameter 'assessment_name': at most 250 characters")
+        return text
+    return value
+
+
+def _assessment_body(fields: dict[str, Any]) -> dict[str, Any]:
+    assessment = fields.get("assessment")
+    if not isinstance(assessment, dict):
+        raise ApiError.invalid("Missing value for required parameter 'assessment'.")
+    return assessment
+
+
+async def create_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    given = _assessment_body(fields)
+    if ("feedback" in given) == ("expectation" in given):
+        raise ApiError.invalid("Exactly one of `feedback` and `expectation` must be given in an assessment.")
+    assessment = {
+        name: value
+        for name in _ASSESSMENT_FIELDS
+        if (name in given or name == "assessment_name") and (value := _assessment_part(given, name)) not in (None, {})
+    }
+    created = await _store(request).create_assessment(_path_trace_id(request), assessment)
+    return {"assessment": created}
+
+
+async def get_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
+    return {"assessment": await _store(request).get_assessment(trace_id, assessment_id)}
+
+
+def _snake(path: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", path.strip()).lower()
+
+
+async def update_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    given = _assessment_body(fields)
+    mask = fields.get("update_mask")
+    if isinstance(mask, dict):  # {"paths": [...]}, the message form
+        mask = ",".join(path for path in mask.get("paths", []) if isinstance(path, str))
+    if not isinstance(mask, str) or not mask.strip():
+        raise ApiError.invalid("Missing value for required parameter 'update_mask'.")
+    paths = [_snake(path) for path in mask.split(",") if path.strip()]
+    if unknown := [path for path in paths if path not in _UPDATABLE]:
+        raise ApiError.invalid(f"Invalid update_mask: {', '.join(unknown)} cannot be updated")
+    if "feedback" in paths and "expectation" in paths:
+        raise ApiError.invalid("Exactly one of `expectation` or `feedback` should be specified.")
+    changes = {path: _assessment_part(given, path) for path in paths}
+    trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
+    return {"assessment": await _store(request).update_assessment(trace_id, assessment_id, changes)}
+
+
+async def delete_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_assessment(_path_trace_id(request), request.match_info["assessment_id"])
+    return {}
+
+
 def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def endpoint(request: web.Request) -> web.Response:
         if "\x00" in request.path:
@@ -295,6 +373,10 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("POST", "/traces/delete-traces", delete_traces, Access.WRITE),
     ("PATCH", "/traces/{trace_id}/tags", set_trace_tag, Access.WRITE),
     ("DELETE", "/traces/{trace_id}/tags", delete_trace_tag, Access.WRITE),
+    ("POST", "/traces/{trace_id}/assessments", create_assessment, Access.WRITE),
+    ("GET", "/traces/{trace_id}/assessments/{assessment_id}", get_assessment, Access.READ),
+    ("PATCH", "/traces/{trace_id}/assessments/{assessment_id}", update_assessment, Access.WRITE),
+    ("DELETE", "/traces/{trace_id}/assessments/{assessment_id}", delete_assessment, Access.WRITE),
     ("GET", "/traces/{trace_id}", get_trace_info, Access.READ),
 ]
 """Served under each of MLflow's 2.0 and 3.0 prefixes; the fixed paths come before `{trace_id}`."""

@@ -26,6 +26,24 @@ STRING_MAP: Schema = {"type": "object", "additionalProperties": STRING}
 TRACE_LOCATION = obj(
     {"type": {**STRING, "example": "MLFLOW_EXPERIMENT"}, "mlflow_experiment": obj({"experiment_id": STRING})}
 )
+ASSESSMENT = obj(
+    {
+        "assessment_id": STRING,
+        "assessment_name": {**STRING, "maxLength": 250},
+        "trace_id": STRING,
+        "span_id": STRING,
+        "source": obj({"source_type": STRING, "source_id": STRING}),
+        "create_time": {**STRING, "format": "date-time"},
+        "last_update_time": {**STRING, "format": "date-time"},
+        "feedback": {"type": "object", "description": "value, or error"},
+        "expectation": {"type": "object", "description": "value, or serialized_value"},
+        "rationale": STRING,
+        "metadata": {"type": "object", "additionalProperties": STRING},
+        "overrides": {**STRING, "description": "the assessment this one replaces; that one becomes valid=false"},
+        "valid": {"type": "boolean"},
+    },
+    description="MLflow's Assessment: exactly one of feedback and expectation",
+)
 TRACE_INFO = obj(
     {
         "trace_id": {**STRING, "maxLength": 50},
@@ -38,12 +56,15 @@ TRACE_INFO = obj(
         "state": {"type": "string", "enum": ["STATE_UNSPECIFIED", "OK", "ERROR", "IN_PROGRESS"]},
         "trace_metadata": STRING_MAP,
         "tags": STRING_MAP,
+        "assessments": array(ASSESSMENT),
     },
     description="MLflow's TraceInfoV3",
 )
 SPAN: Schema = {"type": "object", "description": "an OpenTelemetry span, protobuf JSON, as the client sent it"}
 TRACE = obj({"trace_info": TRACE_INFO, "spans": array(SPAN)})
 TRACE_ID = {"name": "trace_id", "in": "path", "required": True, "schema": STRING}
+ASSESSMENT_ID = {"name": "assessment_id", "in": "path", "required": True, "schema": STRING}
+ONE_ASSESSMENT = json_ok(obj({"assessment": ASSESSMENT}))
 
 
 def _trace_routes() -> dict[tuple[str, str], Operation]:
@@ -124,6 +145,37 @@ def _trace_routes() -> dict[tuple[str, str], Operation]:
             tag=TAG,
             parameters=[TRACE_ID],
             requestBody=json_body(obj({"key": {**STRING, "maxLength": 250}}, ("key",)), required=False),
+        ),
+        ("POST", "/traces/{trace_id}/assessments"): op(
+            "Log feedback or an expectation on a trace (mlflow.log_feedback, log_expectation, override_feedback)",
+            ONE_ASSESSMENT,
+            tag=TAG,
+            parameters=[TRACE_ID],
+            requestBody=json_body(obj({"assessment": ASSESSMENT}, ("assessment",))),
+        ),
+        ("GET", "/traces/{trace_id}/assessments/{assessment_id}"): op(
+            "An assessment", ONE_ASSESSMENT, tag=TAG, parameters=[TRACE_ID, ASSESSMENT_ID]
+        ),
+        ("PATCH", "/traces/{trace_id}/assessments/{assessment_id}"): op(
+            "Update an assessment's name, feedback or expectation, rationale, metadata (merged)",
+            ONE_ASSESSMENT,
+            tag=TAG,
+            parameters=[TRACE_ID, ASSESSMENT_ID],
+            requestBody=json_body(
+                obj(
+                    {
+                        "assessment": ASSESSMENT,
+                        "update_mask": {**STRING, "example": "assessmentName,feedback", "description": "FieldMask"},
+                    },
+                    ("assessment", "update_mask"),
+                )
+            ),
+        ),
+        ("DELETE", "/traces/{trace_id}/assessments/{assessment_id}"): op(
+            "Delete an assessment (the one it overrode becomes valid again)",
+            EMPTY_OK,
+            tag=TAG,
+            parameters=[TRACE_ID, ASSESSMENT_ID],
         ),
         ("GET", "/traces/{trace_id}"): op(
             "A trace's info", json_ok(obj({"trace": obj({"trace_info": TRACE_INFO})})), tag=TAG, parameters=[TRACE_ID]

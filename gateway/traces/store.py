@@ -8,11 +8,14 @@ store's own (`gateway.store.errors`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -205,6 +208,13 @@ class TraceStore:
             select(s.trace_request_metadata).where(s.trace_request_metadata.c.trace_id.in_(trace_ids))
         ):
             metadata.setdefault(item.trace_id, {})[item.key] = item.value
+        assessments: dict[str, list[Any]] = {}
+        for item in await conn.execute(
+            select(s.assessments.c.trace_id, s.assessments.c.content)
+            .where(s.assessments.c.trace_id.in_(trace_ids))
+            .order_by(s.assessments.c.create_time, s.assessments.c.assessment_id)
+        ):
+            assessments.setdefault(item.trace_id, []).append(json.loads(item.content))
         found = {}
         for row in rows:
             info: dict[str, Any] = {
@@ -218,6 +228,8 @@ class TraceStore:
                 "trace_metadata": metadata.get(row.trace_id, {}),
                 "tags": tags.get(row.trace_id, {}),
             }
+            if row.trace_id in assessments:
+                info["assessments"] = assessments[row.trace_id]
             if row.execution_duration is not None:
                 info["execution_duration"] = _duration(row.execution_duration)
             for name in ("client_request_id", "request_preview", "response_preview"):
@@ -304,7 +316,7 @@ class TraceStore:
                 chosen = chosen.limit(max_traces)
         async with self.engine.begin() as conn:
             ids = [row.trace_id for row in await conn.execute(chosen)]
-            for table in (s.spans, s.trace_tags, s.trace_request_metadata, s.trace_info):
+            for table in (s.assessments, s.spans, s.trace_tags, s.trace_request_metadata, s.trace_info):
                 await conn.execute(delete(table).where(table.c.trace_id.in_(ids)))
         return len(ids)
 
@@ -325,6 +337,94 @@ class TraceStore:
             result = await conn.execute(delete(s.trace_tags).where(tags.trace_id == trace_id, tags.key == key))
             if not result.rowcount:
                 raise NotFound(f"No trace tag with key '{key}' for trace with ID '{trace_id}'")
+
+    async def create_assessment(self, trace_id: str, assessment: dict[str, Any]) -> dict[str, Any]:
+        """Store `assessment` (MLflow's Assessment JSON, checked by the caller) on the trace; the
+        assessment it `overrides`, if any, becomes invalid."""
+        now = int(time.time() * 1000)
+        assessment = {
+            **assessment,
+            "assessment_id": "a-" + uuid.uuid4().hex,
+            "trace_id": trace_id,
+            "create_time": _timestamp(now),
+            "last_update_time": _timestamp(now),
+            "valid": True,
+        }
+        async with self.engine.begin() as conn:
+            await self._existing(conn, trace_id)
+            if overrides := assessment.get("overrides"):
+                await self._set_valid(conn, trace_id, overrides, valid=False)
+            await conn.execute(
+                s.assessments.insert().values(
+                    assessment_id=assessment["assessment_id"],
+                    trace_id=trace_id,
+                    name=assessment["assessment_name"],
+                    create_time=now,
+                    last_update_time=now,
+                    content=json.dumps(assessment, separators=(",", ":")),
+                )
+            )
+        return assessment
+
+    async def _assessment(self, conn: AsyncConnection, trace_id: str, assessment_id: str) -> dict[str, Any]:
+        a = s.assessments.c
+        row = (
+            await conn.execute(select(a.content).where(a.trace_id == trace_id, a.assessment_id == assessment_id))
+        ).first()
+        if row is None:
+            raise NotFound(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+        content: dict[str, Any] = json.loads(row.content)
+        return content
+
+    async def _write_assessment(self, conn: AsyncConnection, content: dict[str, Any], now: int) -> None:
+        await conn.execute(
+            update(s.assessments)
+            .where(s.assessments.c.assessment_id == content["assessment_id"])
+            .values(
+                name=content["assessment_name"],
+                last_update_time=now,
+                content=json.dumps(content, separators=(",", ":")),
+            )
+        )
+
+    async def _set_valid(self, conn: AsyncConnection, trace_id: str, assessment_id: str, *, valid: bool) -> None:
+        content = await self._assessment(conn, trace_id, assessment_id)
+        content["valid"] = valid
+        await self._write_assessment(conn, content, int(time.time() * 1000))
+
+    async def get_assessment(self, trace_id: str, assessment_id: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            return await self._assessment(conn, trace_id, assessment_id)
+
+    async def update_assessment(self, trace_id: str, assessment_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply `changes` (the fields of the update mask, checked by the caller): metadata is merged,
+        a new feedback or expectation replaces the value, whichever kind it was."""
+        now = int(time.time() * 1000)
+        async with self.engine.begin() as conn:
+            await self._existing(conn, trace_id)
+            content = await self._assessment(conn, trace_id, assessment_id)
+            for name, value in changes.items():
+                if name == "metadata":
+                    content["metadata"] = {**content.get("metadata", {}), **value}
+                elif name in ("feedback", "expectation"):
+                    if ("feedback" if name == "expectation" else "expectation") in content:
+                        raise InvalidValue(f"Cannot change the kind of assessment '{assessment_id}' to {name}")
+                    content[name] = value
+                else:
+                    content[name] = value
+            content["last_update_time"] = _timestamp(now)
+            await self._write_assessment(conn, content, now)
+        return content
+
+    async def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        """Delete the assessment; the one it overrode becomes valid again."""
+        async with self.engine.begin() as conn:
+            await self._existing(conn, trace_id)
+            content = await self._assessment(conn, trace_id, assessment_id)
+            await conn.execute(delete(s.assessments).where(s.assessments.c.assessment_id == assessment_id))
+            if overrides := content.get("overrides"):
+                with contextlib.suppress(NotFound):  # the overridden one was deleted meanwhile
+                    await self._set_valid(conn, trace_id, overrides, valid=True)
 
 
 __all__ = ["SpanRow", "TraceInfo", "TraceStore"]

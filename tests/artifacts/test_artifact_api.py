@@ -497,7 +497,6 @@ def test_unserved_features_are_named_in_their_404(gateway: RunningGateway) -> No
     cases = {
         ("POST", "/api/2.0/mlflow/registered-models/create"): "model registry",
         ("GET", "/ajax-api/2.0/mlflow/model-versions/search"): "model registry",
-        ("POST", "/api/3.0/mlflow/traces/tr-0123/assessments"): "assessments",
         ("POST", "/api/2.0/mlflow/traces/link-to-run"): "linking traces to runs",
         ("POST", "/api/3.0/mlflow/traces/batchGetInfos"): "batchGetInfos",
         ("GET", "/api/2.0/endpoints/"): "AI gateway",

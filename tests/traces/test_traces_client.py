@@ -307,3 +307,62 @@ def test_batch_get_is_bounded(tracking: RunningGateway) -> None:
     ids = "&".join(f"trace_ids=tr-{i:032x}" for i in range(11))
     response = requests.get(f"{tracking.url}{V3}/traces/batchGet?{ids}", timeout=10)
     assert response.status_code == 400
+
+
+def test_feedback_and_expectations(tracking: RunningGateway) -> None:
+    from mlflow.entities import AssessmentSource, AssessmentSourceType
+
+    new_experiment()
+    add_one(2)
+    trace_id = mlflow.get_last_active_trace_id()
+    assert trace_id is not None
+    human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="ann")
+    feedback = mlflow.log_feedback(
+        trace_id=trace_id, name="correct", value=True, rationale="it adds one", source=human, metadata={"k": "v"}
+    )
+    assert feedback.assessment_id and feedback.trace_id == trace_id
+    expectation = mlflow.log_expectation(trace_id=trace_id, name="answer", value={"x": 3}, source=human)
+    fetched = mlflow.get_assessment(trace_id, feedback.assessment_id)
+    assert fetched.value is True and fetched.rationale == "it adds one" and fetched.metadata == {"k": "v"}
+    assert fetched.source.source_id == "ann"
+
+    updated = mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=feedback.assessment_id,
+        assessment=mlflow.entities.Feedback(name="correct", value=False, rationale="off by one"),
+    )
+    assert updated.value is False and updated.rationale == "off by one"
+
+    overriding = mlflow.override_feedback(
+        trace_id=trace_id, assessment_id=feedback.assessment_id, value=True, rationale="looked again", source=human
+    )
+    trace = mlflow.get_trace(trace_id)
+    assert trace is not None
+    by_id = {a.assessment_id: a for a in trace.info.assessments}
+    assert set(by_id) == {feedback.assessment_id, expectation.assessment_id, overriding.assessment_id}
+    assert by_id[expectation.assessment_id].value == {"x": 3}
+    assert by_id[feedback.assessment_id].valid is False and by_id[overriding.assessment_id].valid is True
+
+    mlflow.delete_assessment(trace_id=trace_id, assessment_id=overriding.assessment_id)
+    assert mlflow.get_assessment(trace_id, feedback.assessment_id).valid is True
+    with pytest.raises(MlflowException) as gone:
+        mlflow.get_assessment(trace_id, overriding.assessment_id)
+    assert gone.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException):
+        mlflow.log_feedback(trace_id=f"tr-{'2' * 32}", name="x", value=1, source=human)
+
+
+def test_an_assessment_needs_a_name_and_one_kind(tracking: RunningGateway) -> None:
+    new_experiment()
+    add_one(5)
+    trace_id = mlflow.get_last_active_trace_id()
+    url = f"{tracking.url}{V3}/traces/{trace_id}/assessments"
+    for body in (
+        {"assessment": {"feedback": {"value": 1}}},
+        {"assessment": {"assessment_name": "n"}},
+        {"assessment": {"assessment_name": "n", "feedback": {"value": 1}, "expectation": {"value": 2}}},
+        {"assessment": "no"},
+    ):
+        assert requests.post(url, json=body, timeout=10).status_code == 400, body
+    trace = mlflow.get_trace(trace_id)
+    assert trace is not None and trace.info.assessments == []

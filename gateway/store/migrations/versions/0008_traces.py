@@ -1,4 +1,4 @@
-"""traces: trace info, tags, request metadata and spans
+"""traces: trace info, tags, request metadata, spans and assessments
 
 Revision ID: 0008
 Revises: 0006 (re-chained after the registry's 0007 when the branches merge)
@@ -53,9 +53,23 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["trace_id"], ["trace_info.trace_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("trace_id", "span_id"),
     )
+    op.create_table(
+        "assessments",
+        sa.Column("assessment_id", sa.String(length=50), nullable=False),
+        sa.Column("trace_id", sa.String(length=50), nullable=False),
+        sa.Column("name", sa.String(length=250), nullable=False),
+        sa.Column("create_time", sa.BigInteger(), nullable=False),
+        sa.Column("last_update_time", sa.BigInteger(), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["trace_id"], ["trace_info.trace_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("assessment_id"),
+    )
+    op.create_index("ix_assessments_trace_id", "assessments", ["trace_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_assessments_trace_id", table_name="assessments")
+    op.drop_table("assessments")
     op.drop_table("spans")
     op.drop_table("trace_request_metadata")
     op.drop_table("trace_tags")
