@@ -104,10 +104,13 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                     raise InvalidValue("Every span needs a 16-byte trace_id and an 8-byte span_id")
                 if not span.start_time_unix_nano:
                     raise InvalidValue(f"Span {span.span_id.hex()} has no start_time_unix_nano")
+                trace_id = _trace_id(span)
+                if len(trace_id) > 50 or "\x00" in trace_id + span.name:
+                    raise InvalidValue("A span's trace id is at most 50 characters; ids and names hold no NUL")
                 content = MessageToDict(span, preserving_proto_field_name=True)
                 rows.append(
                     SpanRow(
-                        trace_id=_trace_id(span),
+                        trace_id=trace_id,
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex() or None,
                         name=span.name,

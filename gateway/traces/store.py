@@ -141,6 +141,7 @@ class TraceStore:
             "response_preview": (info.response_preview or "")[:MAX_PREVIEW] or None,
             "client_request_id": info.client_request_id,
         }
+        _experiment_id(info.experiment_id)  # beyond 32 bits: not found, before the database sees it
         async with self.engine.begin() as conn:
             await self._check_experiment(conn, info.experiment_id)
             statement = _insert(conn, s.trace_info).values(trace_id=info.trace_id, **values)

@@ -4,6 +4,7 @@ spans are stored (OTLP + start), read back, searched, tagged, deleted; bad input
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -245,6 +246,13 @@ def test_malformed_otlp_is_a_400_and_writes_nothing(tracking: RunningGateway) ->
     bad = _export("ab" * 16)
     bad.resource_spans[0].scope_spans[0].spans[1].span_id = b"\x01"  # a span id of one byte: the whole export fails
     assert _otlp(tracking, bad.SerializeToString(), experiment_id).status_code == 400
+    nul = _export("ef" * 16)
+    nul.resource_spans[0].scope_spans[0].spans[1].name = "a\x00b"  # PostgreSQL's text cannot keep it
+    assert _otlp(tracking, nul.SerializeToString(), experiment_id).status_code == 400
+    long_id = _export("9a" * 16)
+    attribute = long_id.resource_spans[0].scope_spans[0].spans[0].attributes.add()
+    attribute.key, attribute.value.string_value = "mlflow.traceRequestId", json.dumps("tr-" + "x" * 60)
+    assert _otlp(tracking, long_id.SerializeToString(), experiment_id).status_code == 400
     assert (
         requests.post(
             tracking.url + "/v1/traces", data=b"{}", headers={"Content-Type": "application/json"}, timeout=10
@@ -366,3 +374,29 @@ def test_an_assessment_needs_a_name_and_one_kind(tracking: RunningGateway) -> No
         assert requests.post(url, json=body, timeout=10).status_code == 400, body
     trace = mlflow.get_trace(trace_id)
     assert trace is not None and trace.info.assessments == []
+
+
+def test_start_refuses_what_it_cannot_keep(tracking: RunningGateway) -> None:
+    def start(experiment_id: str, **info: object) -> requests.Response:
+        trace_info = {
+            "trace_id": "tr-" + uuid.uuid4().hex,
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
+            "request_time": "2026-01-02T03:04:05.678Z",
+            "execution_duration": "1.5s",
+            "state": "OK",
+            **info,
+        }
+        return requests.post(f"{tracking.url}{V3}/traces", json={"trace": {"trace_info": trace_info}}, timeout=10)
+
+    experiment_id = new_experiment()
+    assert start(str(2**40)).status_code == 404
+    assert start("999999").status_code == 404
+    assert start(experiment_id, state="BOGUS").status_code == 400
+    assert start(experiment_id, request_time="yesterday").status_code == 400
+    assert start(experiment_id, tags={"k": "a\x00b"}).status_code == 400
+    assert MlflowClient().search_traces(locations=[experiment_id]) == []
+    ok = start(experiment_id, tags={"k": "v"})
+    assert ok.status_code == 200, ok.text
+    info = ok.json()["trace"]["trace_info"]
+    assert info["request_time"] == "2026-01-02T03:04:05.678Z" and info["execution_duration"] == "1.500s"
+    assert info["tags"] == {"k": "v", "mlflow.trace.spansLocation": "TRACKING_STORE"}
