@@ -400,3 +400,12 @@ def test_start_refuses_what_it_cannot_keep(tracking: RunningGateway) -> None:
     info = ok.json()["trace"]["trace_info"]
     assert info["request_time"] == "2026-01-02T03:04:05.678Z" and info["execution_duration"] == "1.500s"
     assert info["tags"] == {"k": "v", "mlflow.trace.spansLocation": "TRACKING_STORE"}
+
+
+def test_search_traces_loads_spans_of_more_traces_than_one_batch_get(tracking: RunningGateway) -> None:
+    experiment_id = new_experiment()
+    for x in range(12):
+        add_one(x)
+    traces = mlflow.search_traces(locations=[experiment_id], return_type="list")
+    assert len(traces) == 12
+    assert all([span.name for span in trace.data.spans] == ["add_one"] for trace in traces)
