@@ -17,7 +17,7 @@ from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY, TRACE_STORE_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
@@ -26,6 +26,7 @@ from gateway.locations import LOCATIONS_KEY, ArtifactLocations, own_proxy_url
 from gateway.logs import event
 from gateway.registry import openapi as registry_openapi
 from gateway.settings import Settings, SettingsError
+from gateway.traces import openapi as traces_openapi
 from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     else:
         from gateway.artifacts import run_artifacts
         from gateway.registry import api as registry_api
+        from gateway.traces import api as traces_api
         from gateway.tracking import api as tracking_api
 
         root = default_artifact_root(settings)
@@ -90,6 +92,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
         registry_api.add_routes(app)
+        traces_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
         from gateway import ui
@@ -115,6 +118,7 @@ def openapi_descriptions(settings: Settings) -> Operations:
         **meta_openapi.OPERATIONS,
         **tracking_openapi.OPERATIONS,
         **registry_openapi.OPERATIONS,
+        **traces_openapi.OPERATIONS,
         **artifacts_openapi.OPERATIONS,
         **auth_openapi.OPERATIONS,
     }
@@ -155,6 +159,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     from gateway.registry.api import REGISTRY_STORE_KEY
     from gateway.registry.store import RegistryStore
     from gateway.store.database import create_engine
+    from gateway.traces.store import TraceStore
     from gateway.tracking.store import TrackingStore
 
     settings = app[SETTINGS_KEY]
@@ -166,6 +171,7 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_default_experiment()
         app[STORE_KEY] = store
         app[REGISTRY_STORE_KEY] = RegistryStore(engine)
+        app[TRACE_STORE_KEY] = TraceStore(engine)
     if settings.auth:
         auth_store = AuthStore(engine)
         app[AUTH_STORE_KEY] = auth_store

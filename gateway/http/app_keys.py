@@ -11,6 +11,7 @@ from repositories import ArtifactRepository
 
 if TYPE_CHECKING:
     from gateway.auth.store import AuthStore
+    from gateway.traces.store import TraceStore
     from gateway.tracking.store import TrackingStore
 
 REPOSITORY_KEY = web.AppKey("repository", ArtifactRepository)
@@ -18,3 +19,4 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 
 STORE_KEY: web.AppKey[TrackingStore] = web.AppKey("tracking_store")
 AUTH_STORE_KEY: web.AppKey[AuthStore] = web.AppKey("auth_store")
+TRACE_STORE_KEY: web.AppKey[TraceStore] = web.AppKey("trace_store")

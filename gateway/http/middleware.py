@@ -61,6 +61,8 @@ def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError
             return ApiError(404, "ENDPOINT_NOT_FOUND", not_served_message(feature))
         return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.path}")
     if exc.status == 405:
+        if (feature := unserved_feature(request.path)) is not None:  # e.g. POST traces/link-to-run
+            return ApiError(404, "ENDPOINT_NOT_FOUND", not_served_message(feature))
         allowed = exc.headers.get("Allow", "")
         return ApiError(
             405,

@@ -20,7 +20,19 @@ UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "model registry webhooks and the registry UI's artifact route",
         (*_under_api_roots("webhooks"), "/model-versions"),
     ),
-    ("tracing (traces, spans, assessments)", (*_under_api_roots("traces", "get-trace-artifact"), "/v1/traces")),
+    (
+        "this part of tracing (trace artifacts, linking traces to runs or prompts, trace metrics, batchGetInfos)",
+        (
+            *_under_api_roots(
+                "traces/link-to-run",
+                "traces/link-prompts",
+                "traces/batchGetInfos",
+                "traces/metrics",
+                "traces/calculate-filter-correlation",
+                "get-trace-artifact",
+            ),
+        ),
+    ),
     ("evaluation datasets and scorers", _under_api_roots("datasets", "scorers")),
     (
         "the AI gateway",
@@ -40,5 +52,6 @@ def unserved_feature(path: str) -> str | None:
 def not_served_message(feature: str) -> str:
     return (
         f"{feature[0].upper()}{feature[1:]} is not served by this server (artifact-gateway {__version__} "
-        "serves MLflow's tracking API and artifact proxy; see 'What it does not do yet' in its README)"
+        "serves MLflow's tracking API, the core of tracing and the artifact proxy; "
+        "see 'What it does not do yet' in its README)"
     )

@@ -281,3 +281,59 @@ api_tokens = Table(
     Column("expiry_time", BigInteger, nullable=True),
     UniqueConstraint("secret_sha256", name="uq_api_tokens_secret_sha256"),
 )
+
+# Tracing: one row per trace (MLflow's TraceInfo), its tags and request metadata, and its spans, each
+# span kept as the OpenTelemetry span the client sent (protobuf JSON) so that reads answer it unchanged.
+trace_info = Table(
+    "trace_info",
+    metadata,
+    Column("trace_id", String(50), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    Column("request_time", BigInteger, nullable=False),
+    Column("execution_duration", BigInteger, nullable=True),
+    Column("state", String(50), nullable=False),
+    Column("request_preview", Text, nullable=True),
+    Column("response_preview", Text, nullable=True),
+    Column("client_request_id", String(50), nullable=True),
+    Index("index_trace_info_experiment_id_request_time", "experiment_id", "request_time"),
+)
+
+trace_tags = Table(
+    "trace_tags",
+    metadata,
+    Column("trace_id", String(50), ForeignKey("trace_info.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+trace_request_metadata = Table(
+    "trace_request_metadata",
+    metadata,
+    Column("trace_id", String(50), ForeignKey("trace_info.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("trace_id", String(50), ForeignKey("trace_info.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("span_id", String(50), primary_key=True),
+    Column("parent_span_id", String(50), nullable=True),
+    Column("name", Text, nullable=True),
+    Column("start_time_unix_nano", BigInteger, nullable=False),
+    Column("end_time_unix_nano", BigInteger, nullable=True),
+    Column("status", String(50), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("assessment_id", String(50), primary_key=True),
+    Column("trace_id", String(50), ForeignKey("trace_info.trace_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(250), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("content", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""MLflow's tracing API: traces started by the client, their spans (OTLP), searches, tags, deletes."""

@@ -1,0 +1,389 @@
+"""MLflow's tracing REST API over the trace store, and the OTLP span export (`POST /v1/traces`).
+
+MLflow serves each trace route under its 2.0 and 3.0 prefixes (the 3.17 client starts traces and
+reads them under 3.0, sets tags and deletes under 2.0); so does this module. Requests are parsed here;
+what is valid is the store's to say, in its own errors (`gateway.store.errors`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.http.access import Access, add_route
+from gateway.http.app_keys import TRACE_STORE_KEY
+from gateway.http.errors import ApiError
+from gateway.http.prefixes import SERVER_INFO_PREFIXES, TRACKING_PREFIXES
+from gateway.traces import otlp, search_filter
+from gateway.traces.limits import DEFAULT_SEARCH_RESULTS, MAX_BATCH_GET, MAX_DELETE_IDS, MAX_SEARCH_RESULTS
+from gateway.traces.store import STATES, TraceInfo, TraceStore
+
+PREFIXES = (*TRACKING_PREFIXES, *SERVER_INFO_PREFIXES)
+OTLP_PATH = "/v1/traces"
+EXPERIMENT_HEADER = "X-Mlflow-Experiment-Id"
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """The JSON body of POST/PATCH/DELETE, the query string of GET (repeated keys become lists)."""
+    if request.method == "GET":
+        fields: dict[str, Any] = {}
+        for key, value in request.query.items():
+            if key in fields:
+                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
+            else:
+                fields[key] = value
+        return fields
+    raw = await request.read()
+    if not raw:
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
+    return body
+
+
+def _store(request: web.Request) -> TraceStore:
+    return request.app[TRACE_STORE_KEY]
+
+
+def _string(fields: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        if required:
+            raise ApiError.invalid(f"Missing value for required parameter '{name}'.")
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a string without NUL")
+    return value
+
+
+def _strings(fields: dict[str, Any], name: str) -> list[str]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, str) and "\x00" not in item for item in items):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a list of strings")
+    return items
+
+
+def _int(value: object, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer")
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer") from None
+
+
+def _string_map(value: object, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
+    ):
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must map strings to strings")
+    return value
+
+
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+_DURATION = re.compile(r"^(-)?(\d+)(?:\.(\d{1,9}))?s$")
+
+
+def _millis_of_timestamp(value: object, name: str) -> int:
+    """Milliseconds since the epoch of a protobuf JSON Timestamp (RFC 3339)."""
+    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an RFC 3339 timestamp")
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    moment = datetime.datetime.fromisoformat(match[1] + zone)
+    return int(moment.timestamp()) * 1000 + int((match[2] or "0").ljust(9, "0")[:3])
+
+
+def _millis_of_duration(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a duration such as '1.5s'")
+    millis = int(match[2]) * 1000 + int((match[3] or "0").ljust(9, "0")[:3])
+    return -millis if match[1] else millis
+
+
+def _trace_info(fields: dict[str, Any]) -> TraceInfo:
+    trace = fields.get("trace")
+    info = trace.get("trace_info") if isinstance(trace, dict) else None
+    if not isinstance(info, dict):
+        raise ApiError.invalid("Missing value for required parameter 'trace.trace_info'.")
+    trace_id = _string(info, "trace_id", required=True)
+    assert trace_id is not None
+    if len(trace_id) > 50:
+        raise ApiError.invalid("Invalid value for parameter 'trace_id': at most 50 characters")
+    location = info.get("trace_location")
+    experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+    experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
+    if experiment_id in (None, ""):
+        raise ApiError.invalid("Only traces in an MLflow experiment are served: trace_location.mlflow_experiment")
+    state = info.get("state") or "STATE_UNSPECIFIED"
+    if state not in STATES:
+        raise ApiError.invalid(f"Invalid value for parameter 'state': one of {', '.join(STATES)}")
+    try:
+        experiment_number = int(str(experiment_id))
+    except ValueError:
+        raise ApiError.invalid(
+            f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer."
+        ) from None
+    return TraceInfo(
+        trace_id=trace_id,
+        experiment_id=experiment_number,
+        request_time=_millis_of_timestamp(info.get("request_time"), "request_time"),
+        execution_duration=_millis_of_duration(info.get("execution_duration"), "execution_duration"),
+        state=state,
+        request_preview=_string(info, "request_preview"),
+        response_preview=_string(info, "response_preview"),
+        client_request_id=_string(info, "client_request_id"),
+        tags=_string_map(info.get("tags"), "tags"),
+        metadata=_string_map(info.get("trace_metadata"), "trace_metadata"),
+    )
+
+
+async def start_trace(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"trace": {"trace_info": await _store(request).start_trace(_trace_info(fields))}}
+
+
+async def get_trace_info(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"trace": {"trace_info": await _store(request).get_trace_info(request.match_info["trace_id"])}}
+
+
+async def get_trace(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    trace_id = _string(fields, "trace_id", required=True)
+    assert trace_id is not None
+    return {"trace": await _store(request).get_trace(trace_id)}
+
+
+def _batch_ids(fields: dict[str, Any]) -> list[str]:
+    ids = _strings(fields, "trace_ids")
+    if not ids:
+        raise ApiError.invalid("Missing value for required parameter 'trace_ids'.")
+    if len(ids) > MAX_BATCH_GET:
+        raise ApiError.invalid(f"Invalid value for parameter 'trace_ids': at most {MAX_BATCH_GET} ids per call")
+    return ids
+
+
+async def batch_get_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    traces = await _store(request).get_traces(_batch_ids(fields))
+    if "experiment_ids" in fields:
+        allowed = set(_strings(fields, "experiment_ids"))
+        traces = [
+            t for t in traces if t["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"] in allowed
+        ]
+    return {"traces": traces}
+
+
+async def search_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    experiment_ids: list[object] = []
+    locations = fields.get("locations")
+    if locations is not None:
+        if not isinstance(locations, list):
+            raise ApiError.invalid("Invalid value for parameter 'locations': it must be a list")
+        for location in locations:
+            experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+            if isinstance(experiment, dict) and experiment.get("experiment_id") not in (None, ""):
+                experiment_ids.append(experiment["experiment_id"])
+    experiment_ids.extend(_strings(fields, "experiment_ids"))
+    if not experiment_ids:
+        raise ApiError.invalid("Missing value for required parameter 'locations'.")
+    max_results = _int(fields.get("max_results"), "max_results") or DEFAULT_SEARCH_RESULTS
+    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
+        raise ApiError.invalid(
+            f"Invalid value {max_results} for parameter 'max_results': from 1 to {MAX_SEARCH_RESULTS}"
+        )
+    clauses = search_filter.parse(_string(fields, "filter"))
+    traces, token = await _store(request).search_traces(
+        experiment_ids, clauses, _strings(fields, "order_by"), max_results, _string(fields, "page_token")
+    )
+    answer: dict[str, Any] = {"traces": traces}
+    if token:
+        answer["next_page_token"] = token
+    return answer
+
+
+async def delete_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    experiment_id = _string(fields, "experiment_id", required=True)
+    ids = _strings(fields, "request_ids") or _strings(fields, "trace_ids")
+    if len(ids) > MAX_DELETE_IDS:
+        raise ApiError.invalid(f"Invalid value for parameter 'request_ids': at most {MAX_DELETE_IDS} ids per call")
+    deleted = await _store(request).delete_traces(
+        experiment_id,
+        max_timestamp_millis=_int(fields.get("max_timestamp_millis"), "max_timestamp_millis"),
+        max_traces=_int(fields.get("max_traces"), "max_traces"),
+        trace_ids=ids,
+    )
+    return {"traces_deleted": deleted}
+
+
+def _tag_key(fields: dict[str, Any]) -> str:
+    key = _string(fields, "key", required=True)
+    assert key is not None
+    if len(key) > 250:
+        raise ApiError.invalid("Invalid value for parameter 'key': at most 250 characters")
+    return key
+
+
+def _path_trace_id(request: web.Request) -> str:
+    return request.match_info.get("trace_id") or request.match_info["request_id"]
+
+
+async def set_trace_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    value = _string(fields, "value") or ""
+    await _store(request).set_trace_tag(_path_trace_id(request), _tag_key(fields), value)
+    return {}
+
+
+async def delete_trace_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    if request.method == "DELETE" and not fields:
+        fields = {key: value for key, value in request.query.items()}
+    await _store(request).delete_trace_tag(_path_trace_id(request), _tag_key(fields))
+    return {}
+
+
+_ASSESSMENT_FIELDS = (
+    "assessment_name",
+    "span_id",
+    "source",
+    "feedback",
+    "expectation",
+    "rationale",
+    "metadata",
+    "overrides",
+)
+_UPDATABLE = ("assessment_name", "expectation", "feedback", "rationale", "metadata")
+
+
+def _assessment_part(assessment: dict[str, Any], name: str) -> Any:
+    value = assessment.get(name)
+    if name in ("feedback", "expectation", "source") and not isinstance(value, dict):
+        raise ApiError.invalid(f"Invalid value for parameter 'assessment.{name}': it must be an object")
+    if name == "metadata":
+        return _string_map(value, "assessment.metadata")
+    if name in ("assessment_name", "span_id", "rationale", "overrides"):
+        text = _string(assessment, name, required=name == "assessment_name")
+        if name == "assessment_name" and text is not None and len(text) > 250:
+            raise ApiError.invalid("Invalid value for parameter 'assessment_name': at most 250 characters")
+        return text
+    return value
+
+
+def _assessment_body(fields: dict[str, Any]) -> dict[str, Any]:
+    assessment = fields.get("assessment")
+    if not isinstance(assessment, dict):
+        raise ApiError.invalid("Missing value for required parameter 'assessment'.")
+    return assessment
+
+
+async def create_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    given = _assessment_body(fields)
+    if ("feedback" in given) == ("expectation" in given):
+        raise ApiError.invalid("Exactly one of `feedback` and `expectation` must be given in an assessment.")
+    assessment = {
+        name: value
+        for name in _ASSESSMENT_FIELDS
+        if (name in given or name == "assessment_name") and (value := _assessment_part(given, name)) not in (None, {})
+    }
+    created = await _store(request).create_assessment(_path_trace_id(request), assessment)
+    return {"assessment": created}
+
+
+async def get_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
+    return {"assessment": await _store(request).get_assessment(trace_id, assessment_id)}
+
+
+def _snake(path: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", path.strip()).lower()
+
+
+async def update_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    given = _assessment_body(fields)
+    mask = fields.get("update_mask")
+    if isinstance(mask, dict):  # {"paths": [...]}, the message form
+        mask = ",".join(path for path in mask.get("paths", []) if isinstance(path, str))
+    if not isinstance(mask, str) or not mask.strip():
+        raise ApiError.invalid("Missing value for required parameter 'update_mask'.")
+    paths = [_snake(path) for path in mask.split(",") if path.strip()]
+    if unknown := [path for path in paths if path not in _UPDATABLE]:
+        raise ApiError.invalid(f"Invalid update_mask: {', '.join(unknown)} cannot be updated")
+    if "feedback" in paths and "expectation" in paths:
+        raise ApiError.invalid("Exactly one of `expectation` or `feedback` should be specified.")
+    changes = {path: _assessment_part(given, path) for path in paths}
+    trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
+    return {"assessment": await _store(request).update_assessment(trace_id, assessment_id, changes)}
+
+
+async def delete_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    await _store(request).delete_assessment(_path_trace_id(request), request.match_info["assessment_id"])
+    return {}
+
+
+def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        if "\x00" in request.path:
+            raise ApiError.invalid("Invalid value for parameter 'path': it contains a NUL character")
+        return web.json_response(await handler(request, await _arguments(request)))
+
+    return endpoint
+
+
+async def export_spans(request: web.Request) -> web.Response:
+    """`POST /v1/traces`: an OTLP export into the experiment the header names, all spans or none."""
+    experiment_id = request.headers.get(EXPERIMENT_HEADER)
+    if not experiment_id:
+        raise ApiError.invalid(f"Missing header {EXPERIMENT_HEADER}: the experiment to log the spans to")
+    try:
+        body = otlp.decompress(await request.read(), request.headers.get("Content-Encoding", "").lower() or None)
+        rows = otlp.span_rows(otlp.parse(body, request.content_type))
+    except otlp.TooManySpans as exc:
+        raise ApiError(413, "BAD_REQUEST", exc.message) from None
+    if rows:
+        await _store(request).log_spans(experiment_id, rows)
+    if request.content_type == "application/json":
+        return web.json_response({})
+    return web.Response(body=b"", content_type="application/x-protobuf")
+
+
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("POST", "/traces", start_trace, Access.WRITE),
+    ("GET", "/traces/get", get_trace, Access.READ),
+    ("GET", "/traces/batchGet", batch_get_traces, Access.READ),
+    ("POST", "/traces/search", search_traces, Access.READ),
+    ("POST", "/traces/delete-traces", delete_traces, Access.WRITE),
+    ("PATCH", "/traces/{trace_id}/tags", set_trace_tag, Access.WRITE),
+    ("DELETE", "/traces/{trace_id}/tags", delete_trace_tag, Access.WRITE),
+    ("POST", "/traces/{trace_id}/assessments", create_assessment, Access.WRITE),
+    ("GET", "/traces/{trace_id}/assessments/{assessment_id}", get_assessment, Access.READ),
+    ("PATCH", "/traces/{trace_id}/assessments/{assessment_id}", update_assessment, Access.WRITE),
+    ("DELETE", "/traces/{trace_id}/assessments/{assessment_id}", delete_assessment, Access.WRITE),
+    ("GET", "/traces/{trace_id}", get_trace_info, Access.READ),
+]
+"""Served under each of MLflow's 2.0 and 3.0 prefixes; the fixed paths come before `{trace_id}`."""
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in PREFIXES:
+        for method, path, handler, access in ROUTES:
+            add_route(app, method, prefix + path, _endpoint(handler), access)
+    add_route(app, "POST", OTLP_PATH, export_spans, Access.WRITE)
