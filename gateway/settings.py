@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         validation_alias=_env("MAX_CONCURRENT_UPLOADS"),
         description="Uploads one worker receives at once; more get 503 with Retry-After (clients retry). 0: no limit.",
     )
+    max_archive_entries: int = Field(
+        100_000,
+        ge=0,
+        validation_alias=_env("MAX_ARCHIVE_ENTRIES"),
+        description="Most files and folders in one folder archive (GET .../archive/<folder>); a larger folder is "
+        "refused with 400 before the first byte. 0: no limit.",
+    )
     client_idle_timeout_seconds: float = Field(
         60.0,
         gt=0,
