@@ -18,13 +18,14 @@ from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.http.client_address import TRUSTED_PROXIES_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations
 from gateway.logs import event
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, parse_networks
 from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[IN_FLIGHT_KEY] = InFlight()
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
     app[SETTINGS_KEY] = settings
+    app[TRUSTED_PROXIES_KEY] = parse_networks(settings.trusted_proxies)
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
     openapi.add_routes(app, openapi_descriptions(settings), tracking_openapi.SCHEMAS)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.request_keys import REQUEST_ID, user_of
+from gateway.http.request_keys import REQUEST_ID, client_of, user_of
 
 LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)
@@ -64,6 +64,6 @@ def audit(request: web.Request, action: str, path: str, **fields: Any) -> None:
         path=path,
         request_id=request.get(REQUEST_ID),
         user=user_of(request),
-        remote=request.remote,
+        remote=client_of(request),
         **fields,
     )

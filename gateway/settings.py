@@ -7,6 +7,7 @@ can swap the binary without touching its environment.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "ARTIFACT_GATEWAY_"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _env(name: str, *, mlflow: str | None = None) -> AliasChoices:
@@ -223,8 +225,15 @@ class Settings(BaseSettings):
         10,
         ge=0,
         validation_alias=_env("FAILED_LOGIN_LIMIT"),
-        description="Failed logins one client address may make per minute (per worker) before it gets 429; "
-        "0: no limit.",
+        description="Login attempts failed or under way one client address may have per minute (per worker) "
+        "before it gets 429; an attempt counts before its check and is refunded if it succeeds. 0: no limit.",
+    )
+    trusted_proxies: str | None = Field(
+        None,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="Comma-separated addresses or networks of reverse proxies in front of the server "
+        "(e.g. 10.0.0.0/8): from them X-Forwarded-For names the client, for the login limits, access log and "
+        "audit lines. None: the header is ignored and the peer's address is used.",
     )
     tls_cert: str | None = Field(
         None,
@@ -246,6 +255,10 @@ class Settings(BaseSettings):
             raise ValueError("--artifacts-only needs artifact serving; drop --no-serve-artifacts")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("HTTPS needs both --tls-cert and --tls-key")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"invalid --trusted-proxies: {exc}") from None
         return self
 
     @classmethod
@@ -258,6 +271,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def parse_networks(text: str | None) -> tuple[Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7, ::1` as networks; `ValueError` naming the entry that is not one."""
+    networks = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"'{item}' is not an IP address or network (such as 10.0.0.0/8)") from None
+    return tuple(networks)
 
 
 class SettingsError(Exception):

@@ -14,10 +14,12 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
 from gateway.http.app_keys import REPOSITORY_KEY
+from gateway.http.client_address import TRUSTED_PROXIES_KEY, client_address
 from gateway.http.errors import ApiError, from_store_error, repository_error
-from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
+from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, CLIENT, ERROR, OUTCOME, REQUEST_ID
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
+from gateway.settings import Network
 from gateway.store.errors import StoreError
 from repositories.errors import RepositoryError
 
@@ -75,6 +77,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
     request[REQUEST_ID] = request_id
+    proxies: tuple[Network, ...] = request.app[TRUSTED_PROXIES_KEY]
+    request[CLIENT] = client_address(request, proxies)
     started = time.perf_counter()
     status = 500
     outcome = "ok"
@@ -131,7 +135,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             bytes_in=request.get(BYTES_IN, 0),
             bytes_out=bytes_out or 0,
             duration_ms=round(elapsed * 1000, 2),
-            remote=request.remote,
+            remote=request[CLIENT],
             outcome=request.get(OUTCOME, outcome),
             **error,
         )
