@@ -214,6 +214,34 @@ class Settings(BaseSettings):
         validation_alias=_env("CLIENT_IDLE_TIMEOUT_SECONDS"),
         description="Abandon an upload (408) when its client sends nothing for this long; long transfers are fine.",
     )
+    request_head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("REQUEST_HEAD_TIMEOUT_SECONDS"),
+        description="Close a connection whose request line and headers are not complete this long after their "
+        "first byte (a client sending its headers a byte at a time).",
+    )
+    keepalive_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        validation_alias=_env("KEEPALIVE_TIMEOUT_SECONDS"),
+        description="Close a connection idle this long: no request under way and nothing received since it "
+        "opened or since its last answer. Keep it above a reverse proxy's own idle timeout (often 60 s).",
+    )
+    json_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("JSON_BODY_TIMEOUT_SECONDS"),
+        description="Answer 408 and close the connection when a JSON or form body (tracking API, multipart "
+        "create/complete/abort, UI forms) has not fully arrived this long after its request's headers.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("MAX_CONNECTIONS"),
+        description="Open connections per worker; a new one past this closes the longest idle one, or gets 503 "
+        "when none is idle. Lowered at start to what the open-file limit (ulimit -n) allows.",
+    )
     auth: bool = Field(
         False,
         validation_alias=_env("AUTH"),

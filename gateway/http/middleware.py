@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
-from gateway.http.app_keys import REPOSITORY_KEY
+from gateway.http.app_keys import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.http.client_address import TRUSTED_PROXIES_KEY, client_address
 from gateway.http.errors import ApiError, from_store_error, repository_error
 from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, CLIENT, ERROR, OUTCOME, REQUEST_ID
@@ -54,6 +54,44 @@ class InFlight:
 
 
 IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
+BODY_DEADLINE: web.RequestKey[asyncio.TimerHandle] = web.RequestKey("body_deadline")
+
+
+class BodyTimeout(TimeoutError):
+    """A JSON or form body did not arrive within --json-body-timeout-seconds of its request's head."""
+
+
+def _start_body_deadline(request: web.Request) -> None:
+    """Fail the body's reads with `BodyTimeout` unless it has all arrived within the setting.
+
+    A route that streams its body (artifact uploads, which have their own idle timeout) lifts the
+    deadline with `streams_body` as it starts reading.
+    """
+    if not request.body_exists or request.content.is_eof():
+        return
+    timeout = request.app[SETTINGS_KEY].json_body_timeout_seconds
+    content = request.content
+
+    def expire() -> None:
+        if not content.is_eof() and content.exception() is None:
+            content.set_exception(BodyTimeout(f"The request body did not arrive within {timeout:g} s"))
+
+    request[BODY_DEADLINE] = asyncio.get_running_loop().call_later(timeout, expire)
+
+
+def streams_body(request: web.Request) -> None:
+    """This request's body streams (however long it takes): lift the whole-body deadline."""
+    if (deadline := request.pop(BODY_DEADLINE, None)) is not None:
+        deadline.cancel()
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send `response`, then close the connection at once: the rest of a body that is not coming is
+    not waited for (aiohttp would otherwise read it for another lingering period)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError:
@@ -83,10 +121,15 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     status = 500
     outcome = "ok"
     response: web.StreamResponse | None = None
+    _start_body_deadline(request)
     try:
         try:
             with request.app[IN_FLIGHT_KEY]:
                 response = await handler(request)
+        except BodyTimeout as exc:
+            outcome = "body_timeout"
+            response = ApiError(408, "BAD_REQUEST", f"{exc} (--json-body-timeout-seconds); send it faster").response()
+            await _answer_and_close(request, response)
         except HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -120,6 +163,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = ApiError(500, "INTERNAL_ERROR", f"Internal error; request id {request_id}").response()
         return response
     finally:
+        streams_body(request)  # the deadline, if still set, ends with the request
         elapsed = time.perf_counter() - started
         _observe(request, status, elapsed)
         error: dict[str, Any] = {"error": request[ERROR]} if ERROR in request else {}
