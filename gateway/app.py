@@ -21,6 +21,7 @@ from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, 
 from gateway.http.client_address import TRUSTED_PROXIES_KEY
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
+from gateway.http.origin import same_site_only
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations
@@ -48,14 +49,15 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     when the mode needs them, so an artifacts-only worker without --auth never loads them.
     """
     middlewares = [request_middleware]
+    if settings.ui:  # outside the checks below, so that a refused form is answered with a page
+        from gateway.ui.rendering import html_not_found
+
+        middlewares.append(html_not_found)
+    middlewares.append(same_site_only)  # before auth: a cross-site request costs no password check
     if settings.auth:
         from gateway.auth.middleware import auth_middleware
 
         middlewares.append(auth_middleware)
-    if settings.ui:
-        from gateway.ui.rendering import html_not_found
-
-        middlewares.append(html_not_found)
     app = web.Application(middlewares=middlewares, client_max_size=MAX_JSON_BODY)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
