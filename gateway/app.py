@@ -19,6 +19,7 @@ from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.client_address import TRUSTED_PROXIES_KEY
+from gateway.http.hosts import ALLOWED_HOSTS_KEY, AllowedHosts
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
 from gateway.http.origin import same_site_only
@@ -64,6 +65,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
     app[SETTINGS_KEY] = settings
     app[TRUSTED_PROXIES_KEY] = parse_networks(settings.trusted_proxies)
+    app[ALLOWED_HOSTS_KEY] = AllowedHosts(settings.allowed_hosts, settings.public_url)
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
     openapi.add_routes(app, openapi_descriptions(settings), tracking_openapi.SCHEMAS)

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
             "part URLs, and the web UI's check of a form's Origin."
         ),
     )
+    allowed_hosts: str | None = Field(
+        None,
+        validation_alias=_env("ALLOWED_HOSTS", mlflow="MLFLOW_SERVER_ALLOWED_HOSTS"),
+        description="Host names clients may reach this server by, comma-separated, besides localhost, IP "
+        "addresses and --public-url's host (a request naming another Host is refused: DNS rebinding). "
+        "Patterns: *.example.com; a port (name:8443) for one port only; * allows any Host.",
+    )
     staging_ttl_seconds: float = Field(
         3600.0,
         gt=0,

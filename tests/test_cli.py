@@ -240,7 +240,7 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             body = os.urandom(2_000_000)
             sock.sendall(
-                f"PUT /api/2.0/mlflow-artifacts/artifacts/slow.bin HTTP/1.1\r\nHost: x\r\n"
+                f"PUT /api/2.0/mlflow-artifacts/artifacts/slow.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:1_000_000]
             )

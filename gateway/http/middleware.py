@@ -16,6 +16,7 @@ from aiohttp.web_exceptions import HTTPException
 from gateway.http.app_keys import REPOSITORY_KEY, SETTINGS_KEY
 from gateway.http.client_address import TRUSTED_PROXIES_KEY, client_address
 from gateway.http.errors import ApiError, from_store_error, repository_error
+from gateway.http.hosts import host_refused
 from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, CLIENT, ERROR, OUTCOME, REQUEST_ID
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
@@ -124,6 +125,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     _start_body_deadline(request)
     try:
         try:
+            if (refusal := host_refused(request)) is not None:  # before any handler, the 404 one included
+                raise ApiError(403, "PERMISSION_DENIED", refusal)
             with request.app[IN_FLIGHT_KEY]:
                 response = await handler(request)
         except BodyTimeout as exc:
