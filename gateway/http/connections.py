@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import resource
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.logs import quiet_event
@@ -129,11 +131,47 @@ class GatewayRequestHandler(RequestHandler):
         )
         self.force_close()
 
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if isinstance(exc, HttpProcessingError):
+            if request.writer.output_size > 0:  # as aiohttp: a response has begun, nothing else can be sent
+                raise ConnectionError("Response is sent already, cannot send another response with the error message")
+            return malformed_request_response(self, request, exc)
+        answer = super().handle_error(request, status, exc, message)
+        assert isinstance(answer, web.Response)
+        plain = NoBanner(status=answer.status, body=answer.body, headers={hdrs.CONTENT_TYPE: answer.content_type})
+        plain.force_close()
+        return plain
+
     async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super()._handle_request(*args, **kwargs)
         finally:
             self.idle_since = self._loop.time()
+
+
+class NoBanner(web.Response):
+    """A response without aiohttp's `Server: Python/... aiohttp/...` header (the application's
+    responses lose it in `gateway.http.middleware.add_request_id`; this is for those made here)."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall(hdrs.SERVER, None)
+
+
+def malformed_request_response(handler: RequestHandler, request: web.BaseRequest, exc: HttpProcessingError) -> NoBanner:
+    """400 (or aiohttp's status) for bytes that are not an HTTP request, logged as one quiet info line.
+
+    aiohttp logged each at error level with a traceback, so anyone could fill the log with a NUL in a
+    request line; the answer does not echo the bytes back either.
+    """
+    reason = (exc.message or type(exc).__name__).splitlines()[0].strip().rstrip(":")[:100]
+    quiet_event("malformed_request", "refused a malformed request", reason=reason, remote=request.remote)
+    body = json.dumps({"error_code": "BAD_REQUEST", "message": f"Malformed HTTP request: {reason}"})
+    response = NoBanner(status=exc.code or 400, text=body, content_type="application/json")
+    response.force_close()
+    return response
 
 
 class _Refused(asyncio.Protocol):

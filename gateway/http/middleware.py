@@ -207,6 +207,8 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Echo the request id on every response, streamed ones included (on_response_prepare)."""
+    """Echo the request id on every response, streamed ones included (on_response_prepare), and drop
+    aiohttp's `Server: Python/... aiohttp/...` banner, which only tells an attacker what to try."""
     if REQUEST_ID in request:
         response.headers["X-Request-Id"] = request[REQUEST_ID]
+    response.headers.popall("Server", None)

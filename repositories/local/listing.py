@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from repositories.base import ListEntry
+from repositories.base import ListEntry, UnusableNames
 from repositories.local.fs_paths import lstat_at, open_dir
 from repositories.local.staging import STAGING_DIR_NAME
 from repositories.paths import ArtifactPath
@@ -36,6 +36,9 @@ def sorted_children(root: Path, path: ArtifactPath, start_after: str | None) -> 
         os.close(fd)
     if path.is_root:
         keys = [key for key in keys if key != f"{STAGING_DIR_NAME}/"]
+    unusable = UnusableNames("local", path)
+    keys = [key for key in keys if unusable.usable(key.removesuffix("/"))]
+    unusable.report()
     if start_after is not None:
         keys = [key for key in keys if key > start_after]
     keys.sort()
