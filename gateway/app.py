@@ -18,14 +18,17 @@ from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY, TRACE_STORE_KEY
+from gateway.http.client_address import TRUSTED_PROXIES_KEY
+from gateway.http.hosts import ALLOWED_HOSTS_KEY, AllowedHosts
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
 from gateway.http.openapi_schemas import Operations
+from gateway.http.origin import same_site_only
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, TRACKING_PREFIXES
 from gateway.http.request_values import ANY_PATH
 from gateway.locations import LOCATIONS_KEY, ArtifactLocations, own_proxy_url
 from gateway.logs import event
 from gateway.registry import openapi as registry_openapi
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, parse_networks
 from gateway.traces import openapi as traces_openapi
 from gateway.tracking import openapi as tracking_openapi
 from repositories import ArtifactRepository
@@ -49,19 +52,22 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     when the mode needs them, so an artifacts-only worker without --auth never loads them.
     """
     middlewares = [request_middleware]
+    if settings.ui:  # outside the checks below, so that a refused form is answered with a page
+        from gateway.ui.rendering import html_not_found
+
+        middlewares.append(html_not_found)
+    middlewares.append(same_site_only)  # before auth: a cross-site request costs no password check
     if settings.auth:
         from gateway.auth.middleware import auth_middleware
 
         middlewares.append(auth_middleware)
-    if settings.ui:
-        from gateway.ui.rendering import html_not_found
-
-        middlewares.append(html_not_found)
     app = web.Application(middlewares=middlewares, client_max_size=MAX_JSON_BODY)
     app.on_response_prepare.append(add_request_id)
     app[IN_FLIGHT_KEY] = InFlight()
     app[UPLOAD_SLOTS_KEY] = UploadSlots(settings.max_concurrent_uploads)
     app[SETTINGS_KEY] = settings
+    app[TRUSTED_PROXIES_KEY] = parse_networks(settings.trusted_proxies)
+    app[ALLOWED_HOSTS_KEY] = AllowedHosts(settings.allowed_hosts, settings.public_url)
     app[ROUTE_ACCESS_KEY] = {}
     meta_api.add_routes(app)
     openapi.add_routes(app, openapi_descriptions(settings), {**tracking_openapi.SCHEMAS, **registry_openapi.SCHEMAS})

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.request_keys import REQUEST_ID, user_of
+from gateway.http.request_keys import REQUEST_ID, client_of, user_of
 
 LOGGER_NAME = "artifact_gateway"
 log = logging.getLogger(LOGGER_NAME)
@@ -56,6 +56,29 @@ def event(message: str, level: int = logging.INFO, *, exc_info: bool = False, **
     log.log(level, message, exc_info=exc_info, extra={"fields": fields})
 
 
+QUIET_SECONDS = 10.0
+_quiet: dict[str, tuple[float, int]] = {}  # kind -> (when last logged, how many since were not)
+
+
+def quiet_event(
+    kind: str, message: str, level: int = logging.INFO, *, exc_info: BaseException | bool = False, **fields: Any
+) -> None:
+    """`event`, but at most once per `QUIET_SECONDS` for each `kind`: the next line says how many were
+    left out (`suppressed`). For what an attacker can make happen at will (refused connections,
+    timeouts, malformed requests), so that it cannot flood the log."""
+    now = time.monotonic()
+    last, suppressed = _quiet.get(kind, (-QUIET_SECONDS, 0))
+    if now - last < QUIET_SECONDS:
+        _quiet[kind] = (last, suppressed + 1)
+        return
+    if len(_quiet) >= 1000:  # kinds are few; a flood of distinct ones must not grow this without end
+        _quiet.clear()
+    _quiet[kind] = (now, 0)
+    if suppressed:
+        fields["suppressed"] = suppressed
+    log.log(level, message, exc_info=exc_info, extra={"fields": fields})
+
+
 def audit(request: web.Request, action: str, path: str, **fields: Any) -> None:
     """One `audit` line for a change to stored artifacts: what, by whom (with auth on), by which request, from where."""
     event(
@@ -64,6 +87,6 @@ def audit(request: web.Request, action: str, path: str, **fields: Any) -> None:
         path=path,
         request_id=request.get(REQUEST_ID),
         user=user_of(request),
-        remote=request.remote,
+        remote=client_of(request),
         **fields,
     )

@@ -101,6 +101,12 @@ class Metrics:
             "Uploads refused with 503 because --max-concurrent-uploads were already being received.",
             registry=registry,
         )
+        self.password_checks: Counter = Counter(
+            "artifact_gateway_password_checks",
+            "Passwords checked against their scrypt hash (logins not answered from the cache), by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
         self.uploads_in_flight: Gauge = self.transfers.labels("upload")
         self.downloads_in_flight: Gauge = self.transfers.labels("download")
         # Label children by (method, route, status), skipping `labels()` on the hot path; bounded

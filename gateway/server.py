@@ -25,6 +25,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.app import create_app, default_artifact_root, serves_file_root, uses_database
+from gateway.http.connections import GatewaySite, connection_limit, quiet_loop_errors, raise_open_file_limit
 from gateway.http.meta_api import mode_name
 from gateway.http.middleware import IN_FLIGHT_KEY
 from gateway.logs import event
@@ -181,6 +182,7 @@ def in_child_process(task: Callable[[Settings], None], settings: Settings) -> No
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT."""
     tune_allocator()
+    raise_open_file_limit()  # every connection is a descriptor: allow as many as the system lets us
     # Before forking workers: a bad destination or database is one line, not N worker crashes.
     in_child_process(check_destination, settings)
     in_child_process(prepare_database, settings)
@@ -233,6 +235,7 @@ async def _run_worker(
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    loop.set_exception_handler(quiet_loop_errors)  # e.g. accept() out of descriptors: a line, not a flood
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one sent meanwhile arrives now
     app = create_app(settings, repository, signing_key)
     runner = web.AppRunner(
@@ -244,9 +247,16 @@ async def _run_worker(
         # A GET naming many runs (get-history-bulk with 1,000 run ids is about 40 KB) must reach the
         # handler, which answers MLflow's JSON 400 naming the limit, not aiohttp's plain-text refusal.
         max_line_size=MAX_REQUEST_LINE,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock, ssl_context=tls_context(settings))
+    site = GatewaySite(
+        runner,
+        sock,
+        ssl_context=tls_context(settings),
+        limit=connection_limit(settings.max_connections),
+        head_timeout=settings.request_head_timeout_seconds,
+    )
     await site.start()
     freeze_startup_objects()
     trimmer = asyncio.create_task(return_freed_memory_when_idle(app[IN_FLIGHT_KEY]))

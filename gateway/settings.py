@@ -7,6 +7,7 @@ can swap the binary without touching its environment.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "ARTIFACT_GATEWAY_"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _env(name: str, *, mlflow: str | None = None) -> AliasChoices:
@@ -180,6 +182,13 @@ class Settings(BaseSettings):
             "part URLs, and the web UI's check of a form's Origin."
         ),
     )
+    allowed_hosts: str | None = Field(
+        None,
+        validation_alias=_env("ALLOWED_HOSTS", mlflow="MLFLOW_SERVER_ALLOWED_HOSTS"),
+        description="Host names clients may reach this server by, comma-separated, besides localhost, IP "
+        "addresses and --public-url's host (a request naming another Host is refused: DNS rebinding). "
+        "Patterns: *.example.com; a port (name:8443) for one port only; * allows any Host.",
+    )
     staging_ttl_seconds: float = Field(
         3600.0,
         gt=0,
@@ -205,11 +214,46 @@ class Settings(BaseSettings):
         validation_alias=_env("MAX_CONCURRENT_UPLOADS"),
         description="Uploads one worker receives at once; more get 503 with Retry-After (clients retry). 0: no limit.",
     )
+    max_archive_entries: int = Field(
+        100_000,
+        ge=0,
+        validation_alias=_env("MAX_ARCHIVE_ENTRIES"),
+        description="Most files and folders in one folder archive (GET .../archive/<folder>); a larger folder is "
+        "refused with 400 before the first byte. 0: no limit.",
+    )
     client_idle_timeout_seconds: float = Field(
         60.0,
         gt=0,
         validation_alias=_env("CLIENT_IDLE_TIMEOUT_SECONDS"),
         description="Abandon an upload (408) when its client sends nothing for this long; long transfers are fine.",
+    )
+    request_head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("REQUEST_HEAD_TIMEOUT_SECONDS"),
+        description="Close a connection whose request line and headers are not complete this long after their "
+        "first byte (a client sending its headers a byte at a time).",
+    )
+    keepalive_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        validation_alias=_env("KEEPALIVE_TIMEOUT_SECONDS"),
+        description="Close a connection idle this long: no request under way and nothing received since it "
+        "opened or since its last answer. Keep it above a reverse proxy's own idle timeout (often 60 s).",
+    )
+    json_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("JSON_BODY_TIMEOUT_SECONDS"),
+        description="Answer 408 and close the connection when a JSON or form body (tracking API, multipart "
+        "create/complete/abort, UI forms) has not fully arrived this long after its request's headers.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("MAX_CONNECTIONS"),
+        description="Open connections per worker; a new one past this closes the longest idle one, or gets 503 "
+        "when none is idle. Lowered at start to what the open-file limit (ulimit -n) allows.",
     )
     auth: bool = Field(
         False,
@@ -222,8 +266,15 @@ class Settings(BaseSettings):
         10,
         ge=0,
         validation_alias=_env("FAILED_LOGIN_LIMIT"),
-        description="Failed logins one client address may make per minute (per worker) before it gets 429; "
-        "0: no limit.",
+        description="Login attempts failed or under way one client address may have per minute (per worker) "
+        "before it gets 429; an attempt counts before its check and is refunded if it succeeds. 0: no limit.",
+    )
+    trusted_proxies: str | None = Field(
+        None,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="Comma-separated addresses or networks of reverse proxies in front of the server "
+        "(e.g. 10.0.0.0/8): from them X-Forwarded-For names the client, for the login limits, access log and "
+        "audit lines. None: the header is ignored and the peer's address is used.",
     )
     tls_cert: str | None = Field(
         None,
@@ -245,6 +296,10 @@ class Settings(BaseSettings):
             raise ValueError("--artifacts-only needs artifact serving; drop --no-serve-artifacts")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("HTTPS needs both --tls-cert and --tls-key")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"invalid --trusted-proxies: {exc}") from None
         return self
 
     @classmethod
@@ -257,6 +312,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def parse_networks(text: str | None) -> tuple[Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7, ::1` as networks; `ValueError` naming the entry that is not one."""
+    networks = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"'{item}' is not an IP address or network (such as 10.0.0.0/8)") from None
+    return tuple(networks)
 
 
 class SettingsError(Exception):

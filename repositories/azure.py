@@ -28,10 +28,19 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, BlobProperties, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo, PresignedRequest, UploadedPart
+from repositories.base import (
+    ArtifactRepository,
+    Download,
+    ListEntry,
+    ObjectInfo,
+    PresignedRequest,
+    UnusableNames,
+    UploadedPart,
+)
 from repositories.digests import DigestAccumulator, ExpectedDigests
 from repositories.errors import (
     BackendError,
+    ConcurrentWrite,
     Conflict,
     InvalidPath,
     NotFound,
@@ -41,6 +50,7 @@ from repositories.errors import (
 )
 from repositories.options import AzureOptions
 from repositories.parts import (
+    CollisionCheck,
     Part,
     PartBuffers,
     directory_prefix,
@@ -223,6 +233,20 @@ class AzureRepository(ArtifactRepository):
     ) -> ObjectInfo:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
+        collisions = CollisionCheck(path, self._is_directory, self._is_file)
+        try:
+            return await self._put(path, body, expected, content_length, collisions)
+        finally:
+            await collisions.drop()
+
+    async def _put(
+        self,
+        path: ArtifactPath,
+        body: AsyncIterator[bytes],
+        expected: ExpectedDigests | None,
+        content_length: int | None,
+        collisions: CollisionCheck,
+    ) -> ObjectInfo:
         what = str(path)
         blob = self.container.get_blob_client(self.key(path))
         digests = DigestAccumulator(expected)
@@ -233,6 +257,7 @@ class AzureRepository(ArtifactRepository):
         if only is not None:
             await asyncio.to_thread(hash_part, digests, only)
             sha256 = digests.finish()
+            await collisions.passed()
             # The Azure SDK sends bytes as they are; a file body would go through its chunked upload.
             result = await _call(
                 what, blob.upload_blob(only.getvalue(), overwrite=True, metadata={SHA256_METADATA: sha256})
@@ -249,12 +274,23 @@ class AzureRepository(ArtifactRepository):
                 parts, buffers, digests, send, max_in_flight=self.options.max_blocks_in_flight, max_parts=MAX_BLOCKS
             )
             sha256 = digests.finish()
-            result = await _call(
-                what,
-                blob.commit_block_list(
-                    [BlobBlock(_block_id(nonce, n)) for n in range(1, count + 1)], metadata={SHA256_METADATA: sha256}
-                ),
-            )
+            await collisions.passed()
+            try:
+                result = await _call(
+                    what,
+                    blob.commit_block_list(
+                        [BlobBlock(_block_id(nonce, n)) for n in range(1, count + 1)],
+                        metadata={SHA256_METADATA: sha256},
+                    ),
+                )
+            except Conflict:
+                # Every block was staged, so the blob's list lost some: another upload of this blob
+                # committed meanwhile, and a commit drops every uncommitted block it does not list.
+                # The blob is that upload's, whole; this one can only be sent again.
+                raise ConcurrentWrite(
+                    f"Another upload of '{path}' was stored while this one was being sent, which discarded this "
+                    "one's parts; nothing of it was stored. Send it again."
+                ) from None
         return ObjectInfo(
             path, digests.size, result["last_modified"].astimezone(UTC), str(result["etag"]).strip('"'), sha256
         )
@@ -306,6 +342,11 @@ class AzureRepository(ArtifactRepository):
             if part.etag.strip('"') not in (block_id, ""):
                 raise Conflict(f"part {part.number}: ETag does not match the uploaded block")
             blocks.append(BlobBlock(block_id))
+        collisions = CollisionCheck(path, self._is_directory, self._is_file)
+        try:
+            await collisions.passed()
+        finally:
+            await collisions.drop()
         blob = self.container.get_blob_client(self.key(path))
         await _call(str(path), blob.commit_block_list(blocks))
         return await self.head(path)
@@ -393,6 +434,13 @@ class AzureRepository(ArtifactRepository):
     async def get(self, path: ArtifactPath) -> Download:
         return AzureDownload(self.container, self.key(path), await self.head(path))
 
+    async def _is_file(self, path: ArtifactPath) -> bool:
+        try:
+            await _call(str(path), self.container.get_blob_client(self.key(path)).get_blob_properties())
+        except NotFound:
+            return False
+        return True
+
     async def _is_directory(self, path: ArtifactPath) -> bool:
         try:
             async for _ in self.container.list_blobs(name_starts_with=self._dir_prefix(path), results_per_page=1):
@@ -403,6 +451,7 @@ class AzureRepository(ArtifactRepository):
 
     async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
         prefix = self._dir_prefix(path)
+        unusable = UnusableNames(self.kind, path)
         try:
             pages = self.container.walk_blobs(name_starts_with=prefix or None, delimiter="/").by_page()
             async for page in pages:
@@ -416,7 +465,10 @@ class AzureRepository(ArtifactRepository):
                 # A page holds its prefixes before its blobs; pages follow each other in key order.
                 # Azure has no start-after: skip up to the token.
                 for entry in sorted(entries, key=lambda e: e.sort_key.encode()):
-                    if entry.name and "/" not in entry.name and (start_after is None or entry.sort_key > start_after):
+                    wanted = entry.name and "/" not in entry.name
+                    if wanted and (start_after is None or entry.sort_key > start_after) and unusable.usable(entry.name):
                         yield entry
         except AzureError as exc:
             raise _error(exc, str(path)) from exc
+        finally:
+            unusable.report()

@@ -8,14 +8,17 @@ reads that report what they read, one-level listings in name order, and one erro
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 from repositories.digests import ExpectedDigests
-from repositories.errors import NotSupported
+from repositories.errors import InvalidPath, NotSupported
 from repositories.paths import ArtifactPath
+
+_log = logging.getLogger("repositories")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,38 @@ class ListEntry:
     def sort_key(self) -> str:
         """Listing order: storage key order, in which a directory sorts as its name plus '/'."""
         return f"{self.name}/" if self.is_dir else self.name
+
+
+class UnusableNames:
+    """The names one listing leaves out because no client could use them, and one warning about them.
+
+    Storage written around the gateway may hold names the gateway itself refuses (`ArtifactPath`):
+    `%2e%2e%2fevil.txt` (a client decodes it again into `../evil.txt`), `a#b?c.txt` (URL delimiters),
+    control characters, `..`. Listed, such a name broke the stock client's download of the whole
+    folder; every adapter's listing leaves them out and logs how many, with one example, once.
+    """
+
+    def __init__(self, kind: str, folder: ArtifactPath) -> None:
+        self.kind = kind
+        self.folder = folder
+        self.count = 0
+        self.example: tuple[str, str] | None = None
+
+    def usable(self, name: str) -> bool:
+        try:
+            self.folder.child(name)
+        except InvalidPath as exc:
+            self.count += 1
+            self.example = self.example or (name, exc.reason)
+            return False
+        return True
+
+    def report(self) -> None:
+        if self.count and self.example is not None:
+            name, reason = self.example
+            fields = {"backend": self.kind, "folder": str(self.folder), "left_out": self.count}
+            fields |= {"example": repr(name)[:300], "reason": reason}
+            _log.warning("listing leaves out names no client could use", extra={"fields": fields})
 
 
 @dataclass(frozen=True, slots=True)

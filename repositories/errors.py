@@ -36,6 +36,11 @@ class Conflict(RepositoryError):
     """The path collides with what exists: a directory where a file is wanted, or the reverse."""
 
 
+class ConcurrentWrite(RepositoryError):
+    """Another write of the same object got in the way of this one; nothing of it was stored, and
+    sending it again is the remedy (an answer clients retry, unlike `Conflict`)."""
+
+
 class AlreadyExists(RepositoryError):
     """A conditional write found an object already there."""
 

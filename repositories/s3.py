@@ -22,7 +22,15 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from repositories.base import ArtifactRepository, Download, ListEntry, ObjectInfo, PresignedRequest, UploadedPart
+from repositories.base import (
+    ArtifactRepository,
+    Download,
+    ListEntry,
+    ObjectInfo,
+    PresignedRequest,
+    UnusableNames,
+    UploadedPart,
+)
 from repositories.digests import DigestAccumulator, ExpectedDigests
 from repositories.errors import (
     BackendError,
@@ -34,6 +42,7 @@ from repositories.errors import (
 )
 from repositories.options import S3Options
 from repositories.parts import (
+    CollisionCheck,
     Part,
     PartBuffers,
     directory_prefix,
@@ -199,12 +208,27 @@ class S3Repository(ArtifactRepository):
     ) -> ObjectInfo:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
+        collisions = CollisionCheck(path, self._is_directory, self._is_file)
+        try:
+            return await self._put(path, body, expected, content_length, collisions)
+        finally:
+            await collisions.drop()
+
+    async def _put(
+        self,
+        path: ArtifactPath,
+        body: AsyncIterator[bytes],
+        expected: ExpectedDigests | None,
+        content_length: int | None,
+        collisions: CollisionCheck,
+    ) -> ObjectInfo:
         key = self.key(path)
         buffers = PartBuffers(
             part_size_for(self.options.part_size, content_length, MAX_PARTS), self.options.max_parts_in_flight + 1
         )
         only, parts = await first_part_if_only(split_into_parts(body, buffers))
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
+            await collisions.passed()
             digests = DigestAccumulator(expected)
             integrity = await asyncio.to_thread(self._hash_and_integrity, digests, only)
             sha256 = digests.finish()
@@ -242,6 +266,7 @@ class S3Repository(ArtifactRepository):
                 max_parts=MAX_PARTS,
             )
             multipart_sha256 = multipart_digests.finish() if multipart_digests else None
+            await collisions.passed()
             await _call(
                 str(path),
                 self.client.complete_multipart_upload(
@@ -316,6 +341,11 @@ class S3Repository(ArtifactRepository):
 
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         ordered = sorted(parts, key=lambda part: part.number)
+        collisions = CollisionCheck(path, self._is_directory, self._is_file)
+        try:
+            await collisions.passed()
+        finally:
+            await collisions.drop()
         try:
             await _call(
                 str(path),
@@ -420,6 +450,13 @@ class S3Repository(ArtifactRepository):
     async def get(self, path: ArtifactPath) -> Download:
         return S3Download(self, self.key(path), await self.head(path))
 
+    async def _is_file(self, path: ArtifactPath) -> bool:
+        try:
+            await _call(str(path), self.client.head_object(Bucket=self.bucket, Key=self.key(path)))
+        except NotFound:
+            return False
+        return True
+
     async def _is_directory(self, path: ArtifactPath) -> bool:
         response = await _call(
             str(path), self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._dir_prefix(path), MaxKeys=1)
@@ -432,6 +469,7 @@ class S3Repository(ArtifactRepository):
         if start_after and (marker := _marker_before(start_after)):
             arguments["StartAfter"] = prefix + marker
         paginator = self.client.get_paginator("list_objects_v2")
+        unusable = UnusableNames(self.kind, path)
         try:
             async for page in paginator.paginate(**arguments):
                 entries = [
@@ -444,10 +482,13 @@ class S3Repository(ArtifactRepository):
                 ]
                 for entry in sorted(entries, key=lambda e: e.sort_key.encode()):
                     # Skip directory markers ("dir/" objects) and prefixes re-rolled after StartAfter.
-                    if entry.name and "/" not in entry.name and (start_after is None or entry.sort_key > start_after):
+                    wanted = entry.name and "/" not in entry.name
+                    if wanted and (start_after is None or entry.sort_key > start_after) and unusable.usable(entry.name):
                         yield entry
         except (ClientError, BotoCoreError) as exc:
             raise _error(exc, str(path)) from exc
+        finally:
+            unusable.report()
 
 
 def _marker_before(start_after: str) -> str:

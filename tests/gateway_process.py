@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
+import resource
 import ssl
 import subprocess
 import sys
@@ -70,6 +72,10 @@ class RunningGateway:
             connection.close()
 
 
+def _limit_open_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 def _wait_for_port(proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -127,9 +133,16 @@ def run_cli(
 
 @contextlib.contextmanager
 def run_gateway(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, destination: Path | str | None = None
+    workdir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    destination: Path | str | None = None,
+    open_files: int | None = None,
 ) -> Iterator[RunningGateway]:
-    """Run `artifact-gateway serve --port 0 ...` with its cwd in `workdir` until the block ends."""
+    """Run `artifact-gateway serve --port 0 ...` with its cwd in `workdir` until the block ends.
+
+    `open_files` sets the process's limit on open descriptors (soft and hard), as `ulimit -n` would.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     destination = destination or workdir / "mlartifacts"
     log_path = workdir / f"gateway-{time.monotonic_ns()}.log"
@@ -145,6 +158,7 @@ def run_gateway(
             stdin=subprocess.DEVNULL,
             env=process_env,
             start_new_session=True,
+            preexec_fn=None if open_files is None else functools.partial(_limit_open_files, open_files),
         )
     try:
         port = _wait_for_port(proc, log_path)

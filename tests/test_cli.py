@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.settings import Settings
 from gateway.store.startup import without_password
 from tests.gateway_process import gateway_command, run_cli, run_gateway
 
@@ -40,6 +41,13 @@ def test_help_explains_every_flag_with_its_environment_variables() -> None:
         "MLFLOW_PORT",
     ):
         assert flag in result.stdout
+    table = [line for line in (Path(__file__).parent.parent / "docs" / "configuration.md").read_text().splitlines()]
+    documented = "\n".join(line.split(" | ")[0] for line in table if line.startswith("| `--"))  # the flag column
+    for name, field in Settings.model_fields.items():  # every setting: in --help, and in the docs' table
+        flag = "--" + name.replace("_", "-")
+        assert flag in result.stdout, flag
+        assert f"`{flag}`" in documented, f"{flag} is not in configuration.md's table"
+        assert field.description and len(field.description) > 20, f"{flag} needs a clear --help text"
     top = run_cli("--help")
     assert "serve" in top.stdout
     assert run_cli("--version").stdout.startswith("artifact-gateway ")
@@ -67,6 +75,7 @@ def test_help_explains_every_flag_with_its_environment_variables() -> None:
         (["--port", "0", "--artifacts-destination", "wasbs://no-account-here/p"], {}, "is not wasbs://"),
         (["--port", "0", "--artifacts-destination", "/proc/forbidden/dest"], {}, "artifacts destination"),
         (["--port", "0", "--host", "no-such-host.invalid"], {}, "cannot resolve --host"),
+        (["--port", "0", "--trusted-proxies", "10.0.0.0/8, proxy.example"], {}, "invalid --trusted-proxies"),
     ],
 )
 def test_bad_settings_fail_at_start_with_one_clear_line(
@@ -243,7 +252,7 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             body = os.urandom(2_000_000)
             sock.sendall(
-                f"PUT /api/2.0/mlflow-artifacts/artifacts/slow.bin HTTP/1.1\r\nHost: x\r\n"
+                f"PUT /api/2.0/mlflow-artifacts/artifacts/slow.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:1_000_000]
             )

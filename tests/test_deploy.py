@@ -366,6 +366,31 @@ def test_ingress_hosts_are_the_addresses_the_tiers_hand_out(monkeypatch: pytest.
     assert set(host_of) <= tls_hosts
 
 
+def test_every_tier_allows_the_host_names_its_clients_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Host a tier does not allow is refused (DNS rebinding defence): the Ingress host and the
+    Service's in-cluster names must be allowed, other names not."""
+    from gateway.http.hosts import AllowedHosts
+
+    (ingress,) = of_kind("Ingress")
+    for rule in ingress["spec"]["rules"]:
+        service = rule["http"]["paths"][0]["backend"]["service"]["name"]
+        (container,) = gateway_containers(deployment_for(named("Service", service)["spec"]["selector"]))
+        settings = effective_settings(container_command(container), container_env(container), monkeypatch)
+        allowed = AllowedHosts(settings.allowed_hosts, settings.public_url)
+        namespace = "mlflow"
+        for host in (
+            rule["host"],
+            f"{rule['host']}:443",
+            service,
+            f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.cluster.local:80",
+            "10.244.1.7:5000",
+        ):
+            assert allowed.allows(host), (service, host)
+        for host in ("attacker.example", f"{service}.attacker.example", f"{rule['host']}.attacker.example"):
+            assert not allowed.allows(host), (service, host)
+
+
 def test_pods_run_as_the_images_unprivileged_user() -> None:
     uid = int(dockerfile_instruction("USER")[0].split(":")[0])
     for workload in workloads():
@@ -491,6 +516,15 @@ def test_compose_services_run_valid_commands_in_the_intended_modes(monkeypatch: 
     assert compose()["services"]["tracking"]["environment"]["ARTIFACT_GATEWAY_DEFAULT_ARTIFACT_ROOT"] == (
         f"mlflow-artifacts://localhost:{published}/"
     )
+    # ... and the artifacts tier accepts that name as the Host of their requests.
+    from gateway.http.hosts import AllowedHosts
+
+    for hosts, artifacts_host in (
+        (None, f"localhost:{published}"),
+        ({"ARTIFACTS_HOST": "gw.example:5001"}, "gw.example:5001"),
+    ):
+        artifacts_env = compose(hosts)["services"]["artifacts"]["environment"]
+        assert AllowedHosts(artifacts_env["ARTIFACT_GATEWAY_ALLOWED_HOSTS"]).allows(artifacts_host)
 
 
 def test_compose_storage_credentials_agree() -> None:

@@ -25,7 +25,7 @@ MIB = 1 << 20
 def start_upload(gateway: RunningGateway, target: str, sent_mib: int) -> socket.socket:
     """A PUT of a declared 64 MiB of which `sent_mib` MiB have gone out; the socket stays open."""
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=60)
-    sock.sendall(f"PUT {ARTIFACTS}/{target} HTTP/1.1\r\nHost: x\r\nContent-Length: {64 * MIB}\r\n\r\n".encode())
+    sock.sendall(f"PUT {ARTIFACTS}/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {64 * MIB}\r\n\r\n".encode())
     for _ in range(sent_mib):
         sock.sendall(os.urandom(MIB))
     return sock

@@ -181,7 +181,7 @@ def test_transfers_in_flight_and_refused_uploads(tmp_path: Path) -> None:
 
         # An upload that has sent part of its body holds the only upload slot.
         slow = socket.create_connection(("127.0.0.1", gateway.port))
-        slow.sendall(f"PUT {ARTIFACTS}/slow.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n".encode())
+        slow.sendall(f"PUT {ARTIFACTS}/slow.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2000\r\n\r\n".encode())
         slow.sendall(b"a" * 1000)
         during = wait_for(gateway, lambda s: in_flight(s, "upload") == 1)
         assert in_flight(during, "upload") == 1
@@ -198,7 +198,7 @@ def test_transfers_in_flight_and_refused_uploads(tmp_path: Path) -> None:
 
         # A download whose client stops reading stays in flight until the client goes away (499).
         stalled = socket.create_connection(("127.0.0.1", gateway.port))
-        stalled.sendall(f"GET {ARTIFACTS}/big.bin HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        stalled.sendall(f"GET {ARTIFACTS}/big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         assert stalled.recv(1024).startswith(b"HTTP/1.1 200")
         assert in_flight(wait_for(gateway, lambda s: in_flight(s, "download") == 1), "download") == 1
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST

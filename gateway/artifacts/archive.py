@@ -26,7 +26,7 @@ from typing import IO
 
 from gateway.logs import event
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
-from repositories.errors import BackendError, InvalidPath
+from repositories.errors import BackendError, InvalidPath, TooLarge
 
 ROOT_NAME = "artifacts"
 """The top directory (and file name) of an archive of the whole artifact root."""
@@ -39,6 +39,38 @@ FLUSH_BYTES = 256 * 1024
 _THREAD_MIN_BYTES = 16 * 1024
 """Chunks at least this big are processed in a worker thread; a smaller one costs the loop at most
 about 0.3 ms (deflating incompressible bytes at level 1, the slowest case), less than a thread hop."""
+
+
+class TooManyEntries(TooLarge):
+    """The folder holds more entries than one archive may (`--max-archive-entries`)."""
+
+    def __init__(self, folder: ArtifactPath, limit: int) -> None:
+        where = "The artifact root" if folder.is_root else f"'{folder}'"
+        super().__init__(
+            f"{where} holds more than {limit} files and folders, the most one archive may hold "
+            "(--max-archive-entries): archive a subfolder, or download the files one by one"
+        )
+
+
+async def count_entries(repository: ArtifactRepository, folder: ArtifactPath, limit: int) -> int:
+    """The files and folders below `folder`, counted from listings only until the count passes `limit`.
+
+    Listings never follow links (local disk leaves them out; object stores have none), so the count
+    is of what an archive would hold, and a folder of links to links cannot blow it up.
+    """
+    count = 0
+    pending = [folder]
+    while pending and count <= limit:
+        current = pending.pop()
+        async with contextlib.aclosing(repository.list(current)) as listing:
+            async for entry in listing:
+                count += 1
+                if count > limit:
+                    break
+                if entry.is_dir:
+                    with contextlib.suppress(InvalidPath):  # the archive leaves such a name out
+                        pending.append(current.child(entry.name))
+    return count
 
 
 class ArchiveWriter(abc.ABC):
@@ -225,8 +257,12 @@ class FolderArchive:
         archive_format: ArchiveFormat,
         first: ListEntry,
         listing: AsyncIterator[ListEntry],
+        max_entries: int = 0,
     ) -> None:
         self.repository = repository
+        self.max_entries = max_entries
+        """Entries (files and folders) allowed, 0 for any: the tree may grow after it was counted."""
+        self.entries = 0
         self.folder = folder
         self.format = archive_format
         self.top = folder.name or ROOT_NAME
@@ -267,6 +303,9 @@ class FolderArchive:
                 event("archive skips an unsafe name", logging.WARNING, folder=str(folder), reason=exc.reason)
                 continue
             name = f"{prefix}/{entry.name}"
+            self.entries += 1
+            if self.max_entries and self.entries > self.max_entries:
+                raise TooManyEntries(self.folder, self.max_entries)
             if entry.is_dir:
                 yield writer.directory(name, self._started)
                 async with (

@@ -1,7 +1,9 @@
 """`GET <artifacts prefix>/archive/<folder>?format=zip|tar.gz`: a whole folder as one download.
 
 Everything that can be refused is refused before the first byte, as a JSON error: an unknown
-format, an invalid path, a folder that does not exist or is empty, a path that is a file. Once the
+format, an invalid path, a folder that does not exist or is empty, a path that is a file, a folder
+of more entries than `--max-archive-entries` (counted from listings first, so a folder that would
+make an enormous archive costs listings, never a byte of the archive). Once the
 archive streams, a storage failure closes the connection, so the client holds an archive without
 its end (no zip central directory, no gzip trailer) that every extractor rejects, never one that
 looks whole but lacks files.
@@ -14,9 +16,10 @@ import contextlib
 from aiohttp import web
 
 from gateway.artifacts.api import url_path
-from gateway.artifacts.archive import FORMATS, ArchiveFormat, FolderArchive
+from gateway.artifacts.archive import FORMATS, ArchiveFormat, FolderArchive, TooManyEntries, count_entries
 from gateway.artifacts.downloads import abort_mid_body, content_disposition
 from gateway.http.access import Access, add_route
+from gateway.http.app_keys import SETTINGS_KEY
 from gateway.http.errors import ApiError
 from gateway.http.prefixes import ARTIFACTS_PREFIXES
 from gateway.http.request_keys import BYTES_OUT
@@ -65,12 +68,15 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     chosen = archive_format(request)
     folder = archive_folder(request)
     repository = repository_of(request)
+    limit = request.app[SETTINGS_KEY].max_archive_entries
+    if limit and await count_entries(repository, folder, limit) > limit:
+        raise ApiError.invalid(TooManyEntries(folder, limit).message)
     # Closed however the archive ends (the client gone, a storage error): a listing may hold a connection.
     async with contextlib.aclosing(repository.list(folder)) as listing:
         first = await anext(listing, None)
         if first is None:
             raise await nothing_to_archive(repository, folder)
-        archive = FolderArchive(repository, folder, chosen, first, listing)
+        archive = FolderArchive(repository, folder, chosen, first, listing, limit)
         response = web.StreamResponse(
             headers={
                 "Content-Type": chosen.content_type,

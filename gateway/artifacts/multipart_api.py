@@ -36,8 +36,14 @@ MAX_PARTS = 10_000
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The JSON object of the body, sent as `application/json` (as MLflow's client sends it): a body of
+    another type is refused before it is parsed, as the tracking API does, so a page on another site
+    cannot start an upload with a "simple" `text/plain` request."""
+    raw = await request.read()
+    if raw and request.content_type != "application/json":
+        raise ApiError(400, "BAD_REQUEST", "Bad Request. Content-Type must be one of ['application/json'].")
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         raise ApiError.invalid("The request body must be a JSON object") from None
     if not isinstance(body, dict):

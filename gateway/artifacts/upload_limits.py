@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.artifacts.slots import Slots
 from gateway.http.errors import ApiError
+from gateway.http.middleware import streams_body
 from gateway.http.request_keys import BYTES_IN
 from gateway.metrics import metrics, transfer
 from gateway.settings import Settings
@@ -109,6 +110,7 @@ def limited_body(
     sends nothing for `--client-idle-timeout-seconds`: a trickle of bytes cannot hold an upload open
     forever, while a healthy transfer of any length is never cut.
     """
+    streams_body(request)  # no whole-body deadline: the idle timeout below bounds a stalled stream
     limit = server_size_limit(settings)
     if route_limit is not None and route_limit.size and (not limit.size or route_limit.size < limit.size):
         limit = route_limit

@@ -6,7 +6,6 @@ kept as the SHA-256 of its secret (a random 256-bit value needs no slow hash).
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import re
@@ -18,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.auth.passwords import check_password, hash_password, unknown_user_hash
+from gateway.auth.passwords import check_password_off_loop, hash_password_off_loop
 from gateway.store import schema as s
 
 TOKEN_PREFIX = "agw_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for, not a secret)
@@ -102,7 +101,7 @@ class AuthStore:
         if not _USERNAME.match(username):
             raise AuthStoreError(f"'{username}' is not a valid username: 1-128 letters, digits, '.', '_', '@' or '-'")
         check_new_password(password)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await hash_password_off_loop(password)
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -115,7 +114,7 @@ class AuthStore:
 
     async def set_password(self, username: str, password: str) -> None:
         check_new_password(password)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await hash_password_off_loop(password)
         await self._update_user(username, password_hash=hashed)
 
     async def set_permission(self, username: str, permission: Permission) -> None:
@@ -205,8 +204,7 @@ class AuthStore:
                     select(s.users.c.password_hash, s.users.c.permission).where(s.users.c.username == username)
                 )
             ).first()
-        stored = row.password_hash if row else unknown_user_hash()
-        matches = await asyncio.to_thread(check_password, password, stored)
+        matches = await check_password_off_loop(password, row.password_hash if row else None)
         return Principal(username, Permission.parse(row.permission)) if matches and row else None
 
     async def check_token(self, secret: str) -> Principal | None:

@@ -82,6 +82,8 @@ _REPOSITORY_STATUS: dict[type[repo.RepositoryError], tuple[int, str]] = {
 
 
 def from_repository_error(exc: repo.RepositoryError) -> ApiError:
+    if isinstance(exc, repo.ConcurrentWrite):  # 503 + Retry-After: MLflow's client sends the file again
+        return ApiError(503, "TEMPORARILY_UNAVAILABLE", exc.message, headers={"Retry-After": "1"})
     for kind in type(exc).__mro__:
         if kind in _REPOSITORY_STATUS:
             status, code = _REPOSITORY_STATUS[kind]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from gateway.http.access import Access, add_route
 from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.prefixes import SERVER_INFO_PREFIXES
+from gateway.logs import quiet_event
 from gateway.metrics import scrape
 from gateway.settings import Settings
 
@@ -21,18 +23,27 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
-async def _probe(check: Awaitable[None]) -> str:
+async def _probe(name: str, check: Awaitable[None]) -> str:
+    """ "ok", or "unavailable" with the reason in the log only: the route is public, and the reason names
+    hosts, ports, buckets and drivers (an S3 endpoint, a database's address) nobody outside should learn."""
     try:
         async with asyncio.timeout(5):
             await check
-    except Exception as exc:  # any failure means not ready; the reason is reported
-        return f"unavailable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+    except TimeoutError:
+        quiet_event(
+            f"not_ready:{name}", "readiness check failed", logging.WARNING, check=name, reason="no answer in 5 s"
+        )
+        return "unavailable"
+    except Exception as exc:  # any failure means not ready
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        quiet_event(f"not_ready:{name}", "readiness check failed", logging.WARNING, check=name, reason=reason)
+        return "unavailable"
     return "ok"
 
 
 async def ready(request: web.Request) -> web.Response:
     """Readiness: the metadata database (or, artifacts-only with --auth, the users' database) and the
-    artifact destination all answer (503 if not)."""
+    artifact destination all answer (503 if not; why is logged, never answered)."""
     probes: dict[str, Awaitable[None]] = {}
     if (store := request.app.get(STORE_KEY)) is not None:
         probes["database"] = store.ping()  # users and tokens, if any, live in this same database
@@ -41,7 +52,7 @@ async def ready(request: web.Request) -> web.Response:
     if (repository := request.app.get(REPOSITORY_KEY)) is not None:
         probes["artifacts"] = repository.check()
     # At once: one slow dependency must not push the answer past the probe's timeout.
-    results = await asyncio.gather(*(_probe(check) for check in probes.values()))
+    results = await asyncio.gather(*(_probe(name, check) for name, check in probes.items()))
     checks = dict(zip(probes, results, strict=True))
     healthy = all(value == "ok" for value in checks.values())
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)

@@ -30,17 +30,21 @@ SERVER_INFO_OK = json_ok(
         ("multipart_uploads_enabled", "multipart_downloads_enabled"),
     )
 )
+READY_CHECK = {"type": "string", "enum": ["ok", "unavailable"]}
 READY_OK = json_ok(
     obj(
         {
-            "status": {"type": "string", "enum": ["ok", "unavailable"]},
-            "database": STRING,
-            "auth_database": STRING,
-            "artifacts": STRING,
+            "status": READY_CHECK,
+            "database": READY_CHECK,
+            "auth_database": READY_CHECK,
+            "artifacts": READY_CHECK,
         }
     )
 )
-READY_503 = {**READY_OK, "description": "A dependency does not answer; the body says which"}
+READY_503 = {
+    **READY_OK,
+    "description": "A dependency does not answer; the body says which, the server's log says why",
+}
 
 
 def meta(summary: str, ok: dict[str, Any], more: dict[str, Any] | None = None) -> Operation:

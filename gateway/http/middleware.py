@@ -13,12 +13,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_exceptions import HTTPException
 
-from gateway.http.app_keys import REPOSITORY_KEY
+from gateway.http.app_keys import REPOSITORY_KEY, SETTINGS_KEY
+from gateway.http.client_address import TRUSTED_PROXIES_KEY, client_address
 from gateway.http.errors import ApiError, from_store_error, repository_error
-from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, ERROR, OUTCOME, REQUEST_ID
+from gateway.http.hosts import host_refused
+from gateway.http.request_keys import BACKEND_ERROR, BYTES_IN, BYTES_OUT, CLIENT, ERROR, OUTCOME, REQUEST_ID
 from gateway.http.unserved import not_served_message, unserved_feature
 from gateway.logs import event
 from gateway.metrics import metrics, route_label
+from gateway.settings import Network
 from gateway.store.errors import StoreError
 from repositories.errors import RepositoryError
 
@@ -53,6 +56,44 @@ class InFlight:
 
 
 IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
+BODY_DEADLINE: web.RequestKey[asyncio.TimerHandle] = web.RequestKey("body_deadline")
+
+
+class BodyTimeout(TimeoutError):
+    """A JSON or form body did not arrive within --json-body-timeout-seconds of its request's head."""
+
+
+def _start_body_deadline(request: web.Request) -> None:
+    """Fail the body's reads with `BodyTimeout` unless it has all arrived within the setting.
+
+    A route that streams its body (artifact uploads, which have their own idle timeout) lifts the
+    deadline with `streams_body` as it starts reading.
+    """
+    if not request.body_exists or request.content.is_eof():
+        return
+    timeout = request.app[SETTINGS_KEY].json_body_timeout_seconds
+    content = request.content
+
+    def expire() -> None:
+        if not content.is_eof() and content.exception() is None:
+            content.set_exception(BodyTimeout(f"The request body did not arrive within {timeout:g} s"))
+
+    request[BODY_DEADLINE] = asyncio.get_running_loop().call_later(timeout, expire)
+
+
+def streams_body(request: web.Request) -> None:
+    """This request's body streams (however long it takes): lift the whole-body deadline."""
+    if (deadline := request.pop(BODY_DEADLINE, None)) is not None:
+        deadline.cancel()
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send `response`, then close the connection at once: the rest of a body that is not coming is
+    not waited for (aiohttp would otherwise read it for another lingering period)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def _http_exception_to_api(exc: HTTPException, request: web.Request) -> ApiError:
@@ -80,14 +121,23 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
     request[REQUEST_ID] = request_id
+    proxies: tuple[Network, ...] = request.app[TRUSTED_PROXIES_KEY]
+    request[CLIENT] = client_address(request, proxies)
     started = time.perf_counter()
     status = 500
     outcome = "ok"
     response: web.StreamResponse | None = None
+    _start_body_deadline(request)
     try:
         try:
+            if (refusal := host_refused(request)) is not None:  # before any handler, the 404 one included
+                raise ApiError(403, "PERMISSION_DENIED", refusal)
             with request.app[IN_FLIGHT_KEY]:
                 response = await handler(request)
+        except BodyTimeout as exc:
+            outcome = "body_timeout"
+            response = ApiError(408, "BAD_REQUEST", f"{exc} (--json-body-timeout-seconds); send it faster").response()
+            await _answer_and_close(request, response)
         except HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -121,6 +171,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = ApiError(500, "INTERNAL_ERROR", f"Internal error; request id {request_id}").response()
         return response
     finally:
+        streams_body(request)  # the deadline, if still set, ends with the request
         elapsed = time.perf_counter() - started
         _observe(request, status, elapsed)
         error: dict[str, Any] = {"error": request[ERROR]} if ERROR in request else {}
@@ -136,7 +187,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             bytes_in=request.get(BYTES_IN, 0),
             bytes_out=bytes_out or 0,
             duration_ms=round(elapsed * 1000, 2),
-            remote=request.remote,
+            remote=request[CLIENT],
             outcome=request.get(OUTCOME, outcome),
             **error,
         )
@@ -161,6 +212,8 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Echo the request id on every response, streamed ones included (on_response_prepare)."""
+    """Echo the request id on every response, streamed ones included (on_response_prepare), and drop
+    aiohttp's `Server: Python/... aiohttp/...` banner, which only tells an attacker what to try."""
     if REQUEST_ID in request:
         response.headers["X-Request-Id"] = request[REQUEST_ID]
+    response.headers.popall("Server", None)

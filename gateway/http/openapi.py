@@ -37,6 +37,7 @@ from gateway.http.openapi_schemas import (
     Schema,
     error,
 )
+from gateway.http.origin import STATE_CHANGING
 from gateway.http.prefixes import ARTIFACTS_PREFIXES, SERVER_INFO_PREFIXES, TRACKING_PREFIXES
 
 OPENAPI_PATH = "/openapi.json"
@@ -97,18 +98,25 @@ def _undocumented(method: str, path: str) -> Operation:
     }
 
 
+CROSS_SITE = "a browser sent it from a page of another site (Sec-Fetch-Site or Origin; gateway/http/origin.py)"
+
+
 def _with_access(operation: Operation, access: Access, method: str, path: str) -> Operation:
     described = {**operation, "operationId": _operation_id(method, path), "x-access": access.value}
+    changes_state = method.upper() in STATE_CHANGING
     if access is Access.PUBLIC:
         described["security"] = []
     elif access is Access.SIGNED:
         described["security"] = [{"partToken": []}]
     else:  # the document-wide credentials; with auth on, a missing or wrong one is 401, too little right 403
+        refused = "The credential may not do this (with authentication on)"
         described["responses"] = {
             **operation["responses"],
             "401": error("No valid credential (with authentication on)"),
-            "403": error("The credential may not do this (with authentication on)"),
+            "403": error(f"{refused}, or {CROSS_SITE}" if changes_state else refused),
         }
+    if changes_state and "403" not in described["responses"]:
+        described["responses"] = {**described["responses"], "403": error(f"Refused: {CROSS_SITE}")}
     return described
 
 

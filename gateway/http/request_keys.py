@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 """The client's X-Request-Id when well formed, else a new random one; echoed and logged."""
+CLIENT: web.RequestKey[str] = web.RequestKey("client")
+"""The client's address: the peer's, or from X-Forwarded-For behind --trusted-proxies."""
 BYTES_IN: web.RequestKey[int] = web.RequestKey("bytes_in")
 """Body bytes received so far (uploads)."""
 BYTES_OUT: web.RequestKey[int] = web.RequestKey("bytes_out")
@@ -29,3 +31,8 @@ def user_of(request: web.Request) -> str | None:
     """The authenticated user's name, None with auth off or before authentication."""
     principal = request.get(PRINCIPAL)
     return principal.username if principal is not None else None
+
+
+def client_of(request: web.BaseRequest) -> str:
+    """The client's address (`CLIENT`), the peer's before the request middleware has set it."""
+    return request.get(CLIENT) or request.remote or "unknown"

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.http.errors import ApiError, from_store_error, repository_error
+from gateway.http.origin import CrossSiteRequest
 from gateway.http.request_keys import user_of
-from gateway.http.request_values import public_base_url
 from gateway.store.errors import StoreError
 from repositories.errors import RepositoryError
 
@@ -99,39 +99,18 @@ API_PATHS = ("/api/", "/ajax-api/")
 
 @web.middleware
 async def html_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A browser that asks for a page that does not exist gets a page saying so; API clients keep JSON."""
+    """A browser that asks for a page that does not exist, or posts a form from another site, gets a
+    page saying so; API clients keep JSON."""
     try:
         return await handler(request)
     except web.HTTPNotFound:
         if request.path.startswith(API_PATHS) or "text/html" not in request.headers.get("Accept", ""):
             raise
         return error_page(request, 404, f"There is no page at {request.path}; start from the experiments list.")
-
-
-def refuse_cross_site(request: web.Request) -> None:
-    """403 for a form post that a browser sent from another site (CSRF), judged by Sec-Fetch-Site or Origin.
-
-    Browsers send credentials such as HTTP Basic with every request to this origin, so a page on
-    another site could otherwise submit our forms in the user's name. Sec-Fetch-Site is the
-    browser's own verdict (right behind a proxy that ends TLS, where this server sees http); only a
-    browser without it is judged by Origin against `public_base_url`. Non-browser clients send
-    neither header and are not affected.
-    """
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None:
-        if site not in ("same-origin", "none"):
-            raise ApiError(403, "PERMISSION_DENIED", "Refused a form sent from another site (cross-site request)")
-        return
-    origin = request.headers.get("Origin")
-    if origin is not None and origin != "null":
-        expected = public_base_url(request)
-        if origin.lower() != expected.lower():
-            raise ApiError(
-                403,
-                "PERMISSION_DENIED",
-                f"Refused a form sent from {origin}: this server is {expected}. Behind a proxy that changes the"
-                " scheme or host, start the server with --public-url set to the address browsers use.",
-            )
+    except CrossSiteRequest as exc:
+        if request.path.startswith(API_PATHS):
+            raise
+        return error_page(request, exc.status, exc.message)
 
 
 def format_millis(value: int | None) -> str:

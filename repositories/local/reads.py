@@ -1,7 +1,12 @@
-"""Reads: a file opened for a download (read whole when small, else sendfile-ready), and HEAD's answer."""
+"""Reads: a file opened for a download (read whole when small, else sendfile-ready), and HEAD's answer.
+
+Both reach the file through `fs_paths` (each directory opened relative to the one above, the file
+relative to its directory, no link followed), and describe what they opened (`fstat`), not a name.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -10,7 +15,7 @@ from typing import BinaryIO
 
 from repositories.base import BytesDownload, Download, ObjectInfo
 from repositories.errors import Conflict, NotFound
-from repositories.local.fs_paths import require_inside
+from repositories.local.fs_paths import FILE_FLAGS, lstat_at, parent_dir, symlink_refused
 from repositories.local.metadata import object_info, recorded_sha256
 from repositories.local.threads import in_thread
 from repositories.paths import ArtifactPath
@@ -46,14 +51,27 @@ class LocalDownload(Download):
             await in_thread(self._file.close)
 
 
-def open_for_read(root: Path, fs_path: Path, path: ArtifactPath) -> Download:
-    """The download of the regular file at `fs_path`: its bytes when small, else the open file."""
+def _open_file(root: Path, path: ArtifactPath) -> int:
+    """The regular file at `path`, opened read-only: never through a link, a directory or a FIFO."""
+    if path.is_root:
+        raise Conflict("Artifact path refers to a directory, not a file: ''")
     try:
-        require_inside(root, fs_path, path)
-        # O_NONBLOCK: opening a FIFO someone planted must not hang a thread.
-        fd = os.open(fs_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        with parent_dir(root, path) as dir_fd:
+            # Look before opening, so a device or FIFO is never opened; the open below refuses a
+            # link swapped in meanwhile (O_NOFOLLOW), and the caller checks what it opened.
+            _require_regular_file(lstat_at(dir_fd, path.name), path)
+            return os.open(path.name, FILE_FLAGS, dir_fd=dir_fd)
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link swapped in after the look
+            raise symlink_refused(path) from None
+        raise
+
+
+def open_for_read(root: Path, path: ArtifactPath) -> Download:
+    """The download of the regular file at `path`: its bytes when small, else the open file."""
+    fd = _open_file(root, path)
     try:
         st = os.fstat(fd)
         _require_regular_file(st, path)
@@ -69,18 +87,20 @@ def open_for_read(root: Path, fs_path: Path, path: ArtifactPath) -> Download:
     return LocalDownload(os.fdopen(fd, "rb", buffering=0), info)
 
 
-def head_info(root: Path, fs_path: Path, path: ArtifactPath) -> ObjectInfo:
-    """The info of the regular file at `fs_path`, without opening it."""
+def head_info(root: Path, path: ArtifactPath) -> ObjectInfo:
+    """The info of the regular file at `path`, from the file itself (its stat and digest xattr)."""
+    fd = _open_file(root, path)
     try:
-        require_inside(root, fs_path, path)
-        st = os.stat(fs_path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(path) from None
-    _require_regular_file(st, path)
-    return object_info(path, st, recorded_sha256(fs_path, st))
+        st = os.fstat(fd)
+        _require_regular_file(st, path)
+        return object_info(path, st, recorded_sha256(fd, st))
+    finally:
+        os.close(fd)
 
 
 def _require_regular_file(st: os.stat_result, path: ArtifactPath) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise symlink_refused(path)
     if stat.S_ISDIR(st.st_mode):
         raise Conflict(f"Artifact path refers to a directory, not a file: '{path}'")
     if not stat.S_ISREG(st.st_mode):

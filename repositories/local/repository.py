@@ -144,12 +144,15 @@ class LocalRepository(ArtifactRepository):
         return open_staging(self._staging, expected, anonymous=self._anonymous, digest_now=digest_now)
 
     def _commit(self, staged: Staged, target: Path, path: ArtifactPath) -> ObjectInfo:
-        return commit(self.root, self._staging, staged, target, path, fsync=self.fsync)
+        """Commit `staged` at `path`. `target` (from `_fs_path`, which refuses reserved names) is not
+        looked up: the commit walks `path` from the root without following a link."""
+        return commit(self.root, self._staging, staged, path, fsync=self.fsync)
 
     async def delete(self, path: ArtifactPath) -> None:
         if path.is_root:
             raise InvalidPath("", "refusing to delete the whole artifact destination")
-        await fs(path, delete_path, self.root, self._fs_path(path), path)
+        self._fs_path(path)  # refuses the staging directory's name
+        await fs(path, delete_path, self.root, path)
 
     async def sweep_abandoned(self, older_than_s: float) -> int:
         return await in_thread(sweep_staging, self._staging, older_than_s)
@@ -205,14 +208,16 @@ class LocalRepository(ArtifactRepository):
     # -- reads (reads.py, listing.py) --------------------------------------------------------
 
     async def get(self, path: ArtifactPath) -> Download:
-        return await fs(path, open_for_read, self.root, self._fs_path(path), path)
+        self._fs_path(path)
+        return await fs(path, open_for_read, self.root, path)
 
     async def head(self, path: ArtifactPath) -> ObjectInfo:
-        return await fs(path, head_info, self.root, self._fs_path(path), path)
+        self._fs_path(path)
+        return await fs(path, head_info, self.root, path)
 
     async def list(self, path: ArtifactPath, *, start_after: str | None = None) -> AsyncGenerator[ListEntry, None]:
-        fs_path = self._fs_path(path)
-        names = await fs(path, sorted_children, self.root, fs_path, path, start_after)
+        self._fs_path(path)
+        names = await fs(path, sorted_children, self.root, path, start_after)
         for offset in range(0, len(names), LIST_STAT_BATCH):
-            for entry in await fs(path, describe, fs_path, names[offset : offset + LIST_STAT_BATCH]):
+            for entry in await fs(path, describe, self.root, path, names[offset : offset + LIST_STAT_BATCH]):
                 yield entry

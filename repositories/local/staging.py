@@ -87,7 +87,7 @@ def open_staging(
     digests = DigestAccumulator(expected) if digest_now else None
     if not anonymous:
         return _open_named_staging(staging_dir, digests)
-    flags = os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_TMPFILE | os.O_NOFOLLOW | os.O_CLOEXEC  # never in a directory a link points to
     try:
         fd = os.open(staging_dir, flags, 0o666)
     except FileNotFoundError:  # staging dir removed by hand while running
@@ -97,14 +97,17 @@ def open_staging(
 
 
 def _open_named_staging(staging_dir: Path, digests: DigestAccumulator | None) -> Staged:
-    staging = staging_dir / f"{uuid.uuid4().hex}.part"
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    name = f"{uuid.uuid4().hex}.part"
     try:
-        fd = os.open(staging, flags, 0o666)
+        dir_fd = os.open(staging_dir, DIR_FLAGS)
     except FileNotFoundError:  # staging dir removed by hand while running
         staging_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(staging, flags, 0o666)
-    return Staged(fd, staging, digests)
+        dir_fd = os.open(staging_dir, DIR_FLAGS)
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return Staged(fd, staging_dir / name, digests)
 
 
 def refuse_without_room(staged: Staged, needed: int, what: str) -> None:

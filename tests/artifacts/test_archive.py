@@ -230,7 +230,46 @@ def test_unsafe_stored_names_are_left_out(tmp_path: Path) -> None:
         response = requests.get(f"{gateway.url}{API}/archive/odd", timeout=30)
         assert response.status_code == 200
         assert set(unpack(response.content, "zip")[0]) == {"odd/fine.txt"}
-        assert any(line.get("msg") == "archive skips an unsafe name" for line in gateway.log_lines())
+        # The listings the archive walks leave such names out, with a warning (every listing does).
+        assert any(line.get("msg") == "listing leaves out names no client could use" for line in gateway.log_lines())
+
+
+def test_a_folder_of_links_to_links_is_archived_without_following_them(tmp_path: Path) -> None:
+    """The reviewer's archive bomb: a few links to the folder itself, nested, made an archive of millions
+    of entries. Links are never followed (left out), and the folder's entries are capped anyway."""
+    with run_gateway(tmp_path, "--artifacts-only") as gateway:
+        bomb = gateway.destination / "bomb"
+        bomb.mkdir(parents=True)
+        (bomb / "real.txt").write_bytes(b"the only file")
+        for n in range(8):
+            (bomb / f"loop{n}").symlink_to(".")
+            (bomb / f"up{n}").symlink_to(bomb)
+        body = b""
+        with requests.get(f"{gateway.url}{API}/archive/bomb", stream=True, timeout=30) as response:
+            for chunk in response.iter_content(1 << 16):
+                body += chunk
+                assert len(body) < MIB, "the archive kept growing: links were followed"
+        assert response.status_code == 200
+        assert set(unpack(body, "zip")[0]) == {"bomb/real.txt"}
+
+
+def test_a_folder_past_the_entry_cap_is_refused_before_the_first_byte(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, "--artifacts-only", "--max-archive-entries", "20") as gateway:
+        for n in range(15):
+            requests.put(gateway.artifact_url(f"wide/sub/f{n}.txt"), data=b"x", timeout=30).raise_for_status()
+        for n in range(4):
+            requests.put(gateway.artifact_url(f"wide/g{n}.txt"), data=b"x", timeout=30).raise_for_status()
+        assert requests.get(f"{gateway.url}{API}/archive/wide", timeout=30).status_code == 200  # 20 entries
+        requests.put(gateway.artifact_url("wide/sub/one-more.txt"), data=b"x", timeout=30).raise_for_status()
+        status, _, body = gateway.raw_request("GET", f"{API}/archive/wide?format=tar.gz")
+        assert status == 400
+        assert json.loads(body)["message"] == (
+            "'wide' holds more than 20 files and folders, the most one archive may hold (--max-archive-entries): "
+            "archive a subfolder, or download the files one by one"
+        )
+        assert requests.get(f"{gateway.url}{API}/archive/wide/sub", timeout=30).status_code == 200
+        status, _, body = gateway.raw_request("GET", f"{API}/archive")
+        assert status == 400 and "The artifact root holds more than 20" in json.loads(body)["message"]
 
 
 # -- the writers alone, past the 4 GiB (zip) and 8 GiB (tar) limits ---------------------------------

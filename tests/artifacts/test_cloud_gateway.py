@@ -123,7 +123,8 @@ def test_client_disconnect_mid_upload_leaves_no_object_and_no_open_upload(
 ) -> None:
     with socket.create_connection(("127.0.0.1", cloud.port)) as sock:
         sock.sendall(
-            f"PUT {ARTIFACTS}/{fresh_dir}/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {64 * MIB}\r\n\r\n".encode()
+            f"PUT {ARTIFACTS}/{fresh_dir}/cut.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Length: {64 * MIB}\r\n\r\n".encode()
         )
         for _ in range(20):  # 20 MiB: past two parts, so a multipart upload / staged blocks exist
             sock.sendall(os.urandom(MIB))

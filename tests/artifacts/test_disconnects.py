@@ -28,7 +28,9 @@ def test_disconnect_mid_upload_leaves_nothing_behind(
     request_id = f"disconnect-{fresh_dir}"
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}"
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
-        sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n{framing}\r\n\r\n".encode())
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: {request_id}\r\n{framing}\r\n\r\n".encode()
+        )
         payload = os.urandom(sent_bytes)
         if chunked and payload:
             sock.sendall(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
@@ -52,7 +54,8 @@ def test_disconnect_mid_upload_keeps_the_previous_version(gateway: RunningGatewa
     existing.write_bytes(b"previous version")
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
         sock.sendall(
-            f"PUT {ARTIFACTS}/{fresh_dir}/model.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n".encode()
+            f"PUT {ARTIFACTS}/{fresh_dir}/model.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Length: 5000000\r\n\r\n".encode()
             + os.urandom(2_000_000)
         )
         time.sleep(0.2)
@@ -68,7 +71,8 @@ def test_disconnect_mid_download_is_one_info_line(gateway: RunningGateway, fresh
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         sock.sendall(
-            f"GET {ARTIFACTS}/{fresh_dir}/big.bin HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n\r\n".encode()
+            f"GET {ARTIFACTS}/{fresh_dir}/big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-Request-Id: {request_id}\r\n\r\n".encode()
         )
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
@@ -78,5 +82,5 @@ def test_disconnect_mid_download_is_one_info_line(gateway: RunningGateway, fresh
     assert "Traceback" not in gateway.log_path.read_text()
     # The server is still healthy and serves the next client.
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")

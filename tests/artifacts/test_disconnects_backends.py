@@ -58,7 +58,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def _cut_upload(gateway: RunningGateway, path: str, sent: int, chunked: bool) -> None:
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {DECLARED}"
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
-        sock.sendall(f"PUT {ARTIFACTS}/{path} HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n".encode())
+        sock.sendall(f"PUT {ARTIFACTS}/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n\r\n".encode())
         remaining = sent
         while remaining:
             block = os.urandom(min(remaining, MIB))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -145,9 +146,14 @@ def test_create_rejects_bad_input(
 
 
 def test_create_rejects_non_json_body(gateway: RunningGateway, fresh_dir: str) -> None:
-    response = requests.post(f"{gateway.url}{MPU}/create/{fresh_dir}", data=b"not json", timeout=30)
+    json_type = {"Content-Type": "application/json"}
+    response = requests.post(f"{gateway.url}{MPU}/create/{fresh_dir}", data=b"not json", headers=json_type, timeout=30)
     assert response.status_code == 400
     assert "JSON object" in response.json()["message"]
+    body = json.dumps({"path": "x.bin", "num_parts": 1})
+    untyped = requests.post(f"{gateway.url}{MPU}/create/{fresh_dir}", data=body, timeout=30)  # not sent as JSON
+    assert untyped.status_code == 400
+    assert untyped.json()["message"] == "Bad Request. Content-Type must be one of ['application/json']."
 
 
 def test_complete_with_missing_or_wrong_parts_is_400_and_stores_nothing(

@@ -44,7 +44,7 @@ def staging_is_empty(gateway: RunningGateway) -> bool:
 def start_slow_upload(gateway: RunningGateway, target: str, declared: int, sent: bytes) -> socket.socket:
     """A PUT that has sent its headers and `sent`, and then goes quiet."""
     sock = socket.create_connection(("127.0.0.1", gateway.port))
-    sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n".encode() + sent)
+    sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {declared}\r\n\r\n".encode() + sent)
     return sock
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime
+import http.client
 import os
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,6 +287,101 @@ def test_failed_logins_are_rate_limited_per_address(credentials: Credentials, tm
         assert sum(1 for line in gw.log_lines() if line.get("msg") == "login failed") == 10
 
 
+def _login(gw: RunningGateway, headers: dict[str, str], source: str = "127.0.0.1") -> int:
+    """One authenticated GET from `source` (any 127.x address reaches the loopback gateway)."""
+    connection = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=60, source_address=(source, 0))
+    try:
+        connection.request("GET", "/api/2.0/mlflow/experiments/search?max_results=1", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def _password_checks(gw: RunningGateway, token: str) -> dict[str, float]:
+    text = requests.get(f"{gw.url}/metrics", headers=bearer(token), timeout=30).text
+    found = re.findall(r'^artifact_gateway_password_checks_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    return {outcome: float(value) for outcome, value in found}
+
+
+def test_a_burst_of_wrong_passwords_at_once_is_counted_before_it_is_checked(
+    credentials: Credentials, tmp_path: Path
+) -> None:
+    """The reviewer's attack: 60 wrong passwords sent at once, with the right one among them. Failures
+    were counted after the check, so all 61 were checked (limit 10) and the right one got in. Now an
+    attempt counts before its check: at most 10 passwords are ever checked, then the right one waits."""
+    with run_gateway(tmp_path / "gw", "--auth", "--backend-store-uri", credentials.store) as gw:
+        guesses = [basic("writer", f"guess-{n}") for n in range(60)] + [basic("writer")]
+        with concurrent.futures.ThreadPoolExecutor(len(guesses)) as pool:
+            burst = list(pool.map(lambda headers: _login(gw, headers), guesses))
+        assert set(burst) <= {200, 401, 429, 503}, burst
+        checked = sum(1 for line in gw.log_lines() if line.get("msg") == "login failed")
+        assert checked + burst.count(200) <= 10, f"{checked} wrong passwords checked at once: {burst}"
+        sequential = [_login(gw, basic("writer", f"more-{n}")) for n in range(12)]
+        checked = sum(1 for line in gw.log_lines() if line.get("msg") == "login failed")
+        assert checked <= 10 and sequential[-2:] == [429, 429], sequential
+        assert _login(gw, basic("writer")) == 429  # the right password too, until the minute is over
+
+
+def test_a_login_flood_does_not_slow_file_transfers(credentials: Credentials, tmp_path: Path) -> None:
+    """40 wrong passwords from 40 addresses made a token download of a 100-byte file take 7.4 s: the
+    password hashes ran in the executor the file reads use. Hashing has its own pool now, and a worker
+    admits only a few checks at once (503 beyond, which clients retry)."""
+    token = credentials.tokens["reader"]
+    with run_gateway(tmp_path / "gw", "--auth", "--backend-store-uri", credentials.store) as gw:
+        small = gw.artifact_url("small.bin")
+        assert requests.put(small, data=b"x" * 100, headers=bearer(credentials.tokens["writer"]), timeout=30).ok
+        assert requests.get(small, headers=bearer(token), timeout=30).content == b"x" * 100  # token now cached
+        with concurrent.futures.ThreadPoolExecutor(40) as pool:
+            flood = [pool.submit(_login, gw, basic("writer", f"flood-{n}"), f"127.0.1.{n + 1}") for n in range(40)]
+            time.sleep(0.2)  # the flood is being checked
+            started = time.perf_counter()
+            download = requests.get(small, headers=bearer(token), timeout=60)
+            elapsed = time.perf_counter() - started
+            statuses = [future.result() for future in flood]
+        assert download.content == b"x" * 100
+        assert elapsed < 1.5, f"a 100-byte download took {elapsed:.1f} s during a login flood"
+        assert set(statuses) <= {401, 503} and statuses.count(401) >= 8, statuses
+
+
+def test_one_password_spelled_many_ways_is_checked_once(credentials: Credentials, tmp_path: Path) -> None:
+    """The cache was keyed on the raw header: 15 spacings and casings of one good password each cost
+    a full scrypt. It is keyed on the parsed credential now."""
+    encoded = base64.b64encode(f"writer:{PASSWORDS['writer']}".encode()).decode()
+    variants = [
+        f"{lead}{scheme}{gap}{encoded}{trail}"
+        for scheme in ("Basic", "basic", "BASIC")
+        for lead, gap, trail in (("", " ", ""), ("", "  ", ""), (" ", " ", ""), ("", " ", " "), ("", "   ", "  "))
+    ]
+    assert len(set(variants)) == 15
+    with run_gateway(tmp_path / "gw", "--auth", "--backend-store-uri", credentials.store) as gw:
+        assert [_login(gw, {"Authorization": variant}) for variant in variants] == [200] * 15
+        assert _password_checks(gw, credentials.tokens["reader"]) == {"accepted": 1.0}
+
+
+def test_behind_trusted_proxies_logins_are_limited_per_forwarded_client(
+    credentials: Credentials, tmp_path: Path
+) -> None:
+    """With --trusted-proxies, X-Forwarded-For names the client (its rightmost untrusted entry); without
+    it the header is ignored, so a client cannot dodge the limit by writing one."""
+
+    def guess(gw: RunningGateway, forwarded: str, password: str | None = "wrong-password") -> int:
+        headers = {**basic("reader", password), "X-Forwarded-For": forwarded}
+        return requests.get(f"{gw.url}/api/2.0/mlflow/experiments/search", headers=headers, timeout=30).status_code
+
+    proxied = ("--trusted-proxies", "127.0.0.0/8, 10.1.2.3")
+    with run_gateway(tmp_path / "proxied", "--auth", "--backend-store-uri", credentials.store, *proxied) as gw:
+        assert [guess(gw, f"198.51.100.{n}, 203.0.113.7, 10.1.2.3") for n in range(10)] == [401] * 10
+        assert guess(gw, "203.0.113.7", None) == 429  # the same client, whatever it wrote to the left
+        assert guess(gw, "203.0.113.8", None) == 200  # another client behind the same proxy
+        failed = [line for line in gw.log_lines() if line.get("msg") == "login failed"]
+        assert {line["remote"] for line in failed} == {"203.0.113.7"}
+        search = gw.wait_for_log(msg="request", status=200, path="/api/2.0/mlflow/experiments/search")
+        assert search[0]["remote"] == "203.0.113.8"
+    with run_gateway(tmp_path / "direct", "--auth", "--backend-store-uri", credentials.store) as gw:
+        assert [guess(gw, f"203.0.113.{n}") for n in range(10)] == [401] * 10
+        assert guess(gw, "203.0.113.99", None) == 429
+
+
 def test_a_revoked_or_expired_token_and_a_removed_user_stop_working(credentials: Credentials, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'own.db'}"
     add_user(store, "temp", "write", "temporary-pass-1")
@@ -386,8 +484,9 @@ def test_artifacts_only_readiness_probes_the_users_database(postgres_dsn: str, t
         down = requests.get(f"{gw.url}/health/ready", timeout=30)
         assert down.status_code == 503
         assert down.json()["status"] == "unavailable"
-        assert down.json()["auth_database"].startswith("unavailable:"), down.json()
-        assert down.json()["artifacts"] == "ok"
+        assert down.json() == {"status": "unavailable", "auth_database": "unavailable", "artifacts": "ok"}
+        logged = gw.wait_for_log(msg="readiness check failed", check="auth_database")[0]
+        assert name in str(logged["reason"])  # the reason goes to the log, never to the public answer
 
 
 def test_readiness_probes_the_shared_database_once(secured: RunningGateway) -> None:

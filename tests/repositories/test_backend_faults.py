@@ -23,7 +23,9 @@ MIB = 1 << 20
 def upload_while_backend_dies(port: int, target: str, kill: object) -> tuple[int, dict[str, object]]:
     """Send half of a 40 MiB body, kill the backend, send the rest; return the gateway's answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-        sock.sendall(f"PUT {ARTIFACTS}/{target} HTTP/1.1\r\nHost: x\r\nContent-Length: {40 * MIB}\r\n\r\n".encode())
+        sock.sendall(
+            f"PUT {ARTIFACTS}/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {40 * MIB}\r\n\r\n".encode()
+        )
         for _ in range(20):
             sock.sendall(os.urandom(MIB))
         time.sleep(0.5)
@@ -127,7 +129,7 @@ def test_unreachable_backend_at_start_is_one_line(tmp_path: Path, kind: str) -> 
 def download_while_backend_dies(gateway: RunningGateway, target: str, size: int, kill: object) -> int:
     """Read 1 MiB of a `size`-byte download, kill the backend, read on; return the bytes received."""
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=60) as sock:
-        sock.sendall(f"GET {ARTIFACTS}/{target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(f"GET {ARTIFACTS}/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
         sock.settimeout(60)
         received = b""
         while b"\r\n\r\n" not in received:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ from repositories.local import LocalRepository
 from repositories.local.staging import STAGING_DIR_NAME
 from repositories.local.streaming import WRITE_BATCH_BYTES
 from repositories.writeback import WRITEBACK_WINDOW_BYTES, start_writeback
+from tests.conftest import tree_snapshot
 from tests.descriptors import open_fds
 
 WANTED = ExpectedDigests(sha256_wanted=True)
@@ -319,3 +321,129 @@ async def test_many_uploads_at_once_all_store_every_byte(repo: LocalRepository) 
         assert (await repo.head(p(f"many/{n}.bin"))).sha256 == hashlib.sha256(data).hexdigest()
         assert (repo.root / f"many/{n}.bin").read_bytes() == data
     assert debris(repo) == []
+
+
+# -- symbolic links: never followed, not even for a moment ---------------------------------------
+
+OUTSIDE_SECRET = b"outside the destination: must never be read"
+FLIPPER = """
+import os, sys, time
+link, inside, outside, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+spare = link + ".next"
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    for target in (inside, outside):
+        try:
+            os.symlink(target, spare)
+            os.replace(spare, link)
+        except FileExistsError:
+            os.unlink(spare)
+"""
+
+
+async def test_a_link_flipped_between_inside_and_outside_never_leads_outside(tmp_path: Path) -> None:
+    """The reviewer's race: a process flips `flip` between a directory inside the destination and one
+    outside while GET, HEAD, list, PUT and DELETE go through it. Checking a path with realpath and
+    then using it let GET read, PUT create and DELETE remove files outside; each operation now
+    opens its way one level at a time without following a link, so every one of them is refused."""
+    import subprocess
+    import sys
+
+    repo = LocalRepository.open(tmp_path / "dest", fsync=False)
+    inside = repo.root / "inside"
+    outside = tmp_path / "outside"
+    for directory, secret in ((inside, b"inside"), (outside, OUTSIDE_SECRET)):
+        (directory / "sub").mkdir(parents=True)
+        (directory / "secret.txt").write_bytes(secret)
+        (directory / "sub" / "secret.txt").write_bytes(secret)
+    for n in range(200):
+        (outside / f"victim-{n}.txt").write_bytes(b"keep")
+    before = tree_snapshot(outside)
+    link = repo.root / "flip"
+    link.symlink_to(inside)
+    seconds = 4.0
+    flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(link), str(inside), str(outside), str(seconds)])
+    refused = (InvalidPath, NotFound, Conflict)
+    escapes: collections.Counter[str] = collections.Counter()
+    operations = 0
+
+    async def attempt(n: int) -> None:
+        nonlocal operations
+        operations += 1
+        kind = n % 6
+        try:
+            if kind == 0:
+                async with await repo.get(p(f"flip/{'sub/' if n % 12 else ''}secret.txt")) as download:
+                    data = b"".join([chunk async for chunk in download.iter_range(0, download.info.size)])
+                    escapes["GET read outside"] += data == OUTSIDE_SECRET
+            elif kind == 1:
+                info = await repo.head(p("flip/secret.txt"))
+                escapes["HEAD described outside"] += info.size == len(OUTSIDE_SECRET)
+            elif kind == 2:
+                names = [entry.name async for entry in repo.list(p("flip"))]
+                escapes["list showed outside"] += any(name.startswith("victim") for name in names)
+            elif kind == 3:
+                await repo.put(p(f"flip/planted-{n}.txt"), chunks(b"planted"))
+            elif kind == 4:
+                await repo.put(p(f"flip/sub/new-{n}/planted.txt"), chunks(b"planted"))
+            else:
+                await repo.delete(p(f"flip/victim-{n % 200}.txt"))
+                await repo.delete(p("flip/sub"))
+        except refused:
+            pass
+
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds - 0.5
+        n = 0
+        while loop.time() < deadline:
+            await asyncio.gather(*(attempt(n + i) for i in range(24)))
+            n += 24
+    finally:
+        flipper.wait(timeout=30)
+    after = tree_snapshot(outside)
+    escapes["PUT created outside"] = len(set(after) - set(before))
+    escapes["DELETE removed outside"] = len(set(before) - set(after))
+    assert operations > 1000
+    assert +escapes == collections.Counter(), f"{operations} operations escaped: {dict(+escapes)}"
+    assert after == before  # nothing created, changed or removed outside
+    assert link.is_symlink()  # and the link itself was never deleted or replaced by the gateway
+
+
+async def test_links_inside_the_destination_are_not_followed_listed_or_served(repo: LocalRepository) -> None:
+    """Links put in the destination by another process: left out of listings (a link's size used to be
+    its target's), refused as a path, and a DELETE of the link removes only the link."""
+    await repo.put(p("real/data.txt"), chunks(b"0123456789"))
+    (repo.root / "real" / "file-link").symlink_to(repo.root / "real" / "data.txt")
+    (repo.root / "dir-link").symlink_to(repo.root / "real")
+    (repo.root / "dangling").symlink_to(repo.root / "nowhere")
+    os.mkfifo(repo.root / "real" / "fifo")
+    assert [(e.name, e.is_dir, e.size) async for e in repo.list(ArtifactPath(()))] == [("real", True, None)]
+    assert [(e.name, e.size) async for e in repo.list(p("real"))] == [("data.txt", 10)]
+    for path in ("real/file-link", "dir-link/data.txt"):
+        with pytest.raises(InvalidPath, match="symbolic link"):
+            await repo.get(p(path))
+        with pytest.raises(InvalidPath, match="symbolic link"):
+            await repo.head(p(path))
+    with pytest.raises(InvalidPath, match="symbolic link"):
+        [entry async for entry in repo.list(p("dir-link"))]
+    with pytest.raises(InvalidPath, match="symbolic link"):
+        await repo.put(p("dir-link/new.txt"), chunks(b"x"))
+    with pytest.raises(NotFound):
+        await repo.get(p("real/fifo"))
+    await repo.delete(p("dir-link"))
+    await repo.delete(p("real/file-link"))
+    assert not (repo.root / "dir-link").is_symlink() and not (repo.root / "real" / "file-link").is_symlink()
+    assert (repo.root / "real" / "data.txt").read_bytes() == b"0123456789"
+
+
+async def test_a_recursive_delete_unlinks_links_and_never_enters_them(repo: LocalRepository, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "keep.txt").write_bytes(b"keep")
+    await repo.put(p("tree/a/b/c.txt"), chunks(b"x"))
+    (repo.root / "tree" / "a" / "out").symlink_to(outside)
+    (repo.root / "tree" / "a" / "b" / "deep-out").symlink_to(outside / "deep")
+    await repo.delete(p("tree"))
+    assert not (repo.root / "tree").exists()
+    assert (outside / "deep" / "keep.txt").read_bytes() == b"keep"

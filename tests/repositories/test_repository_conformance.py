@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,15 @@ import pytest
 
 from repositories import ArtifactPath, ArtifactRepository, ExpectedDigests
 from repositories.azure import AzureRepository
-from repositories.errors import ChecksumMismatch, Conflict, InvalidPath, NotFound, PermissionDenied, RepositoryError
+from repositories.errors import (
+    ChecksumMismatch,
+    ConcurrentWrite,
+    Conflict,
+    InvalidPath,
+    NotFound,
+    PermissionDenied,
+    RepositoryError,
+)
 from repositories.local import LocalRepository
 from repositories.options import AzureOptions, S3Options
 from repositories.s3 import S3Repository
@@ -444,3 +453,97 @@ async def test_s3_parts_carry_a_checksum_the_server_verifies(
         assert open_uploads(repository, request) == []
     finally:
         await repository.close()
+
+
+# -- what every backend refuses or leaves out alike (security review, finding 10) -------------------
+
+
+def write_around(repository: ArtifactRepository, request: pytest.FixtureRequest, name: str, data: bytes) -> None:
+    """Store `name` (under the repository's root) behind the adapter's back, as another program would."""
+    if isinstance(repository, LocalRepository):
+        target = Path(repository.root) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    elif isinstance(repository, S3Repository):
+        key = f"{repository.prefix}/{name}"
+        s3_client(request.getfixturevalue("s3_server")).put_object(Bucket=repository.bucket, Key=key, Body=data)
+    else:
+        from azure.storage.blob import BlobServiceClient
+
+        assert isinstance(repository, AzureRepository)
+        server: AzureServer = request.getfixturevalue("azure_server")
+        service = BlobServiceClient.from_connection_string(server.connection_string)
+        service.get_blob_client(repository.container_name, f"{repository.prefix}/{name}").upload_blob(data)
+
+
+async def test_a_file_and_a_folder_cannot_share_a_name(repository: ArtifactRepository) -> None:
+    """Local disk cannot hold both; S3 and Azure could, and then listed the name twice. All refuse alike."""
+    await repository.put(p("fd/x/y.txt"), body(b"inside"))
+    with pytest.raises(Conflict, match="'fd/x' collides with an existing file or directory"):
+        await repository.put(p("fd/x"), body(b"a file where a folder is"))
+    with pytest.raises(Conflict, match="'fd/x' collides"):
+        await repository.put(p("fd/x"), body(os.urandom(PART + 1)))  # the multipart path too
+    await repository.put(p("fd/file.txt"), body(b"a file"))
+    for below in ("fd/file.txt/under.txt", "fd/file.txt/deeper/under.txt"):
+        with pytest.raises(Conflict, match="A file is in the way of"):
+            await repository.put(p(below), body(b"under a file"))
+    listed = [(entry.name, entry.is_dir) async for entry in repository.list(p("fd"))]
+    assert listed == [("file.txt", False), ("x", True)]
+    assert await read_all(repository, "fd/x/y.txt") == b"inside"
+    with pytest.raises(NotFound):
+        await repository.head(p("fd/file.txt/under.txt"))
+    if not isinstance(repository, LocalRepository):  # local multipart completion is another engineer's change
+        upload_id = await repository.create_multipart(p("fd/x"))
+        etag = await repository.put_part(p("fd/x"), upload_id, 1, body(b"part"), content_length=4)
+        from repositories.base import UploadedPart
+
+        with pytest.raises(Conflict, match="collides"):
+            await repository.complete_multipart(p("fd/x"), upload_id, [UploadedPart(1, etag)])
+        await repository.abort_multipart(p("fd/x"), upload_id)
+
+
+async def test_names_no_client_could_use_are_left_out_of_listings(
+    repository: ArtifactRepository, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written around the gateway, `%2e%2e%2fevil.txt`, `a#b?c.txt` or a tab passed through listings, and
+    then the stock client could not download the folder at all."""
+    for name in ("%2e%2e%2fevil.txt", "a#b?c.txt", "tab\tname.txt", "fine.txt"):
+        write_around(repository, request, f"odd-names/{name}", b"x")
+    write_around(repository, request, "odd-names/%2e%2e/deep.txt", b"x")
+    with caplog.at_level(logging.WARNING, logger="repositories"):
+        assert [entry.name async for entry in repository.list(p("odd-names"))] == ["fine.txt"]
+    (record,) = [r for r in caplog.records if r.getMessage() == "listing leaves out names no client could use"]
+    assert record.fields["left_out"] == 4 and record.fields["folder"] == "odd-names"  # type: ignore[attr-defined]
+
+
+async def test_concurrent_writes_of_one_object_leave_it_whole(repository: ArtifactRepository) -> None:
+    """Two uploads of one large object at once: the second stages its blocks while the first commits. On
+    Azure the first commit dropped the second's blocks and the second failed with a 400 (Conflict).
+    Now each either succeeds or asks to be sent again (ConcurrentWrite), and the object is one of them, whole."""
+    first, second = os.urandom(2 * PART + 11), os.urandom(2 * PART + 22)
+    first_done = asyncio.Event()
+
+    async def held_back(data: bytes) -> AsyncIterator[bytes]:
+        yield data[:PART]
+        yield data[PART : 2 * PART]  # two parts staged (sent once the third part starts to fill)
+        await first_done.wait()
+        yield data[2 * PART :]
+
+    async def first_upload() -> None:
+        try:
+            await repository.put(p("race/model.bin"), body(first))
+        finally:
+            first_done.set()
+
+    results = await asyncio.gather(
+        repository.put(p("race/model.bin"), held_back(second)), first_upload(), return_exceptions=True
+    )
+    assert all(r is None or not isinstance(r, BaseException) or isinstance(r, ConcurrentWrite) for r in results), (
+        results
+    )
+    stored = await read_all(repository, "race/model.bin")
+    assert stored in (first, second)
+    if isinstance(results[0], ConcurrentWrite):
+        assert stored == first
+        await repository.put(p("race/model.bin"), body(second))  # sent again, it goes through
+        assert await read_all(repository, "race/model.bin") == second

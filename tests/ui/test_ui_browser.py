@@ -240,6 +240,30 @@ async def test_charts_read_a_full_bulk_answer_again_page_by_page(logged: Logged,
     assert sorted(map(history_query, paged)) == expected
 
 
+async def test_a_chart_of_200000_points_draws(logged: Logged, page: Page) -> None:
+    """`Math.min(...points)` and `push(...points)` pass one argument per point: with 200,000 points the
+    call stack overflowed and the chart said it could not load the metric."""
+    alpha = logged.runs["alpha"]
+    many = [
+        {"key": "loss", "value": (n % 97) / 97, "timestamp": 10_000 + n, "step": n, "run_id": alpha}
+        for n in range(200_000)
+    ]
+    await page.route(
+        re.compile(r"/metrics/get-history-bulk\?.*metric_key=loss"), lambda route: route.fulfill(json={"metrics": many})
+    )
+    await page.route(
+        re.compile(r"/metrics/get-history\?.*metric_key=loss"), lambda route: route.fulfill(json={"metrics": many})
+    )
+    await page.goto(f"{logged.gateway.url}/experiments/{logged.experiment_id}/runs/{alpha}")
+    await page.wait_for_selector("body[data-charts-ready=true]")
+    assert await page.locator('figure.chart[data-metric="loss"].failed').count() == 0
+    assert await page.locator('figure.chart[data-metric="loss"] .chart-note').text_content() == "200000 points"
+    table = await page.evaluate(
+        "[window.gatewayCharts.loss.tables[0][0].length, window.gatewayCharts.loss.tables[0][0][0]]"
+    )
+    assert table == [200_000, 0]
+
+
 async def test_mlflow_client_links_open_the_run_page(logged: Logged, page: Page) -> None:
     """The client prints `<server>/#/experiments/<id>/runs/<run id>`; it must land on that run here."""
     run_id = logged.runs["gamma"]

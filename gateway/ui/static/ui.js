@@ -36,7 +36,7 @@
       url.searchParams.set("max_results", String(MAX_POINTS));
       if (token) url.searchParams.set("page_token", token);
       const body = await getJson(url);
-      points.push(...(body.metrics || []));
+      for (const point of body.metrics || []) points.push(point); // not push(...): that is one argument per point
       token = body.next_page_token || "";
     } while (token);
     return points;
@@ -75,7 +75,9 @@
 
   // One [xs, ys] table per run for the chosen x axis, sorted by x as uPlot needs.
   function table(points, axis) {
-    const start = points.length ? Math.min(...points.map((p) => p.timestamp)) : 0;
+    // A loop, not Math.min(...): spreading 200,000 points into arguments overflows the call stack.
+    let start = points.length ? Infinity : 0;
+    for (const p of points) if (p.timestamp < start) start = p.timestamp;
     const x = (p) => (axis === "step" ? p.step : axis === "time" ? p.timestamp / 1000 : (p.timestamp - start) / 1000);
     const sorted = points.slice().sort((a, b) => x(a) - x(b) || a.timestamp - b.timestamp);
     return [sorted.map(x), sorted.map((p) => value(p.value))];
