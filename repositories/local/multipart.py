@@ -23,7 +23,9 @@ the layout, the completion copies the listed parts into a new file instead, as i
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import json
 import os
 import re
@@ -32,10 +34,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repositories.base import UploadedPart
 from repositories.digests import DigestAccumulator
 from repositories.errors import Conflict, IncompleteBody, NotFound
+from repositories.libc import libc_function
 from repositories.local.staging import Staged, name_in_staging, refuse_without_room
 from repositories.local.streaming import WRITE_BATCH_BYTES, write_batch
 from repositories.paths import ArtifactPath
@@ -171,26 +175,52 @@ def open_region(
 
 
 def keep_region(staged: Staged, directory: Path, number: int, size: int) -> str:
-    """Record a part written in place, replacing an earlier try's record; return its ETag."""
+    """Record a part written in place, replacing an earlier try's record; return its ETag.
+
+    On failure the caller releases the region (`release_region`), as after a failed write.
+    """
     assert staged.digests is not None
-    try:
-        if staged.written != size:
-            raise IncompleteBody(f"part {number}: {staged.written} of {size} bytes arrived")
-        etag = staged.digests.finish()
-        _drop_records(directory, number)
-        os.close(os.open(directory / f"{number:05d}.{etag}.{size}.at", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC))
-    except BaseException:
-        release_region(staged, directory, number)
-        raise
+    if staged.written != size:
+        raise IncompleteBody(f"part {number}: {staged.written} of {size} bytes arrived")
+    etag = staged.digests.finish()
+    _drop_records(directory, number)
+    os.close(os.open(directory / f"{number:05d}.{etag}.{size}.at", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC))
     staged.close()  # releases the shared lock
     return etag
 
 
 def release_region(staged: Staged, directory: Path, number: int) -> None:
-    """After a failed try in place: its range holds no recorded bytes, so it may be written again."""
+    """After a failed try in place: give back the space it took, and free its range for another try.
+
+    The range holds no recorded bytes (a record is made only once a part is whole), so a retry may
+    write it again; its blocks are punched out of `data`, so that a part cut short by a full disk
+    leaves no space taken until the upload is aborted.
+    """
+    if not staged.closed and staged.written:
+        _punch_hole(staged.fd, staged.base, staged.written)
     staged.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(directory / f"{number:05d}.region")
+
+
+_FALLOC_FL_KEEP_SIZE = 1
+_FALLOC_FL_PUNCH_HOLE = 2
+
+
+@functools.cache
+def _fallocate() -> Any | None:
+    func = libc_function("fallocate")
+    if func is not None:
+        func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        func.restype = ctypes.c_int
+    return func
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    """Deallocate a range of a file, keeping its size; a file system that cannot keeps the blocks."""
+    func = _fallocate()
+    if func is not None:
+        func(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length)
 
 
 def keep_part(staging_dir: Path, staged: Staged, directory: Path, number: int) -> str:

@@ -172,6 +172,8 @@ async def test_a_part_that_failed_midway_can_be_sent_again_in_place(repo: LocalR
 
     with pytest.raises(ConnectionResetError):
         await repo.put_part(OBJECT, upload_id, 1, dropped(), content_length=PART)
+    data_file = upload_dir(repo.root / STAGING_DIR_NAME, upload_id) / DATA_NAME
+    assert data_file.stat().st_blocks * 512 < MIB  # the cut-short try's blocks were given back
     etags = [await send(repo, upload_id, number, chunks[number - 1]) for number in (1, 2)]
     await repo.complete_multipart(OBJECT, upload_id, [UploadedPart(n, etags[n - 1]) for n in (1, 2)])
     assert (repo.root / "models" / "model.bin").read_bytes() == b"".join(chunks)
