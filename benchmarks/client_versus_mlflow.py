@@ -14,14 +14,15 @@ What it does:
     multipart API;
   * on the gateway also a `log_artifact` with `MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true`, which
     makes the client use the multipart API whatever `server-info` says: the two ways side by side;
-  * for reference, one raw HTTP PUT and GET of the same large file (an aiohttp client, as in
-    `versus_mlflow.py`): what the server itself takes, without the stock client's own costs;
+  * for reference, one raw PUT (`sendfile`) and one GET (read into a file) of the same large file on
+    a bare socket: what each server itself takes, without the stock client's own costs;
   * verifies every byte: what `download_artifacts` returns by SHA-256, what each upload stored by
     reading it back from the destination; any mismatch exits non-zero;
   * before each timed call, flushes dirty pages and waits until the gateway has finished what it
     does after answering (it hashes a large upload then), so no call shares the cores with the last;
     removes each large file once checked (on this virtual machine, page cache grown past a few GiB
-    makes writes slower: benchmarks/RESULTS.md), keeps the small files to the end.
+    makes writes slower: benchmarks/RESULTS.md), keeps the small files to the end; with
+    `--drop-caches` (root) drops the page cache before each small-file leg (see `drop_caches`).
 
 The report (markdown with medians, per-run figures and ratios, raw JSON) goes to `--out`.
 """
@@ -29,7 +30,6 @@ The report (markdown with medians, per-run figures and ratios, raw JSON) goes to
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -48,12 +48,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import cpu_model, cpu_seconds_once_idle
-from benchmarks.versus_mlflow import Mismatch, can_drop_caches, process, settle, upload, write_random
+from benchmarks.versus_mlflow import Mismatch, can_drop_caches, process, settle, write_random
 from tests.gateway_process import ARTIFACTS, run_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,10 +124,14 @@ def check(what: str, path: Path, expected: str) -> None:
 
 
 def drop_caches(sources: Sources) -> None:
-    """Before a small-file leg, as root: write back and drop the page cache, then read the sources back.
+    """With `--drop-caches`, as root: write back and drop the page cache, then read the sources back.
 
-    See `versus_mlflow.forget_deleted_inodes`: on this machine's ext4 (no journal) each new inode is
-    checked against those deleted in the last minutes while their inode-table blocks are cached.
+    Not by default. `versus_mlflow.py` drops before its small-file legs because on this machine's ext4
+    (no journal) each new inode is checked against those deleted in the minutes before while their
+    inode-table blocks are cached, and that bench deletes thousands of files between runs. This one
+    deletes a few large files only, and right after a drop every fsync here takes milliseconds
+    (metadata read back from the disk): the gateway's durable small uploads, one at a time from the
+    stock client, ran at 81-94 files/s after a drop against 252-397 without (benchmarks/RESULTS.md).
     """
     settle()
     if not can_drop_caches():
@@ -183,20 +186,31 @@ def raw_get_into_file(server: Server, target: str, out: Path) -> None:
             sink.write(view[:received])
 
 
+def raw_put_from_file(server: Server, target: str, source: Path) -> None:
+    """PUT `source` on a bare socket with `sendfile` (no copy in the client): what the server takes."""
+    host, port = server.url.removeprefix("http://").split(":")
+    size = source.stat().st_size
+    with socket.create_connection((host, int(port))) as connection, open(source, "rb") as body:
+        head = f"PUT {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n"
+        head += "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        connection.sendall(head.encode())
+        connection.sendfile(body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    if answer.split(b" ", 2)[1:2] != [b"200"]:
+        raise Mismatch(f"PUT {target}: {answer[:300]!r}")
+
+
 def raw_legs(server: Server, run_path: str, sources: Sources, work: Path) -> dict[str, float]:
-    """The same large file by raw HTTP: a PUT from aiohttp, a GET on a bare socket into a file.
+    """The same large file by raw HTTP on a bare socket: a PUT with `sendfile`, a GET into a file.
 
     What the server itself takes without the stock client's own costs; the GET, written to a file
     as `download_artifacts` writes it, is also the floor of any Python client's download here.
     """
     path = f"{run_path}/raw/{sources.large.name}"
     size_mib = sources.large.stat().st_size / MIB
-
-    async def put() -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-            await upload(session, f"{server.url}{ARTIFACTS}/{path}", sources.large)
-
-    up = timed(server, lambda: asyncio.run(put()))
+    up = timed(server, lambda: raw_put_from_file(server, f"{ARTIFACTS}/{path}", sources.large))
     out = work / "raw-get.bin"
     down = timed(server, lambda: raw_get_into_file(server, f"{ARTIFACTS}/{path}", out))
     check(f"{server.name} raw GET", out, sources.large_sha)
@@ -204,7 +218,9 @@ def raw_legs(server: Server, run_path: str, sources: Sources, work: Path) -> dic
     return {"raw_put_mibs": size_mib / up, "raw_get_mibs": size_mib / down}
 
 
-def client_legs(server: Server, sources: Sources, work: Path, label: str, *, forced: bool) -> dict[str, float]:
+def client_legs(
+    server: Server, sources: Sources, work: Path, label: str, *, forced: bool, drop: bool
+) -> dict[str, float]:
     """The stock client's calls on one server: one run of its own, then its large files removed."""
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
@@ -254,7 +270,8 @@ def client_legs(server: Server, sources: Sources, work: Path, label: str, *, for
     sample.update(raw_legs(server, artifact_uri.split(":", 1)[1].lstrip("/"), sources, work))
     server.stored(artifact_uri, f"raw/{sources.large.name}").unlink()
 
-    drop_caches(sources)
+    if drop:
+        drop_caches(sources)
     seconds = timed(server, lambda: client.log_artifacts(run_id, str(sources.folder), "folder"))
     sample["log_artifacts_s"] = seconds
     for name, sha in sources.folder_sha.items():
@@ -304,7 +321,9 @@ def compare(work: Path, sources: Sources, args: argparse.Namespace) -> dict[str,
         for run in range(args.runs):
             order = servers if run % 2 == 0 else servers[::-1]
             for server in order:
-                sample = client_legs(server, sources, work, f"run{run}", forced=server.name == "gateway")
+                sample = client_legs(
+                    server, sources, work, f"run{run}", forced=server.name == "gateway", drop=args.drop_caches
+                )
                 samples.setdefault(server.name, []).append(sample)
                 brief = ", ".join(f"{key} {value:.2f}" for key, value in sample.items())
                 print(f"run{run} {server.name}: {brief}", file=sys.stderr, flush=True)
@@ -335,7 +354,7 @@ ROWS = [  # (metric, label, seconds: lower is better)
     ("download_artifacts_huge_s", "`download_artifacts`, {huge}", True),
     ("log_artifacts_s", "`log_artifacts`, {files}", True),
     ("log_artifact_multipart_s", "`log_artifact`, {large}, client forced to multipart", True),
-    ("raw_put_mibs", "raw PUT, {large}, MiB/s (aiohttp client)", False),
+    ("raw_put_mibs", "raw PUT, {large}, MiB/s (a bare socket, sendfile)", False),
     ("raw_get_mibs", "raw GET, {large}, MiB/s (a bare socket into a file)", False),
 ]
 
@@ -420,7 +439,11 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
         "Before each call dirty pages are flushed and the gateway's after-answer work (the SHA-256 of a "
         "large upload) has finished. Every byte checked by SHA-256: what each upload stored, and what each "
         "download returned."
-        + (" The page cache was dropped before each small-file leg." if meta["caches_dropped"] else ""),
+        + (
+            " The page cache was dropped before each small-file leg (`--drop-caches`)."
+            if meta["caches_dropped"]
+            else " The page cache was not dropped."
+        ),
         "",
         *table(samples, names),
         "",
@@ -458,6 +481,9 @@ def main() -> int:
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra flag for the gateway (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="report directory")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: system temp)")
+    parser.add_argument(
+        "--drop-caches", action="store_true", help="as root, drop the page cache before each small-file leg"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     parser.add_argument("--from-json", type=Path, help="only re-render the report from a saved JSON")
     args = parser.parse_args()
@@ -492,7 +518,7 @@ def main() -> int:
         "small_files": args.small_files,
         "small_kib": args.small_kib,
         "mlflow_workers": args.mlflow_workers,
-        "caches_dropped": can_drop_caches(),
+        "caches_dropped": args.drop_caches and can_drop_caches(),
     }
     print(write_report({"meta": meta, "samples": samples}, args.out))
     return 0
