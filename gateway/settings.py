@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="How MLflow's multipart uploads send parts: proxy (through the gateway, signed part URLs), "
         "direct (presigned S3 / SAS Azure URLs; clients must reach the storage), or off.",
     )
+    local_multipart_uploads: bool = Field(
+        False,
+        validation_alias=_env("LOCAL_MULTIPART_UPLOADS"),
+        description="On local disk, tell MLflow's client in server-info to send large files as multipart uploads "
+        "(the routes work either way). Off: it sends one streamed PUT, which is faster there; on only behind a "
+        "proxy that caps a request's size.",
+    )
     signing_key: str | None = Field(
         None,
         validation_alias=_env("SIGNING_KEY"),

@@ -303,7 +303,7 @@ class AzureRepository(ArtifactRepository):
             raise NotFound(f"upload {upload_id[:64]}")
         return _block_id(upload_id, number)
 
-    async def create_multipart(self, path: ArtifactPath) -> str:
+    async def create_multipart(self, path: ArtifactPath, *, num_parts: int | None = None) -> str:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
         return uuid.uuid4().hex

@@ -186,8 +186,12 @@ class ArtifactRepository(abc.ABC):
     # -- multipart uploads: the state lives in the backend, so any worker or replica can finish one --
 
     @abc.abstractmethod
-    async def create_multipart(self, path: ArtifactPath) -> str:
-        """Begin a multipart upload to `path`; return its upload id."""
+    async def create_multipart(self, path: ArtifactPath, *, num_parts: int | None = None) -> str:
+        """Begin a multipart upload to `path`; return its upload id.
+
+        `num_parts`: how many parts the client announced (MLflow's `mpu/create` sends it), if it did;
+        an adapter may use it to lay the parts out (local disk writes each at its final offset).
+        """
 
     @abc.abstractmethod
     async def put_part(

@@ -303,7 +303,7 @@ class S3Repository(ArtifactRepository):
     def can_presign(self) -> bool:
         return True
 
-    async def create_multipart(self, path: ArtifactPath) -> str:
+    async def create_multipart(self, path: ArtifactPath, *, num_parts: int | None = None) -> str:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
         created = await _call(str(path), self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key(path)))

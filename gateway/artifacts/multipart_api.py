@@ -86,7 +86,7 @@ async def create_upload(request: web.Request) -> web.Response:
         raise ApiError.invalid(f"num_parts must be an integer from 0 to {MAX_PARTS}")
     settings = request.app[SETTINGS_KEY]
     repository = repository_of(request)
-    upload_id = await repository.create_multipart(path)
+    upload_id = await repository.create_multipart(path, num_parts=num_parts or None)
     metrics().multipart_open.inc()
     ttl = settings.part_url_ttl_seconds
     credentials: list[dict[str, object]] = []

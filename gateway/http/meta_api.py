@@ -74,7 +74,13 @@ async def server_info(request: web.Request) -> web.Response:
         **({} if settings.artifacts_only else {"store_type": "SqlStore"}),
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
-        "multipart_uploads_enabled": repository is not None and settings.multipart_upload != "off",
+        "multipart_uploads_enabled": repository is not None
+        and settings.multipart_upload != "off"
+        # On local disk one streamed PUT beats MLflow's 10 MiB parts from 4 threads: half the
+        # gateway's CPU (each part is hashed for its ETag, then the object once more) and the same
+        # disk writes (docs/benchmarks/client-versus-mlflow.md). The routes stay for clients that
+        # choose them (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true), and complete without a copy.
+        and (repository.kind != "local" or settings.local_multipart_uploads),
         "multipart_downloads_enabled": repository is not None
         and settings.presigned_downloads
         and repository.can_presign,

@@ -23,7 +23,17 @@ from repositories.local.deletes import delete_path
 from repositories.local.fs_paths import fs_path_of
 from repositories.local.listing import LIST_STAT_BATCH, describe, sorted_children
 from repositories.local.metadata import record_sha256
-from repositories.local.multipart import create_upload_dir, keep_part, part_files, require_upload, upload_dir
+from repositories.local.multipart import (
+    assemble_in_place,
+    copy_pieces,
+    create_upload_dir,
+    find_pieces,
+    keep_part,
+    keep_region,
+    open_region,
+    release_region,
+    upload_dir,
+)
 from repositories.local.reads import head_info, open_for_read
 from repositories.local.staging import (
     STAGING_DIR_NAME,
@@ -33,7 +43,7 @@ from repositories.local.staging import (
     open_staging,
     refuse_without_room,
 )
-from repositories.local.streaming import WRITE_BATCH_BYTES, concatenate, stream_to, write_batch
+from repositories.local.streaming import WRITE_BATCH_BYTES, stream_to, write_batch
 from repositories.local.sweep import sweep_staging
 from repositories.local.threads import fs, in_thread
 from repositories.paths import ArtifactPath
@@ -101,6 +111,10 @@ class LocalRepository(ArtifactRepository):
         except BaseException:
             await in_thread(discard, staged)
             raise
+        return await self._hash_after_answer(staged, path, info)
+
+    async def _hash_after_answer(self, staged: Staged, path: ArtifactPath, info: ObjectInfo) -> ObjectInfo:
+        """Hand a committed file without a digest to `DeferredDigests`; `info` as the client gets it."""
         if info.sha256 is None:  # the commit left the file open, to be hashed now that it is answered
             fd = staged.hand_over()
             if not self._digests_later.add(fd, str(path)):
@@ -159,19 +173,30 @@ class LocalRepository(ArtifactRepository):
 
     # -- multipart uploads (multipart.py) ----------------------------------------------------
 
-    async def create_multipart(self, path: ArtifactPath) -> str:
+    async def create_multipart(self, path: ArtifactPath, *, num_parts: int | None = None) -> str:
         if path.is_root:
             raise InvalidPath("", "an upload needs a file name")
         self._fs_path(path)  # refuses reserved names now rather than at completion
         upload_id = uuid.uuid4().hex
-        await fs(path, create_upload_dir, upload_dir(self._staging, upload_id), path)
+        await fs(path, create_upload_dir, upload_dir(self._staging, upload_id), path, num_parts or None)
         return upload_id
 
     async def put_part(
         self, path: ArtifactPath, upload_id: str, number: int, body: AsyncIterator[bytes], *, content_length: int | None
     ) -> str:
         directory = upload_dir(self._staging, upload_id)
-        await fs(path, require_upload, directory, path)
+        # At its final offset in the upload's `data` when the layout says where (multipart.py), so
+        # that completing copies nothing; its bytes then head for the disk as they are written.
+        open_in_place = functools.partial(open_region, writeback=self.fsync)
+        region = await fs(path, open_in_place, directory, path, number, content_length)
+        if region is not None:
+            assert content_length is not None
+            try:
+                await stream_to(path, region, body)
+                return await fs(path, keep_region, region, directory, number, content_length)
+            except BaseException:
+                await in_thread(release_region, region, directory, number)
+                raise
         open_part = functools.partial(self._open_staging_with_room, final=False)
         staged = await fs(path, open_part, None, content_length, f"part {number} of '{path}'")
         try:
@@ -182,25 +207,41 @@ class LocalRepository(ArtifactRepository):
             raise
 
     async def multipart_size(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> int:
-        found = await fs(path, part_files, upload_dir(self._staging, upload_id), path, parts)
-        return sum(size for _, size in found)
+        pieces = await fs(path, find_pieces, upload_dir(self._staging, upload_id), path, parts)
+        return sum(piece.size for piece in pieces)
 
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         directory = upload_dir(self._staging, upload_id)
-        found = await fs(path, part_files, directory, path, parts)
+        target = self._fs_path(path)
+        assembled = await fs(path, assemble_in_place, directory, path, parts)
+        if assembled is not None:  # the parts are in place: `data` becomes the object, nothing copied
+            try:
+                info = await fs(path, self._commit, assembled, target, path)
+            except BaseException:
+                await in_thread(assembled.close)  # `data` stays, so the completion can be retried
+                raise
+            info = await self._hash_after_answer(assembled, path, info)
+        else:
+            info = await self._complete_by_copy(directory, path, target, parts)
+        await in_thread(shutil.rmtree, directory, True)
+        return info
+
+    async def _complete_by_copy(
+        self, directory: Path, path: ArtifactPath, target: Path, parts: Sequence[UploadedPart]
+    ) -> ObjectInfo:
+        """Parts that are not all in place: copied, in number order, into a new file."""
+        pieces = await fs(path, find_pieces, directory, path, parts)
         # The parts stay until the object is whole (a failed completion can be retried), so
         # assembling needs room for a second copy of them.
-        total = sum(size for _, size in found)
+        total = sum(piece.size for piece in pieces)
         what = f"assembling '{path}' from its parts (a copy beside them)"
         staged = await fs(path, self._open_staging_with_room, None, total, what)
         try:
-            await fs(path, concatenate, staged, [name for name, _ in found])
-            info = await fs(path, self._commit, staged, self._fs_path(path), path)
+            await fs(path, copy_pieces, staged, pieces)
+            return await fs(path, self._commit, staged, target, path)
         except BaseException:
             await in_thread(discard, staged)
             raise
-        await in_thread(shutil.rmtree, directory, True)
-        return info
 
     async def abort_multipart(self, path: ArtifactPath, upload_id: str) -> None:
         await in_thread(shutil.rmtree, upload_dir(self._staging, upload_id), True)

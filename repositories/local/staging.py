@@ -33,6 +33,7 @@ class Staged:
     digests: DigestAccumulator | None  # None: the SHA-256 is computed after the commit (DeferredDigests)
     closed: bool = field(default=False)
     early_writeback: bool = False  # a durable write: hand each filled window to the disk at once
+    base: int = 0  # the file offset of the first byte written (a multipart part written in place)
     written: int = 0
     written_back: int = 0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from repositories.local.os_errors import os_error
 from repositories.local.staging import Staged
@@ -30,16 +29,8 @@ def write_batch(staged: Staged, chunks: list[bytes]) -> None:
             staged.written += written
     pending = staged.written - staged.written_back
     if staged.early_writeback and pending >= WRITEBACK_WINDOW_BYTES:
-        start_writeback(staged.fd, staged.written_back, pending)
+        start_writeback(staged.fd, staged.base + staged.written_back, pending)
         staged.written_back = staged.written
-
-
-def concatenate(staged: Staged, files: list[Path]) -> None:
-    """Append `files` to the staging file, hashing as it goes (one executor hop for the lot)."""
-    for name in files:
-        with open(name, "rb") as part:
-            while block := part.read(WRITE_BATCH_BYTES):
-                write_batch(staged, [block])
 
 
 async def _batches(body: AsyncIterator[bytes], batch_bytes: int) -> AsyncIterator[list[bytes]]:

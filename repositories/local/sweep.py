@@ -24,7 +24,8 @@ def sweep_staging(staging_dir: Path, older_than_s: float) -> int:
     with contextlib.suppress(FileNotFoundError):
         for upload in list(os.scandir(staging_dir / MULTIPART_DIR_NAME)):
             with contextlib.suppress(FileNotFoundError):
-                newest = max(item.stat().st_mtime for item in [upload, *os.scandir(upload.path)])
+                items = [upload, *os.scandir(upload.path)]  # not following `part-size`, a symlink to a number
+                newest = max(item.stat(follow_symlinks=False).st_mtime for item in items)
                 if newest < cutoff:
                     shutil.rmtree(upload.path, ignore_errors=True)
                     removed += 1

@@ -74,6 +74,26 @@ def test_stock_client_logs_600_mib_with_multipart_lists_and_downloads(
     assert backend.open_uploads() == []
 
 
+def test_stock_client_log_artifact_above_the_threshold_uses_multipart_and_round_trips(
+    cloud: RunningGateway, backend: Backend, tmp_path: Path, fresh_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 600 MiB test above, small: the client's threshold and part size lowered, a short last part."""
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(MIB))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * MIB))
+    big = tmp_path / "model.bin"
+    big.write_bytes(os.urandom(17 * MIB + 3))
+    repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{cloud.port}/{fresh_dir}/run/artifacts")
+    repo.log_artifact(str(big), "model")
+    paths = [(line.get("method"), str(line.get("path")), line.get("status")) for line in cloud.log_lines()]
+    statuses = [(method, path.rsplit("/mpu/", 1)[-1], status) for method, path, status in paths if "/mpu/" in path]
+    assert ("POST", f"create/{fresh_dir}/run/artifacts/model", 200) in statuses
+    assert ("POST", f"complete/{fresh_dir}/run/artifacts/model", 200) in statuses
+    (tmp_path / "out").mkdir()
+    downloaded = Path(repo.download_artifacts("model/model.bin", str(tmp_path / "out")))
+    assert sha256_file(downloaded) == sha256_file(big)
+    assert backend.open_uploads() == []
+
+
 def test_range_missing_and_directory(cloud: RunningGateway, fresh_dir: str) -> None:
     data = os.urandom(3 * MIB)
     assert requests.put(cloud.artifact_url(f"{fresh_dir}/r.bin"), data=data, timeout=60).status_code == 200

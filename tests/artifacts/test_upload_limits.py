@@ -221,7 +221,8 @@ def test_one_part_over_the_size_limit_is_413_as_it_arrives(limited: RunningGatew
     assert response.status_code == 413
     assert "--max-upload-size-mib" in response.json()["message"]
     upload = limited.destination / ".artifact-gateway-staging" / "mpu" / created["upload_id"]
-    assert sorted(item.name for item in upload.iterdir()) == ["upload.json"]  # no part stored
+    assert sorted(item.name for item in upload.iterdir()) == ["data", "upload.json"]  # no part stored
+    assert (upload / "data").stat().st_size == 0
     assert staging_is_empty(limited)
 
 

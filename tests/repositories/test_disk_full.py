@@ -240,18 +240,40 @@ def test_multipart_parts_that_fill_the_disk_are_507_then_abort_leaves_nothing(
     assert_small_upload_works(disk, fresh_dir)
 
 
-def test_multipart_completion_without_room_for_the_object_is_507_then_abort_leaves_nothing(
-    disk: FullDisk, fresh_dir: str, baseline: int
-) -> None:
-    """Parts of 2 x 3 MiB fit, but assembling them needs a second 6 MiB beside them."""
-    created = create_upload(disk, fresh_dir, "whole.bin", 2)
-    credentials = created["credentials"]
+def _send_parts(credentials: object, sizes: list[int]) -> list[dict[str, object]]:
     assert isinstance(credentials, list)
     parts = []
-    for credential in credentials:
-        response = requests.put(credential["url"], data=os.urandom(3 * MIB), timeout=60)
+    for credential, size in zip(credentials, sizes, strict=True):
+        response = requests.put(credential["url"], data=os.urandom(size), timeout=60)
         assert response.status_code == 200, response.text
         parts.append({"part_number": credential["part_number"], "etag": response.headers["ETag"]})
+    return parts
+
+
+def test_multipart_completion_in_place_needs_no_room_beside_the_parts(
+    disk: FullDisk, fresh_dir: str, baseline: int
+) -> None:
+    """Parts of 2 x 3 MiB, each written at its final offset: completing copies nothing, so it fits."""
+    created = create_upload(disk, fresh_dir, "whole.bin", 2)
+    parts = _send_parts(created["credentials"], [3 * MIB, 3 * MIB])
+    done = requests.post(
+        f"{disk.gateway.url}{MPU}/complete/{fresh_dir}",
+        json={"path": "/home/me/whole.bin", "upload_id": created["upload_id"], "parts": parts},
+        timeout=60,
+    )
+    assert done.status_code == 200, done.text
+    head = requests.head(disk.gateway.artifact_url(f"{fresh_dir}/whole.bin"), timeout=30)
+    assert head.headers["Content-Length"] == str(6 * MIB)
+    assert disk.debris() == []
+    assert requests.delete(disk.gateway.artifact_url(f"{fresh_dir}/whole.bin"), timeout=30).status_code == 200
+
+
+def test_multipart_completion_by_copy_without_room_is_507_then_abort_leaves_nothing(
+    disk: FullDisk, fresh_dir: str, baseline: int
+) -> None:
+    """A last part larger than the first does not fit the layout: assembling needs a copy beside the parts."""
+    created = create_upload(disk, fresh_dir, "whole.bin", 2)
+    parts = _send_parts(created["credentials"], [2 * MIB, 3 * MIB])
     done = requests.post(
         f"{disk.gateway.url}{MPU}/complete/{fresh_dir}",
         json={"path": "/home/me/whole.bin", "upload_id": created["upload_id"], "parts": parts},
@@ -294,8 +316,10 @@ def test_the_stock_mlflow_client_fails_at_once_with_the_reason(
     big.write_bytes(os.urandom(12 * MIB))
     repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{disk.gateway.port}/{fresh_dir}")
     for multipart in (False, True):
-        # With a 1 MiB threshold the client asks server-info, then sends 5 MiB parts.
+        # With a 1 MiB threshold the client sends 5 MiB parts.
         monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(MIB if multipart else 1 << 40))
+        # server-info offers no multipart on local disk (one PUT is faster): the client is made to use it.
+        monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true" if multipart else "false")
         monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * MIB))
         started = time.monotonic()
         # A single PUT fails with requests' HTTPError, a multipart upload with MlflowException.

@@ -307,13 +307,14 @@ async def test_missing_bucket_or_container_fails_the_check(
 # -- multipart uploads through the API (parts may arrive out of order, from any worker) -------------
 
 
+@pytest.mark.parametrize("num_parts", [None, 3], ids=["count-unknown", "count-announced"])
 async def test_multipart_upload_assembles_parts_in_number_order(
-    repository: ArtifactRepository, request: pytest.FixtureRequest
+    repository: ArtifactRepository, request: pytest.FixtureRequest, num_parts: int | None
 ) -> None:
     from repositories.base import UploadedPart
 
     chunks = [os.urandom(PART), os.urandom(PART), os.urandom(1234)]
-    upload_id = await repository.create_multipart(p("mpu/model.bin"))
+    upload_id = await repository.create_multipart(p("mpu/model.bin"), num_parts=num_parts)
     etags = {}
     for number in (3, 1, 2):  # any order
         etags[number] = await repository.put_part(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,23 +107,54 @@ def test_log_list_download_delete_round_trip(
     assert repo.list_artifacts() == []
 
 
-def test_large_file_probes_server_info_and_uploads_in_parallel_parts(
+def _requests_seen(gateway: RunningGateway) -> list[tuple[object, object, object]]:
+    return [(line.get("method"), line.get("path"), line.get("status")) for line in gateway.log_lines()]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_large_file_above_the_threshold_goes_in_one_streamed_put_on_local_disk(
     gateway: RunningGateway, fresh_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above the threshold the client asks server-info, sees multipart on, and uploads in parts."""
+    """Above the threshold the client asks server-info, which offers no multipart on local disk."""
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * 1024 * 1024))
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(16 * 1024 * 1024 + 3))
     repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{gateway.port}/{fresh_dir}")
     repo.log_artifact(str(big))
-    assert (gateway.destination / fresh_dir / "big.bin").read_bytes() == big.read_bytes()
-    requests_seen = [(line.get("method"), line.get("path"), line.get("status")) for line in gateway.log_lines()]
+    requests_seen = _requests_seen(gateway)
     assert ("GET", "/api/3.0/mlflow/server-info", 200) in requests_seen
-    assert ("POST", f"/api/2.0/mlflow-artifacts/mpu/create/{fresh_dir}", 200) in requests_seen
-    assert sum(1 for item in requests_seen if item == ("PUT", "/api/2.0/mlflow-artifacts/mpu/part", 200)) == 4
-    assert ("POST", f"/api/2.0/mlflow-artifacts/mpu/complete/{fresh_dir}", 200) in requests_seen
-    assert not any(item[0] == "PUT" and str(item[1]).endswith("big.bin") for item in requests_seen)
+    assert ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{fresh_dir}/big.bin", 200) in requests_seen
+    assert not any("/mpu/" in str(item[1]) for item in requests_seen if fresh_dir in str(item[1]))
+    (tmp_path / "out").mkdir()
+    assert _sha256(Path(repo.download_artifacts("big.bin", str(tmp_path / "out")))) == _sha256(big)
+
+
+def test_large_file_in_parallel_parts_round_trips_when_multipart_is_offered_on_local_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --local-multipart-uploads the client sends parts (uneven last one); completion copies none."""
+    with run_gateway(tmp_path / "gw", "--local-multipart-uploads") as offered:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", offered.url)
+        monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
+        monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * 1024 * 1024))
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(16 * 1024 * 1024 + 3))
+        repo = get_artifact_repository(f"mlflow-artifacts://127.0.0.1:{offered.port}/run/artifacts")
+        repo.log_artifact(str(big), "model")
+        requests_seen = _requests_seen(offered)
+        assert ("GET", "/api/3.0/mlflow/server-info", 200) in requests_seen
+        assert ("POST", "/api/2.0/mlflow-artifacts/mpu/create/run/artifacts/model", 200) in requests_seen
+        assert sum(1 for item in requests_seen if item == ("PUT", "/api/2.0/mlflow-artifacts/mpu/part", 200)) == 4
+        assert ("POST", "/api/2.0/mlflow-artifacts/mpu/complete/run/artifacts/model", 200) in requests_seen
+        assert not any(item[0] == "PUT" and str(item[1]).endswith("big.bin") for item in requests_seen)
+        assert [(i.path, i.file_size) for i in repo.list_artifacts("model")] == [("model/big.bin", big.stat().st_size)]
+        (tmp_path / "out").mkdir()
+        assert _sha256(Path(repo.download_artifacts("model/big.bin", str(tmp_path / "out")))) == _sha256(big)
+        assert list((offered.destination / ".artifact-gateway-staging" / "mpu").iterdir()) == []
 
 
 def test_client_falls_back_to_one_put_when_multipart_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

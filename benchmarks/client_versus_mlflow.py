@@ -1,0 +1,608 @@
+"""The stock MLflow client's own calls, against the gateway and `mlflow server`, in one run.
+
+Not a test. `./dev bench` runs it after `benchmarks/versus_mlflow.py` (`./dev bench client` alone;
+`.venv/bin/python benchmarks/client_versus_mlflow.py --help`). About 5 minutes with the defaults on
+a 2-core machine; `--quick` about 1.
+
+What it does:
+  * starts the gateway (one worker, proxied artifacts, SQLite tracking store, local disk; otherwise
+    defaults) and stock `mlflow server` (the same: proxied, SQLite, local disk, 4 workers); with
+    `--backends local,s3`, then both again on the test suite's S3 server (SeaweedFS; `--s3-runs`);
+  * per run, every server in turn, the order alternating between runs, times the stock client's own
+    calls (`MlflowClient.log_artifact`, `mlflow.artifacts.download_artifacts`,
+    `MlflowClient.log_artifacts`), in this process, exactly as a user makes them: the client decides
+    by itself (from `server-info` and the file's size) between one streamed PUT and MLflow's
+    multipart API;
+  * on the gateway also a `log_artifact` with `MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true`, which
+    makes the client use the multipart API whatever `server-info` says: the two ways side by side;
+  * for reference, one raw PUT (`sendfile`) and one GET (read into a file) of the same large file on
+    a bare socket: what each server itself takes, without the stock client's own costs;
+  * verifies every byte: what `download_artifacts` returns by SHA-256, what each upload stored by
+    reading it back from the destination; any mismatch exits non-zero;
+  * before each timed call, flushes dirty pages and waits until the gateway has finished what it
+    does after answering (it hashes a large upload then), so no call shares the cores with the last;
+    removes each large file once checked (on this virtual machine, page cache grown past a few GiB
+    makes writes slower: benchmarks/RESULTS.md), keeps the small files to the end; with
+    `--drop-caches` (root) drops the page cache before each small-file leg (see `drop_caches`).
+
+The report (markdown with medians, per-run figures and ratios, raw JSON) goes to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.large_file import cpu_model, cpu_seconds_once_idle
+from benchmarks.versus_mlflow import Mismatch, can_drop_caches, process, settle, write_random
+from tests.conftest import s3_client
+from tests.gateway_process import ARTIFACTS, run_gateway
+from tests.storage_servers import seaweed_s3
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+FORCE_MULTIPART = "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"
+BUCKET = "client-bench"
+
+
+@dataclass
+class Server:
+    """One server under test, and where it stores: a local directory, or a prefix in an S3 bucket."""
+
+    name: str
+    url: str
+    pid: int
+    destination: Path | None = None
+    s3: Any = None  # a boto3 client, for an S3 destination
+    bucket: str = ""
+    prefix: str = ""
+
+    def _key(self, artifact_uri: str, path: str) -> str:
+        """A run's artifact: `mlflow-artifacts:/<exp>/<run>/artifacts/<path>` under the destination."""
+        return f"{artifact_uri.split(':', 1)[1].lstrip('/')}/{path}"
+
+    def stored(self, artifact_uri: str, path: str) -> Iterator[bytes]:
+        """The bytes the server stored, read from the destination itself."""
+        key = self._key(artifact_uri, path)
+        if self.s3 is not None:
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")["Body"]
+            yield from body.iter_chunks(8 * MIB)
+            return
+        assert self.destination is not None
+        with open(self.destination / key, "rb") as stream:
+            while block := stream.read(8 * MIB):
+                yield block
+
+    def remove(self, artifact_uri: str, path: str) -> None:
+        key = self._key(artifact_uri, path)
+        if self.s3 is not None:
+            self.s3.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+        else:
+            assert self.destination is not None
+            (self.destination / key).unlink()
+
+    def idle(self) -> None:
+        """Wait until the server has finished its after-answer work (the gateway hashes large uploads)."""
+        if self.name == "gateway":  # MLflow's tree keeps job consumers polling: never under 2 % of a core
+            cpu_seconds_once_idle(self.pid, timeout=30)
+
+
+@dataclass
+class Sources:
+    large: Path
+    large_sha: str
+    folder: Path
+    folder_sha: dict[str, str]
+    huge: Path | None
+    huge_sha: str | None
+
+
+def make_sources(root: Path, args: argparse.Namespace) -> Sources:
+    root.mkdir(parents=True, exist_ok=True)
+    large = root / "model.bin"
+    large_sha = write_random(large, args.size_mib * MIB)
+    folder = root / "folder"
+    folder.mkdir(exist_ok=True)
+    folder_sha = {}
+    for index in range(args.small_files):
+        blob = os.urandom(args.small_kib * 1024)
+        name = f"f{index // 100:02d}/{index:05d}.bin"  # 100 files a directory, as a checkpoint folder might be
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(blob)
+        folder_sha[name] = hashlib.sha256(blob).hexdigest()
+    huge, huge_sha = None, None
+    if args.huge_gib:
+        huge = root / "huge.bin"
+        huge_sha = write_random(huge, args.huge_gib << 30)
+    return Sources(large, large_sha, folder, folder_sha, huge, huge_sha)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check(what: str, path: Path, expected: str) -> None:
+    actual = file_sha256(path)
+    if actual != expected:
+        raise Mismatch(f"{what}: {path} has sha256 {actual}, expected {expected}")
+
+
+def check_stored(server: Server, artifact_uri: str, path: str, expected: str) -> None:
+    digest = hashlib.sha256()
+    for block in server.stored(artifact_uri, path):
+        digest.update(block)
+    if digest.hexdigest() != expected:
+        raise Mismatch(f"{server.name} stored {path} with sha256 {digest.hexdigest()}, expected {expected}")
+
+
+def drop_caches(sources: Sources) -> None:
+    """With `--drop-caches`, as root: write back and drop the page cache, then read the sources back.
+
+    Not by default. `versus_mlflow.py` drops before its small-file legs because on this machine's ext4
+    (no journal) each new inode is checked against those deleted in the minutes before while their
+    inode-table blocks are cached, and that bench deletes thousands of files between runs. This one
+    deletes a few large files only, and right after a drop every fsync here takes milliseconds
+    (metadata read back from the disk): the gateway's durable small uploads, one at a time from the
+    stock client, ran at 81-94 files/s after a drop against 252-397 without (benchmarks/RESULTS.md).
+    """
+    settle()
+    if not can_drop_caches():
+        return
+    DROP_CACHES.write_text("1")
+    for source in [sources.large, *sorted(sources.folder.rglob("*.bin"))]:
+        with open(source, "rb") as stream:
+            while stream.read(64 * MIB):
+                pass
+
+
+@contextlib.contextmanager
+def client_env(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def timed(server: Server, call: Callable[[], Any]) -> float:
+    settle()
+    server.idle()
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def raw_get_into_file(server: Server, target: str, out: Path) -> None:
+    """GET `target` on a bare socket into `out` (1 MiB reads): what any client writing the file can reach.
+
+    A chunked answer (MLflow streaming from S3) is decoded; a sized one is copied as it comes.
+    """
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection, open(out, "wb") as sink:
+        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        reader = connection.makefile("rb", buffering=MIB)
+        status = reader.readline()
+        headers = {}
+        while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if status.split(b" ", 2)[1:2] != [b"200"]:
+            raise Mismatch(f"GET {target}: {status!r} {reader.read(300)!r}")
+        block = bytearray(MIB)
+        view = memoryview(block)
+        if headers.get("transfer-encoding") == "chunked":
+            while size := int(reader.readline().split(b";")[0], 16):
+                while size:
+                    received = reader.readinto(view[: min(size, len(block))])
+                    sink.write(view[:received])
+                    size -= received
+                reader.readline()
+            return
+        while received := reader.readinto(block):
+            sink.write(view[:received])
+
+
+def raw_put_from_file(server: Server, target: str, source: Path) -> None:
+    """PUT `source` on a bare socket with `sendfile` (no copy in the client): what the server takes."""
+    host, port = server.url.removeprefix("http://").split(":")
+    size = source.stat().st_size
+    with socket.create_connection((host, int(port))) as connection, open(source, "rb") as body:
+        head = f"PUT {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n"
+        head += "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        connection.sendall(head.encode())
+        connection.sendfile(body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    if answer.split(b" ", 2)[1:2] != [b"200"]:
+        raise Mismatch(f"PUT {target}: {answer[:300]!r}")
+
+
+def raw_legs(server: Server, run_path: str, sources: Sources, work: Path) -> dict[str, float]:
+    """The same large file by raw HTTP on a bare socket: a PUT with `sendfile`, a GET into a file.
+
+    What the server itself takes without the stock client's own costs; the GET, written to a file
+    as `download_artifacts` writes it, is also the floor of any Python client's download here.
+    """
+    path = f"{run_path}/raw/{sources.large.name}"
+    size_mib = sources.large.stat().st_size / MIB
+    up = timed(server, lambda: raw_put_from_file(server, f"{ARTIFACTS}/{path}", sources.large))
+    out = work / "raw-get.bin"
+    down = timed(server, lambda: raw_get_into_file(server, f"{ARTIFACTS}/{path}", out))
+    check(f"{server.name} raw GET", out, sources.large_sha)
+    out.unlink()
+    return {"raw_put_mibs": size_mib / up, "raw_get_mibs": size_mib / down}
+
+
+def client_legs(
+    server: Server, sources: Sources, work: Path, label: str, *, forced: bool, drop: bool
+) -> dict[str, float]:
+    """The stock client's calls on one server: one run of its own, then its large files removed."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    client = MlflowClient(tracking_uri=server.url)
+    experiment = client.get_experiment_by_name("bench") or client.get_experiment(client.create_experiment("bench"))
+    assert experiment is not None
+    run = client.create_run(experiment.experiment_id, run_name=label)
+    run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
+    out = work / "downloads"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    sample: dict[str, float] = {}
+    large_mib = sources.large.stat().st_size / MIB
+
+    seconds = timed(server, lambda: client.log_artifact(run_id, str(sources.large), "large"))
+    sample["log_artifact_s"] = seconds
+    check_stored(server, artifact_uri, f"large/{sources.large.name}", sources.large_sha)
+    if forced:
+        with client_env(**{FORCE_MULTIPART: "true"}):
+            seconds = timed(server, lambda: client.log_artifact(run_id, str(sources.large), "forced"))
+        sample["log_artifact_multipart_s"] = seconds
+        check_stored(server, artifact_uri, f"forced/{sources.large.name}", sources.large_sha)
+        server.remove(artifact_uri, f"forced/{sources.large.name}")
+
+    fetched: list[Path] = []
+
+    def fetch(path: str) -> None:
+        local = download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(out), tracking_uri=server.url)
+        fetched.append(Path(local))
+
+    seconds = timed(server, lambda: fetch(f"large/{sources.large.name}"))
+    sample["download_artifacts_s"] = seconds
+    check(f"{server.name} download_artifacts", fetched[-1], sources.large_sha)
+    fetched[-1].unlink()
+    server.remove(artifact_uri, f"large/{sources.large.name}")
+
+    if sources.huge is not None and server.s3 is None:  # local disk only: SeaweedFS takes minutes a leg
+        huge, huge_sha = sources.huge, sources.huge_sha
+        assert huge_sha is not None
+        sample["log_artifact_huge_s"] = timed(server, lambda: client.log_artifact(run_id, str(huge), "huge"))
+        sample["download_artifacts_huge_s"] = timed(server, lambda: fetch(f"huge/{huge.name}"))
+        check(f"{server.name} download_artifacts (huge)", fetched[-1], huge_sha)
+        fetched[-1].unlink()
+        # The floor again, for this size: page cache grown past a few GiB makes this machine's writes slower.
+        target = f"{ARTIFACTS}/{artifact_uri.split(':', 1)[1].lstrip('/')}/huge/{huge.name}"
+        seconds = timed(server, lambda: raw_get_into_file(server, target, work / "raw-huge.bin"))
+        sample["raw_get_huge_mibs"] = huge.stat().st_size / MIB / seconds
+        check(f"{server.name} raw GET (huge)", work / "raw-huge.bin", huge_sha)
+        (work / "raw-huge.bin").unlink()
+        server.remove(artifact_uri, f"huge/{huge.name}")
+
+    sample.update(raw_legs(server, artifact_uri.split(":", 1)[1].lstrip("/"), sources, work))
+    server.remove(artifact_uri, f"raw/{sources.large.name}")
+
+    if drop:
+        drop_caches(sources)
+    seconds = timed(server, lambda: client.log_artifacts(run_id, str(sources.folder), "folder"))
+    sample["log_artifacts_s"] = seconds
+    for name, sha in sources.folder_sha.items():
+        check_stored(server, artifact_uri, f"folder/{name}", sha)
+    client.set_terminated(run_id)
+    sample["log_artifact_mibs"] = large_mib / sample["log_artifact_s"]
+    sample["download_artifacts_mibs"] = large_mib / sample["download_artifacts_s"]
+    sample["log_artifacts_fps"] = len(sources.folder_sha) / sample["log_artifacts_s"]
+    return sample
+
+
+@contextlib.contextmanager
+def start_servers(work: Path, args: argparse.Namespace, backend: str) -> Iterator[list[Server]]:
+    """The gateway and `mlflow server`, both proxied with SQLite, storing on `backend` (local or s3)."""
+    with contextlib.ExitStack() as stack:
+        work = work / backend
+        work.mkdir()
+        env: dict[str, str] = {}
+        s3, storage = None, {}
+        if backend == "s3":
+            server, _ = stack.enter_context(seaweed_s3(work / "seaweedfs"))
+            s3 = s3_client(server)
+            s3.create_bucket(Bucket=BUCKET)
+            env = server.env()
+        destinations = {}
+        for name in ("gateway", "mlflow"):
+            if s3 is not None:
+                destinations[name] = f"s3://{BUCKET}/{name}"
+                storage[name] = {"s3": s3, "bucket": BUCKET, "prefix": name}
+            else:
+                destinations[name] = str(work / f"{name}-artifacts")
+                storage[name] = {"destination": work / f"{name}-artifacts"}
+        gateway = stack.enter_context(
+            run_gateway(
+                work / "gateway",
+                "--backend-store-uri",
+                f"sqlite:///{work / 'gateway.db'}",
+                *args.gateway_arg,
+                env={**env, "ARTIFACT_GATEWAY_S3_ADDRESSING_STYLE": "path"} if s3 is not None else env,
+                destination=destinations["gateway"],
+            )
+        )
+        servers = [Server("gateway", gateway.url, gateway.proc.pid, **storage["gateway"])]
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+        command += ["--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}"]
+        command += ["--artifacts-destination", destinations["mlflow"], "--workers", str(args.mlflow_workers)]
+        url, pid = stack.enter_context(process("mlflow", command, work, env))
+        servers.append(Server("mlflow", url, pid, **storage["mlflow"]))
+        yield servers
+
+
+def compare(work: Path, sources: Sources, args: argparse.Namespace, backend: str) -> dict[str, list[dict[str, float]]]:
+    samples: dict[str, list[dict[str, float]]] = {}
+    runs = args.runs if backend == "local" else args.s3_runs
+    with start_servers(work, args, backend) as servers:
+        for server in servers:  # unmeasured: the first calls pay for lazy imports and the first run's setup
+            client_legs_warm_up(server, sources, work)
+        for run in range(runs):
+            order = servers if run % 2 == 0 else servers[::-1]
+            for server in order:
+                sample = client_legs(
+                    server, sources, work, f"run{run}", forced=server.name == "gateway", drop=args.drop_caches
+                )
+                samples.setdefault(server.name, []).append(sample)
+                brief = ", ".join(f"{key} {value:.2f}" for key, value in sample.items())
+                print(f"[{backend}] run{run} {server.name}: {brief}", file=sys.stderr, flush=True)
+    return samples
+
+
+def client_legs_warm_up(server: Server, sources: Sources, work: Path) -> None:
+    """Enough calls that every worker has imported what it lazily imports (seconds each for MLflow's)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=server.url)
+    experiment_id = client.create_experiment("warm-up")
+    run = client.create_run(experiment_id)
+    smalls = sorted(sources.folder.rglob("*.bin"))[:16]
+    for small in smalls:
+        client.log_artifact(run.info.run_id, str(small))
+    for small in smalls:
+        client.download_artifacts(run.info.run_id, small.name, str(work / "warm-up"))
+    shutil.rmtree(work / "warm-up", ignore_errors=True)
+
+
+# -- report --------------------------------------------------------------------------------------
+
+ROWS = [  # (metric, label, seconds: lower is better)
+    ("log_artifact_s", "`log_artifact`, {large}", True),
+    ("download_artifacts_s", "`download_artifacts`, {large}", True),
+    ("log_artifact_huge_s", "`log_artifact`, {huge}", True),
+    ("download_artifacts_huge_s", "`download_artifacts`, {huge}", True),
+    ("log_artifacts_s", "`log_artifacts`, {files}", True),
+    ("log_artifact_multipart_s", "`log_artifact`, {large}, client forced to multipart", True),
+    ("raw_put_mibs", "raw PUT, {large}, MiB/s (a bare socket, sendfile)", False),
+    ("raw_get_mibs", "raw GET, {large}, MiB/s (a bare socket into a file)", False),
+    ("raw_get_huge_mibs", "raw GET, {huge}, MiB/s (a bare socket into a file)", False),
+]
+
+
+def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {metric: statistics.median(sample[metric] for sample in runs) for metric in runs[0]}
+        for name, runs in samples.items()
+    }
+
+
+def fmt(value: float, seconds: bool) -> str:
+    if seconds:
+        return f"{value * 1000:,.0f} ms"
+    return f"{value:,.0f}"
+
+
+def speedup(gateway: float | None, mlflow: float | None, seconds: bool) -> float | None:
+    if not gateway or not mlflow:
+        return None
+    return mlflow / gateway if seconds else gateway / mlflow
+
+
+def table(samples: dict[str, list[dict[str, float]]], names: dict[str, str]) -> list[str]:
+    mid = medians(samples)
+    gateway, mlflow = mid["gateway"], mid["mlflow"]
+    lines = [
+        "| call | MLflow 3.17.2 | gateway | gateway vs MLflow | per run (MLflow; gateway) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for metric, label, seconds in ROWS:
+        if metric not in gateway:
+            continue
+        ratio = speedup(gateway[metric], mlflow.get(metric), seconds)
+        per_run = "; ".join(
+            ", ".join(fmt(sample[metric], seconds) for sample in samples[name] if metric in sample)
+            for name in ("mlflow", "gateway")
+        )
+        lines.append(
+            f"| {label.format(**names)} | {fmt(mlflow[metric], seconds) if metric in mlflow else '-'} "
+            f"| {fmt(gateway[metric], seconds)} | {f'{ratio:.2f}x' if ratio else '-'} | {per_run} |"
+        )
+    return lines
+
+
+def targets(samples: dict[str, list[dict[str, float]]], names: dict[str, str]) -> list[str]:
+    mid = medians(samples)
+    lines = ["| target | reached | met |", "| --- | --- | --- |"]
+    for metric in ("log_artifact_s", "download_artifacts_s", "log_artifact_huge_s", "download_artifacts_huge_s"):
+        ratio = speedup(mid["gateway"].get(metric), mid["mlflow"].get(metric), True)
+        if ratio is None:
+            continue
+        label = next(label for key, label, _ in ROWS if key == metric).format(**names)
+        lines.append(f"| {label}: at least 2x MLflow | {ratio:.2f}x | {'yes' if ratio >= 2 else '**no**'} |")
+    return lines
+
+
+def write_report(result: dict[str, Any], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    meta, by_backend = result["meta"], result["samples"]
+    if "gateway" in by_backend:  # a JSON from before S3 was measured: local disk only
+        by_backend = {"local": by_backend}
+    names = {
+        "large": f"{meta['size_mib']} MiB",
+        "huge": f"{meta['huge_gib']} GiB",
+        "files": f"{meta['small_files']:,} x {meta['small_kib']} KiB files",
+    }
+    lines = [
+        "# The stock MLflow client against the gateway and MLflow, side by side",
+        "",
+        f"Generated by `benchmarks/client_versus_mlflow.py` ({meta['command']}) on {meta['started'][:16]} UTC, "
+        f"commit {meta['commit']}, in {meta['minutes']} minutes; {meta['machine']}, Python {meta['python']}, "
+        f"MLflow {meta['mlflow']}.",
+        "",
+        "Both servers proxied with a SQLite tracking store; the gateway with one worker and its defaults "
+        f"(fsync on), `mlflow server` with {meta['mlflow_workers']} workers. Each call is the stock client's "
+        "own (`MlflowClient.log_artifact`, `mlflow.artifacts.download_artifacts`, `MlflowClient.log_artifacts`), "
+        "made in the benchmark process, the servers' order alternating between runs; medians below. Before "
+        "each call dirty pages are flushed and the gateway's after-answer work (the SHA-256 of a large upload) "
+        "has finished. Every byte checked by SHA-256: what each upload stored, read back from the destination, "
+        "and what each download returned."
+        + (
+            " The page cache was dropped before each small-file leg (`--drop-caches`)."
+            if meta["caches_dropped"]
+            else " The page cache was not dropped."
+        ),
+        "",
+    ]
+    for backend, samples in by_backend.items():
+        runs = len(samples["gateway"])
+        mid = medians(samples)
+        gateway = mid["gateway"]
+        if backend == "local":
+            lines += [f"## Local disk ({runs} run{'s' if runs > 1 else ''})", "", *table(samples, names), ""]
+            lines += [*targets(samples, names), ""]
+            up, raw_put = gateway["log_artifact_mibs"], gateway["raw_put_mibs"]
+            down, raw_get = gateway["download_artifacts_mibs"], gateway["raw_get_mibs"]
+            lines += [
+                f"The stock client moved the {names['large']} file to the gateway at {up:,.0f} MiB/s, "
+                f"{up / raw_put:.2f}x the raw single PUT of the same run ({raw_put:,.0f} MiB/s); "
+                f"`download_artifacts` took it back at {down:,.0f} MiB/s, {down / raw_get:.2f}x a bare socket "
+                f"reading the same GET into a file ({raw_get:,.0f} MiB/s), the floor of any Python client "
+                "writing the file here.",
+                "",
+                "How the client chose: MLflow offers no multipart upload on local disk, and the gateway's "
+                "`server-info` offers none there either (one streamed PUT is faster, see docs/configuration.md), "
+                "so the client sends one streamed PUT to both; the row 'client forced to multipart' sets "
+                "`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true`, so the client sends 10 MiB parts from 4 threads "
+                "and completes the upload, which the gateway does without copying the parts.",
+                "",
+            ]
+        else:
+            lines += [f"## S3 (the test suite's SeaweedFS, {runs} run{'s' if runs > 1 else ''})", ""]
+            lines += [*table(samples, names), ""]
+            lines += [
+                "Both servers offer multipart uploads on S3. MLflow answers `mpu/create` with presigned S3 URLs "
+                "and its `server-info` offers multipart downloads, so its client sends the parts and reads "
+                "ranges straight from SeaweedFS; the gateway (defaults: `--multipart-upload proxy`, no "
+                "presigned downloads) receives the parts and streams the download itself. Both are bound by "
+                "SeaweedFS here.",
+                "",
+            ]
+    lines += ["Raw figures: [client-versus-mlflow.json](client-versus-mlflow.json).", ""]
+    report = out / "client-versus-mlflow.md"
+    report.write_text("\n".join(lines))
+    (out / "client-versus-mlflow.json").write_text(json.dumps(result, indent=2) + "\n")
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="alternated runs on local disk (default 3)")
+    parser.add_argument("--backends", default="local", help="comma list of local, s3 (default local)")
+    parser.add_argument("--s3-runs", type=int, default=1, help="runs on S3 (default 1)")
+    parser.add_argument("--size-mib", type=int, default=700, help="the large file (default 700)")
+    parser.add_argument("--huge-gib", type=int, default=0, help="also a file of this many GiB (5 for the issue's)")
+    parser.add_argument("--small-files", type=int, default=2000)
+    parser.add_argument("--small-kib", type=int, default=4)
+    parser.add_argument("--mlflow-workers", type=int, default=4)
+    parser.add_argument("--gateway-arg", action="append", default=[], help="extra flag for the gateway (repeatable)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="report directory")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: system temp)")
+    parser.add_argument(
+        "--drop-caches", action="store_true", help="as root, drop the page cache before each small-file leg"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
+    parser.add_argument("--from-json", type=Path, help="only re-render the report from a saved JSON")
+    args = parser.parse_args()
+    if args.from_json:
+        print(write_report(json.loads(args.from_json.read_text()), args.out))
+        return 0
+    if args.quick:
+        args.runs, args.size_mib, args.small_files, args.huge_gib = 1, 64, 200, 0
+    for name in list(os.environ):  # the client must decide by itself, as a user's would
+        if name.startswith("MLFLOW_"):
+            del os.environ[name]
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="client-bench-") as scratch:
+        work = Path(scratch)
+        sources = make_sources(work / "sources", args)
+        samples = {backend: compare(work, sources, args, backend) for backend in args.backends.split(",")}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    import mlflow
+
+    meta = {
+        "started": started.isoformat(),
+        "minutes": round((time.perf_counter() - clock) / 60, 1),
+        "commit": commit.strip() or "?",
+        "machine": f"{os.cpu_count()} cores ({cpu_model()}), {psutil.virtual_memory().total / (1 << 30):.0f} GiB RAM",
+        "python": platform.python_version(),
+        "mlflow": mlflow.__version__,
+        "command": " ".join(["./dev bench client", *sys.argv[1:]]),
+        "runs": args.runs,
+        "s3_runs": args.s3_runs,
+        "size_mib": args.size_mib,
+        "huge_gib": args.huge_gib,
+        "small_files": args.small_files,
+        "small_kib": args.small_kib,
+        "mlflow_workers": args.mlflow_workers,
+        "caches_dropped": args.drop_caches and can_drop_caches(),
+    }
+    print(write_report({"meta": meta, "samples": samples}, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
