@@ -126,7 +126,8 @@ def _place(staging_dir: Path, staged: Staged, parents: _Parents, name: str) -> N
                 return
             except FileExistsError:  # an overwrite: a link cannot replace, a rename can
                 pass
-        staging_name = name_in_staging(staging_dir, staged).name
+        # Below the staging directory: a name in it, or a multipart upload's `mpu/<id>/data`.
+        staging_name = str(name_in_staging(staging_dir, staged).relative_to(staging_dir))
         staging_fd = os.open(STAGING_DIR_NAME, DIR_FLAGS, dir_fd=parents.fds[0])
         try:
             os.replace(staging_name, name, src_dir_fd=staging_fd, dst_dir_fd=parents.last)
