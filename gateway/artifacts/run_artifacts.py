@@ -88,6 +88,7 @@ async def upload_artifact(request: web.Request) -> web.Response:
     relative = query.get("path")
     if not relative:
         raise ApiError.invalid("Request must specify path.")
+    parse_path(relative)  # a bad path is refused before the body is looked at, as MLflow does
     body = body_chunks(request, UPLOAD_LIMIT)  # refuses a declared oversize here, before the run is read
     if not request.content_length and not request.body_exists:
         raise ApiError.invalid("Request must specify data.")

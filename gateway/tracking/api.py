@@ -72,7 +72,11 @@ def _store(request: web.Request) -> TrackingStore:
 
 
 def _run_id(fields: dict[str, Any]) -> Any:
-    return fields.get("run_id") or fields.get("run_uuid")
+    """The request's run id (run_uuid is MLflow's older name for it); checked first, as MLflow does."""
+    run_id = fields.get("run_id") or fields.get("run_uuid")
+    if run_id is not None and not isinstance(run_id, str):
+        raise wrong_type(run_id, "run_id")
+    return run_id
 
 
 def _list(fields: dict[str, Any], name: str) -> list[Any]:
@@ -104,21 +108,12 @@ def _objects(fields: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return items
 
 
-def _wrong_type(name: str, value: object) -> ApiError:
-    """MLflow's 400 for a field of the wrong JSON type (two spaces after 'supplied:', as MLflow writes it)."""
-    shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return ApiError.invalid(
-        f"Invalid value {shown} for parameter '{name}' supplied:  Hint: Value was of type '{type(value).__name__}'. "
-        "See the API docs for more information about request parameters."
-    )
-
-
 def _json_list(request: web.Request, fields: dict[str, Any], name: str) -> list[Any]:
     """A repeated field: a JSON array in a body (anything else is MLflow's type error), one or more
     query arguments in a GET."""
     value = fields.get(name)
     if value is not None and not isinstance(value, list) and request.method != "GET":
-        raise _wrong_type(name, value)
+        raise wrong_type(value, name)
     return _list(fields, name)
 
 
@@ -174,15 +169,16 @@ def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 async def create_experiment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    experiment_name(fields.get("name"))  # checked first, as MLflow checks its fields in order
+    # MLflow checks the fields' types in order (name, artifact_location, tags) before their values.
+    experiment_name(fields.get("name"))
     location = fields.get("artifact_location") or None
-    if location is not None:
-        if not isinstance(location, str):
-            raise wrong_type(location, "artifact_location")
-        location = request.app[LOCATIONS_KEY].validate(location)
+    if location is not None and not isinstance(location, str):
+        raise wrong_type(location, "artifact_location")
     tags = _json_list(request, fields, "tags")
     if not all(isinstance(tag, dict) for tag in tags):
         raise ApiError.invalid("Invalid value for parameter 'tags': every entry must be a JSON object")
+    if location is not None:
+        location = request.app[LOCATIONS_KEY].validate(location)
     return {"experiment_id": await _store(request).create_experiment(fields.get("name"), location, tags)}
 
 

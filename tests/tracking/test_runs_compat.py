@@ -218,3 +218,28 @@ def test_a_bulk_history_url_naming_1000_runs_gets_mlflows_json_400(tracking: Run
         timeout=30,
     )
     assert_400(response, "GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received 1000 run_ids.")
+
+
+def test_fields_are_checked_in_mlflows_order(tracking: RunningGateway) -> None:
+    """What MLflow's own tests read: the first wrong field, in MLflow's order, names the error."""
+    _, run_id = new_run(tracking)
+    for path in ("/runs/log-parameter", "/runs/set-tag"):
+        response = post(tracking, path, {"run_id": 31, "key": "k", "value": 41})
+        assert_400(
+            response, f"Invalid value 31 for parameter 'run_id' supplied:  Hint: Value was of type 'int'. {SEE_DOCS}"
+        )
+    response = post(tracking, "/experiments/create", {"name": "n", "artifact_location": "my_location", "tags": "5"})
+    assert_400(
+        response, f"Invalid value \"5\" for parameter 'tags' supplied:  Hint: Value was of type 'str'. {SEE_DOCS}"
+    )
+    upload = requests.post(
+        f"{tracking.url}{AJAX}/upload-artifact", params={"run_uuid": run_id, "path": "../test.txt"}, timeout=30
+    )
+    assert upload.status_code == 400 and upload.json()["message"].startswith("Invalid path")
+
+
+def test_a_logged_model_may_name_a_run_this_server_does_not_know(tracking: RunningGateway) -> None:
+    """MLflow keeps `source_run_id` as a link and does not look it up; its client's tests rely on that."""
+    experiment, _ = new_run(tracking)
+    model = post(tracking, "/logged-models", {"experiment_id": experiment, "source_run_id": "123"}).json()["model"]
+    assert model["info"]["source_run_id"] == "123"

@@ -48,6 +48,7 @@ from gateway.tracking.store.values import (
     not_found,
     now_ms,
     possible_experiment_id,
+    wrong_type,
 )
 
 MODEL_NAME_FORBIDDEN = ("/", ":", ".", "%", '"', "'")
@@ -104,9 +105,9 @@ class LoggedModelStore(StoreBase):
         stamp = now_ms()
         async with self.engine.begin() as conn:
             experiment = await self._experiment_row(conn, body.get("experiment_id"))
-            source_run_id = body.get("source_run_id") or None
-            if source_run_id is not None:
-                await self._run_row(conn, source_run_id)
+            source_run_id = body.get("source_run_id") or None  # not looked up, as MLflow: a link, not a check
+            if source_run_id is not None and not isinstance(source_run_id, str):
+                raise wrong_type(source_run_id, "source_run_id")
             await conn.execute(
                 insert(s.logged_models).values(
                     model_id=model_id,
