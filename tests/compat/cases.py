@@ -1206,7 +1206,7 @@ OTHER = [
         "/api/3.0/mlflow/server-info",
         prefix=ROOT,
         theirs=Answer(200, fields={"store_type": "SqlStore", "multipart_uploads_enabled": False}),
-        ours=Answer(200, fields={"store_type": "SqlStore", "multipart_uploads_enabled": True}),
+        ours=Answer(200, fields={"store_type": "SqlStore", "multipart_uploads_enabled": False}),
     ),
     get("version", "/version", prefix=ROOT),
     get(

@@ -113,9 +113,9 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     "LOGGED_MODEL_STATUS_UNSPECIFIED (200); we refuse it (400 `Invalid value 'BOGUS' for parameter 'status'`)",
     # routes not served, and what we say we can do
     "webhooks: not served": "no registry webhooks here (What is not served): 404 ENDPOINT_NOT_FOUND",
-    "server-info: capabilities": "multipart_uploads_enabled is true because multipart uploads work here on "
-    "local disk (MLflow: false); presigned uploads and the AI gateway are false or absent because we do not "
-    "serve them; an `artifact_gateway` object names our version and mode",
+    "server-info: capabilities": "presigned uploads and the AI gateway are false because we do not serve "
+    "them; an `artifact_gateway` object names our version, mode and the MLflow protocol served (multipart "
+    "uploads are offered on S3 and Azure, not on local disk, where one streamed PUT is faster)",
     "upload-artifact: a small file": "MLflow answers 200 with an empty body; we answer 200 {} (JSON, like "
     "every other answer); the file is stored alike",
 }
