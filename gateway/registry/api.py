@@ -8,14 +8,13 @@ lives in the store, whose errors `gateway.http.errors` maps to MLflow's JSON.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway.http.access import Access, add_route
 from gateway.http.errors import ApiError
+from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.http.request_keys import user_of
 from gateway.locations import LOCATIONS_KEY
@@ -24,34 +23,6 @@ from gateway.registry.store import NewVersion, RegistryStore
 from gateway.registry.store import values as v
 
 REGISTRY_STORE_KEY = web.AppKey("registry_store", RegistryStore)
-
-Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-async def _arguments(request: web.Request) -> dict[str, Any]:
-    """The request's fields: the JSON body of POST/PATCH/DELETE, the query string of GET."""
-    if request.method == "GET":
-        fields: dict[str, Any] = {}
-        for key, value in request.query.items():
-            if key in fields:  # repeated keys (stages=a&stages=b) become lists
-                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
-            else:
-                fields[key] = value
-        return fields
-    raw = await request.read()
-    if not raw:
-        return {}
-    if request.content_type != "application/json":
-        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
-    except RecursionError:
-        raise ApiError(400, "BAD_REQUEST", "The request body nests too deeply to be an MLflow request") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
-    return body
 
 
 def _store(request: web.Request) -> RegistryStore:
@@ -298,29 +269,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 ]
 
 
-def _refuse_nul(value: Any, name: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ApiError.invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, name)
-            _refuse_nul(item, key)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_nul(item, name)
-
-
-def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def endpoint(request: web.Request) -> web.Response:
-        fields = await _arguments(request)
-        _refuse_nul(fields, "body")
-        return web.json_response(await handler(request, fields))
-
-    return endpoint
-
-
 def add_routes(app: web.Application) -> None:
     for prefix in TRACKING_PREFIXES:
         for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, _endpoint(handler), access)
+            add_route(app, method, prefix + path, json_endpoint(handler), access)

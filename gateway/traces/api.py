@@ -8,9 +8,7 @@ what is valid is the store's to say, in its own errors (`gateway.store.errors`).
 from __future__ import annotations
 
 import datetime
-import json
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +16,7 @@ from aiohttp import web
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import TRACE_STORE_KEY
 from gateway.http.errors import ApiError
+from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import SERVER_INFO_PREFIXES, TRACKING_PREFIXES
 from gateway.traces import otlp, search_filter
 from gateway.traces.limits import DEFAULT_SEARCH_RESULTS, MAX_BATCH_GET, MAX_DELETE_IDS, MAX_SEARCH_RESULTS
@@ -26,32 +25,6 @@ from gateway.traces.store import STATES, TraceInfo, TraceStore
 PREFIXES = (*TRACKING_PREFIXES, *SERVER_INFO_PREFIXES)
 OTLP_PATH = "/v1/traces"
 EXPERIMENT_HEADER = "X-Mlflow-Experiment-Id"
-
-Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-async def _arguments(request: web.Request) -> dict[str, Any]:
-    """The JSON body of POST/PATCH/DELETE, the query string of GET (repeated keys become lists)."""
-    if request.method == "GET":
-        fields: dict[str, Any] = {}
-        for key, value in request.query.items():
-            if key in fields:
-                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
-            else:
-                fields[key] = value
-        return fields
-    raw = await request.read()
-    if not raw:
-        return {}
-    if request.content_type != "application/json":
-        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
-    return body
 
 
 def _store(request: web.Request) -> TraceStore:
@@ -339,15 +312,6 @@ async def delete_assessment(request: web.Request, fields: dict[str, Any]) -> dic
     return {}
 
 
-def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def endpoint(request: web.Request) -> web.Response:
-        if "\x00" in request.path:
-            raise ApiError.invalid("Invalid value for parameter 'path': it contains a NUL character")
-        return web.json_response(await handler(request, await _arguments(request)))
-
-    return endpoint
-
-
 async def export_spans(request: web.Request) -> web.Response:
     """`POST /v1/traces`: an OTLP export into the experiment the header names, all spans or none."""
     experiment_id = request.headers.get(EXPERIMENT_HEADER)
@@ -385,5 +349,5 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 def add_routes(app: web.Application) -> None:
     for prefix in PREFIXES:
         for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, _endpoint(handler), access)
+            add_route(app, method, prefix + path, json_endpoint(handler), access)
     add_route(app, "POST", OTLP_PATH, export_spans, Access.WRITE)

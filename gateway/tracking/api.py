@@ -7,10 +7,8 @@ sends them); every rule about what is valid lives in the store, which raises its
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +16,7 @@ from aiohttp import web
 from gateway.http.access import Access, add_route
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
+from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.locations import LOCATIONS_KEY
 from gateway.tracking.limits import (
@@ -35,36 +34,6 @@ MAX_SAMPLED_POINTS = 2500
 """Points per run of the sampled history route (MLflow's MAX_RESULTS_PER_RUN)."""
 MAX_DATASET_EXPERIMENTS = 20
 """Experiments per dataset search, as MLflow's UI route allows."""
-
-Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-async def _arguments(request: web.Request) -> dict[str, Any]:
-    """The request's fields: the JSON body of POST/PATCH/DELETE, the query string of GET."""
-    if request.method == "GET":
-        fields: dict[str, Any] = {}
-        for key, value in request.query.items():
-            if key in fields:  # repeated keys (experiment_ids=1&experiment_ids=2) become lists
-                fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
-            else:
-                fields[key] = value
-        return fields
-    raw = await request.read()
-    if not raw:
-        return {}
-    if "Content-Type" not in request.headers:
-        raise ApiError.invalid("Bad Request. Content-Type header is missing.")
-    if request.content_type != "application/json":
-        raise ApiError.invalid("Bad Request. Content-Type must be one of ['application/json'].")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "BAD_REQUEST", "The request body is not valid JSON") from None
-    except RecursionError:  # a body nested thousands deep: no MLflow request nests more than a few levels
-        raise ApiError(400, "BAD_REQUEST", "The request body nests too deeply to be an MLflow request") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "BAD_REQUEST", "The request body must be a JSON object")
-    return body
 
 
 def _store(request: web.Request) -> TrackingStore:
@@ -511,31 +480,6 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 ]
 
 
-def _refuse_nul(value: Any, name: str) -> None:
-    """A 400 for a NUL character in any string of the request: no store keeps one (PostgreSQL's text
-    refuses it outright), and no MLflow name or value needs one."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ApiError.invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, name)
-            _refuse_nul(item, key)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_nul(item, name)
-
-
-def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def endpoint(request: web.Request) -> web.Response:
-        fields = await _arguments(request)
-        _refuse_nul(fields, "body")
-        _refuse_nul(dict(request.match_info), "path")
-        return web.json_response(await handler(request, fields))
-
-    return endpoint
-
-
 AJAX_ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/metrics/get-history-bulk", get_metric_history_bulk, Access.READ),
     ("POST", "/experiments/search-datasets", search_datasets, Access.READ),
@@ -546,7 +490,7 @@ AJAX_ROUTES: list[tuple[str, str, Handler, Access]] = [
 def add_routes(app: web.Application) -> None:
     for prefix in TRACKING_PREFIXES:
         for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, _endpoint(handler), access)
+            add_route(app, method, prefix + path, json_endpoint(handler), access)
     ajax_prefix = next(prefix for prefix in TRACKING_PREFIXES if prefix.startswith("/ajax-api/"))
     for method, path, handler, access in AJAX_ROUTES:
-        add_route(app, method, ajax_prefix + path, _endpoint(handler), access)
+        add_route(app, method, ajax_prefix + path, json_endpoint(handler), access)

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
-from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.errors import NotFound
+from gateway.store.sql import compare
 
 MODEL = s.registered_models.c
 VERSION = s.model_versions.c
@@ -185,35 +185,4 @@ def tag_condition(owner: ColumnElement[bool], tag: Any, comparison: Any) -> Colu
         wants_prompts = (comparison.op == "=" and value == "true") or (comparison.op == "!=" and value == "false")
         is_prompt = exists().where(and_(owner, tag.key == IS_PROMPT_TAG, tag.value == "true"))
         return is_prompt if wants_prompts else ~is_prompt
-    return exists().where(
-        and_(owner, tag.key == comparison.key, text_condition(tag.value, comparison.op, comparison.value))
-    )
-
-
-def insert_statement(conn: AsyncConnection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def text_condition(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    """A string comparison of the search language; LIKE is case-sensitive on both databases."""
-    if op == "=":
-        return column == value  # type: ignore[no-any-return]
-    if op == "!=":
-        return column != value  # type: ignore[no-any-return]
-    if op == "LIKE":
-        return column.like(value)  # type: ignore[no-any-return]
-    if op == "ILIKE":
-        return func.lower(column).like(func.lower(value))
-    if op == "IN":
-        return column.in_(list(value))  # type: ignore[no-any-return]
-    if op == "NOT IN":
-        return column.not_in(list(value))  # type: ignore[no-any-return]
-    if op == ">":
-        return column > value  # type: ignore[no-any-return]
-    if op == ">=":
-        return column >= value  # type: ignore[no-any-return]
-    if op == "<":
-        return column < value  # type: ignore[no-any-return]
-    if op == "<=":
-        return column <= value  # type: ignore[no-any-return]
-    raise InvalidValue(f"Invalid comparator '{op}'")
+    return exists().where(and_(owner, tag.key == comparison.key, compare(tag.value, comparison.op, comparison.value)))

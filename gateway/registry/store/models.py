@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.registry.search_filter import MODELS, InvalidFilter, parse_filter, parse_order_by
 from gateway.registry.store import values as v
-from gateway.registry.store.base import MODEL, RegistryBase, insert_statement, tag_condition, text_condition
+from gateway.registry.store.base import MODEL, RegistryBase, tag_condition
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue, NotFound
+from gateway.store.sql import compare, insert_statement
 
 
 class RegisteredModelStore(RegistryBase):
@@ -122,7 +123,7 @@ class RegisteredModelStore(RegistryBase):
                     tag_condition(tag.registered_model_id == MODEL.registered_model_id, tag, comparison)
                 )
             else:
-                query = query.where(text_condition(MODEL.name, comparison.op, comparison.value))
+                query = query.where(compare(MODEL.name, comparison.op, comparison.value))
         columns = {
             "name": MODEL.name,
             "creation_timestamp": MODEL.creation_time,

@@ -11,9 +11,10 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from gateway.registry.search_filter import VERSIONS, InvalidFilter, parse_filter, parse_order_by
 from gateway.registry.store import values as v
-from gateway.registry.store.base import MODEL, VERSION, RegistryBase, insert_statement, tag_condition, text_condition
+from gateway.registry.store.base import MODEL, VERSION, RegistryBase, tag_condition
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.sql import compare, insert_statement
 
 ACTIVE = "active"
 
@@ -239,7 +240,7 @@ class ModelVersionStore(RegistryBase):
                 owner = and_(tag.registered_model_id == VERSION.registered_model_id, tag.version == VERSION.version)
                 query = query.where(tag_condition(owner, tag, comparison))
             else:
-                query = query.where(text_condition(columns[comparison.key], comparison.op, comparison.value))
+                query = query.where(compare(columns[comparison.key], comparison.op, comparison.value))
         clauses = [columns[o.key].asc() if o.ascending else columns[o.key].desc() for o in ordering]
         if not any(o.key == "name" for o in ordering):
             clauses.append(MODEL.name.asc())

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.store.sql import insert_statement, upsert
 from gateway.tracking.limits import DATASET_FIELD_LIMITS, MAX_INPUT_TAG_KEY, MAX_INPUT_TAG_VALUE
 from gateway.tracking.store.base import StoreBase
-from gateway.tracking.store.sql import insert_statement, upsert
 from gateway.tracking.store.values import check_length, possible_experiment_id
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"

@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
+from gateway.store.sql import compare, upsert
 from gateway.tracking.limits import MAX_EXPERIMENT_NAME, MAX_EXPERIMENT_TAG_VALUE
 from gateway.tracking.search_filter import (
     Comparison,
@@ -20,7 +21,7 @@ from gateway.tracking.search_filter import (
     parse_experiment_order_by,
 )
 from gateway.tracking.store.base import StoreBase
-from gateway.tracking.store.sql import compare, lifecycle, upsert
+from gateway.tracking.store.sql import lifecycle
 from gateway.tracking.store.values import (
     ACTIVE,
     DEFAULT_EXPERIMENT_ID,

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, UnknownAttribute
+from gateway.store.sql import compare, insert_statement, upsert
 from gateway.tracking.limits import (
     MAX_LOGGED_MODELS,
     MAX_MODEL_NAME,
@@ -33,7 +34,7 @@ from gateway.tracking.logged_model_filter import (
 )
 from gateway.tracking.search_filter import Comparison, InvalidFilter
 from gateway.tracking.store.base import StoreBase
-from gateway.tracking.store.sql import IN_BATCH, compare, insert_statement, upsert
+from gateway.tracking.store.sql import IN_BATCH
 from gateway.tracking.store.values import (
     ACTIVE,
     DELETED,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.store.sql import insert_statement, upsert
 from gateway.tracking.limits import (
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
@@ -21,7 +22,6 @@ from gateway.tracking.limits import (
     MAX_TAG_VALUE,
 )
 from gateway.tracking.store.base import StoreBase
-from gateway.tracking.store.sql import insert_statement, upsert
 from gateway.tracking.store.values import (
     RUN_NAME_TAG,
     MetricPoint,

@@ -13,11 +13,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.store.sql import compare, upsert
 from gateway.tracking.limits import MAX_RUN_NAME, MAX_SEARCH_RESULTS, MAX_TAG_VALUE, MAX_USER_ID, RUN_STATUSES
 from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
 from gateway.tracking.store.base import StoreBase
 from gateway.tracking.store.datasets import dataset_input
-from gateway.tracking.store.sql import IN_BATCH, compare, lifecycle, upsert
+from gateway.tracking.store.sql import IN_BATCH, lifecycle
 from gateway.tracking.store.values import (
     ACTIVE,
     DELETED,
