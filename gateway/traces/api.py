@@ -58,9 +58,18 @@ def _int(value: object, name: str) -> int | None:
     if isinstance(value, bool):
         raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer")
     try:
-        return int(str(value))
+        number = int(str(value))
     except ValueError:
         raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer") from None
+    if not -(1 << 63) <= number < 1 << 63:  # what the database and MLflow's protobufs hold
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': out of the 64-bit integer range")
+    return number
+
+
+def _positive(value: int | None, name: str) -> int | None:
+    if value is not None and value < 1:
+        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be 1 or more")
+    return value
 
 
 def _string_map(value: object, name: str) -> dict[str, str]:
@@ -203,7 +212,7 @@ async def delete_traces(request: web.Request, fields: dict[str, Any]) -> dict[st
     deleted = await _store(request).delete_traces(
         experiment_id,
         max_timestamp_millis=_int(fields.get("max_timestamp_millis"), "max_timestamp_millis"),
-        max_traces=_int(fields.get("max_traces"), "max_traces"),
+        max_traces=_positive(_int(fields.get("max_traces"), "max_traces"), "max_traces"),
         trace_ids=ids,
     )
     return {"traces_deleted": deleted}

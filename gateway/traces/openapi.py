@@ -185,7 +185,10 @@ def _trace_routes() -> dict[tuple[str, str], Operation]:
 
 OTLP: Operation = op(
     "Export spans (OTLP/HTTP, protobuf or JSON, gzip or deflate); all spans of the request are stored or none",
-    {"description": "OK: an empty ExportTraceServiceResponse", "content": {"application/x-protobuf": {}}},
+    {
+        "description": "OK: an empty ExportTraceServiceResponse, in the request's encoding",
+        "content": {"application/x-protobuf": {}, "application/json": {"schema": {"type": "object"}}},
+    },
     tag=TAG,
     parameters=[
         {

@@ -409,3 +409,15 @@ def test_search_traces_loads_spans_of_more_traces_than_one_batch_get(tracking: R
     traces = mlflow.search_traces(locations=[experiment_id], return_type="list")
     assert len(traces) == 12
     assert all([span.name for span in trace.data.spans] == ["add_one"] for trace in traces)
+
+
+@pytest.mark.parametrize("max_traces", [-8232744498124311008888487936, 0, -3])
+def test_delete_traces_refuses_a_count_no_database_can_take(tracking: RunningGateway, max_traces: int) -> None:
+    """Found by schemathesis: a count beyond 64 bits reached the database's LIMIT and failed there (500)."""
+    response = requests.post(
+        f"{tracking.url}/api/2.0/mlflow/traces/delete-traces",
+        json={"experiment_id": new_experiment(), "max_timestamp_millis": 1, "max_traces": max_traces},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert "max_traces" in response.json()["message"]
