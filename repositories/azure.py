@@ -29,7 +29,6 @@ from azure.storage.blob import BlobBlock, BlobProperties, BlobSasPermissions, ge
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from repositories.base import (
-    ArtifactRepository,
     Download,
     ListEntry,
     ObjectInfo,
@@ -48,15 +47,13 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
+from repositories.object_store import CollisionCheck, ObjectStoreRepository
 from repositories.options import AzureOptions
 from repositories.parts import (
-    CollisionCheck,
     Part,
     PartBuffers,
-    directory_prefix,
     first_part_if_only,
     hash_part,
-    object_key,
     part_size_for,
     read_part,
     send_parts,
@@ -147,7 +144,7 @@ class AzureDownload(Download):
         return None
 
 
-class AzureRepository(ArtifactRepository):
+class AzureRepository(ObjectStoreRepository):
     """Artifacts as blobs under `wasbs://container@account.blob.core.windows.net/prefix`."""
 
     kind = "azure"
@@ -215,29 +212,7 @@ class AzureRepository(ArtifactRepository):
             await self._credential.close()
         self._service = self._container = None
 
-    def key(self, path: ArtifactPath) -> str:
-        return object_key(self.prefix, path)
-
-    def _dir_prefix(self, path: ArtifactPath) -> str:
-        return directory_prefix(self.prefix, path)
-
     # -- writes ------------------------------------------------------------------------------
-
-    async def put(
-        self,
-        path: ArtifactPath,
-        body: AsyncIterator[bytes],
-        *,
-        expected: ExpectedDigests | None = None,
-        content_length: int | None = None,
-    ) -> ObjectInfo:
-        if path.is_root:
-            raise InvalidPath("", "an upload needs a file name")
-        collisions = CollisionCheck(path, self._is_directory, self._is_file)
-        try:
-            return await self._put(path, body, expected, content_length, collisions)
-        finally:
-            await collisions.drop()
 
     async def _put(
         self,
@@ -342,11 +317,7 @@ class AzureRepository(ArtifactRepository):
             if part.etag.strip('"') not in (block_id, ""):
                 raise Conflict(f"part {part.number}: ETag does not match the uploaded block")
             blocks.append(BlobBlock(block_id))
-        collisions = CollisionCheck(path, self._is_directory, self._is_file)
-        try:
-            await collisions.passed()
-        finally:
-            await collisions.drop()
+        await self._check_no_collision(path)
         blob = self.container.get_blob_client(self.key(path))
         await _call(str(path), blob.commit_block_list(blocks))
         return await self.head(path)

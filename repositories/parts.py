@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from repositories.digests import DigestAccumulator
-from repositories.errors import Conflict, TooLarge
-from repositories.paths import ArtifactPath
-
-
-def object_key(prefix: str, path: ArtifactPath) -> str:
-    """The storage key of `path` under `prefix` (no leading or doubled slashes)."""
-    return "/".join(part for part in (prefix, str(path)) if part)
-
-
-def directory_prefix(prefix: str, path: ArtifactPath) -> str:
-    """The key prefix that lists the children of directory `path` ('' for the bucket root)."""
-    key = object_key(prefix, path)
-    return f"{key}/" if key else ""
+from repositories.errors import TooLarge
 
 
 def part_size_for(configured: int, content_length: int | None, max_parts: int) -> int:
@@ -170,47 +157,3 @@ async def read_part(body: AsyncIterator[bytes], limit: int) -> Part:
         part.write(chunk)
     part.seek(0)
     return part
-
-
-class CollisionCheck:
-    """Whether an object may be written at `path` without a file and a folder sharing a name.
-
-    Local disk cannot hold a file and a directory of one name, and refuses the write (`Conflict`);
-    an object store can (`fd/x` beside `fd/x/y.txt`), after which a listing shows the name twice and
-    clients break. So the object stores check, started when an upload starts (one listing of `path/`
-    and one HEAD per parent folder, all at once, while the body arrives) and awaited just before the
-    commit, and refuse with local disk's own `Conflict`. Two writes racing each other can still both
-    pass: an object store has no atomic check across keys.
-    """
-
-    def __init__(
-        self,
-        path: ArtifactPath,
-        is_directory: Callable[[ArtifactPath], Awaitable[bool]],
-        is_file: Callable[[ArtifactPath], Awaitable[bool]],
-    ) -> None:
-        self._task = asyncio.ensure_future(self._check(path, is_directory, is_file))
-
-    @staticmethod
-    async def _check(
-        path: ArtifactPath,
-        is_directory: Callable[[ArtifactPath], Awaitable[bool]],
-        is_file: Callable[[ArtifactPath], Awaitable[bool]],
-    ) -> None:
-        parents = [ArtifactPath(path.parts[:depth]) for depth in range(1, len(path.parts))]
-        folder, *files = await asyncio.gather(is_directory(path), *(is_file(parent) for parent in parents))
-        if any(files):
-            raise Conflict(f"A file is in the way of '{path}': a parent directory is an existing file")
-        if folder:
-            raise Conflict(f"'{path}' collides with an existing file or directory")
-
-    async def passed(self) -> None:
-        """Return when nothing collides; `Conflict` (or the storage's error) otherwise."""
-        await asyncio.shield(self._task)
-
-    async def drop(self) -> None:
-        """End the check, whatever became of it (the upload failed, or committed)."""
-        if not self._task.done():
-            self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task

@@ -23,7 +23,6 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from repositories.base import (
-    ArtifactRepository,
     Download,
     ListEntry,
     ObjectInfo,
@@ -40,15 +39,13 @@ from repositories.errors import (
     PermissionDenied,
     RepositoryError,
 )
+from repositories.object_store import CollisionCheck, ObjectStoreRepository
 from repositories.options import S3Options
 from repositories.parts import (
-    CollisionCheck,
     Part,
     PartBuffers,
-    directory_prefix,
     first_part_if_only,
     hash_part,
-    object_key,
     part_size_for,
     read_part,
     send_parts,
@@ -140,7 +137,7 @@ class S3Download(Download):
         return None
 
 
-class S3Repository(ArtifactRepository):
+class S3Repository(ObjectStoreRepository):
     """Artifacts as objects under `s3://bucket/prefix`."""
 
     kind = "s3"
@@ -190,29 +187,7 @@ class S3Repository(ArtifactRepository):
         await self._exit_stack.aclose()
         self._client = None
 
-    def key(self, path: ArtifactPath) -> str:
-        return object_key(self.prefix, path)
-
-    def _dir_prefix(self, path: ArtifactPath) -> str:
-        return directory_prefix(self.prefix, path)
-
     # -- writes ------------------------------------------------------------------------------
-
-    async def put(
-        self,
-        path: ArtifactPath,
-        body: AsyncIterator[bytes],
-        *,
-        expected: ExpectedDigests | None = None,
-        content_length: int | None = None,
-    ) -> ObjectInfo:
-        if path.is_root:
-            raise InvalidPath("", "an upload needs a file name")
-        collisions = CollisionCheck(path, self._is_directory, self._is_file)
-        try:
-            return await self._put(path, body, expected, content_length, collisions)
-        finally:
-            await collisions.drop()
 
     async def _put(
         self,
@@ -341,11 +316,7 @@ class S3Repository(ArtifactRepository):
 
     async def complete_multipart(self, path: ArtifactPath, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
         ordered = sorted(parts, key=lambda part: part.number)
-        collisions = CollisionCheck(path, self._is_directory, self._is_file)
-        try:
-            await collisions.passed()
-        finally:
-            await collisions.drop()
+        await self._check_no_collision(path)
         try:
             await _call(
                 str(path),

@@ -14,15 +14,14 @@ from gateway.tracking.search_filter import (
     _NUMBER,
     _OR,
     _SQ_VALUE,
-    _WORD,
     MAX_CLAUSES,
     Comparison,
     EntityType,
     InvalidFilter,
+    _identifier_head,
     _parse_key,
     _parse_list,
     _parse_operator,
-    _quoted_name,
     _reject_unsafe_characters,
     _Scanner,
     _shown,
@@ -85,20 +84,7 @@ def _model_attribute(name: str) -> str:
 
 
 def _model_identifier(sc: _Scanner) -> tuple[EntityType, str]:
-    start = sc.pos
-    quote = sc.peek()
-    if quote in ("`", '"'):
-        head = _quoted_name(sc, quote, "identifier")
-    elif quote == "'":
-        raise InvalidFilter(
-            f"Invalid comparison clause. Expected 'Identifier' found {_snippet(sc.text, start)}; "
-            "quote identifiers with backticks"
-        )
-    else:
-        found = sc.match(_WORD)
-        if found is None:
-            raise sc.invalid_clause()
-        head, quote = found.group(), ""
+    head, quote = _identifier_head(sc)
     if sc.peek() != ".":
         return "attribute", _model_attribute(head)
     if quote:

@@ -300,26 +300,29 @@ def _parse_key(sc: _Scanner, *, order_by: bool) -> str:
     return ".".join(segments)
 
 
+def _identifier_head(sc: _Scanner) -> tuple[str, str]:
+    """The first name of an identifier (an entity, or a bare attribute) and its quote ('' if bare)."""
+    start = sc.pos
+    quote = sc.peek()
+    if quote in ("`", '"'):
+        return _quoted_name(sc, quote, "identifier"), quote
+    if quote == "'":
+        raise InvalidFilter(
+            f"Invalid comparison clause. Expected 'Identifier' found {_snippet(sc.text, start)}; "
+            "quote identifiers with backticks"
+        )
+    found = sc.match(_WORD)
+    if found is None:
+        raise sc.invalid_clause()
+    return found.group(), ""
+
+
 def _parse_identifier(
     sc: _Scanner, *, order_by: bool, vocabulary: _Vocabulary = _RUN_VOCABULARY
 ) -> tuple[EntityType, str]:
     """Parse ``entity.key`` (or a bare attribute name) and return ``(entity, raw key)``."""
     start = sc.pos
-    head_quote = sc.peek()
-    if head_quote in ("`", '"'):
-        head = _quoted_name(sc, head_quote, "identifier")
-    elif head_quote == "'":
-        raise InvalidFilter(
-            f"Invalid comparison clause. Expected 'Identifier' found {_snippet(sc.text, start)}; "
-            "quote identifiers with backticks"
-        )
-    else:
-        found = sc.match(_WORD)
-        if found is None:
-            raise sc.invalid_clause()
-        head = found.group()
-        head_quote = ""
-
+    head, head_quote = _identifier_head(sc)
     if sc.peek() != ".":
         # No entity prefix: an attribute. MLflow splits the raw identifier at its first dot.
         if "." in head:
