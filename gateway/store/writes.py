@@ -68,25 +68,75 @@ class _Failed(Exception):
         self.error = error
 
 
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    connection.isolation_level = None  # the driver opens no transaction of its own
+    cursor = connection.cursor()
+    for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL", "case_sensitive_like=true"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
 def sqlite_writer_engine(engine: AsyncEngine) -> Engine:
     """A synchronous engine on the same SQLite file for the writer thread: one connection, explicit
     `BEGIN IMMEDIATE` (the write lock at once, SAVEPOINTs that work), the same pragmas as the async engine."""
     url = engine.url.set(drivername="sqlite+pysqlite")
     writer = create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": 30})
-
-    @event.listens_for(writer, "connect")
-    def _connect(connection: Any, _: Any) -> None:
-        connection.isolation_level = None  # the driver opens no transaction of its own
-        cursor = connection.cursor()
-        for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL", "case_sensitive_like=true"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+    event.listen(writer, "connect", _sqlite_pragmas)
 
     @event.listens_for(writer, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return writer
+
+
+def sqlite_reader_engine(engine: AsyncEngine, connections: int) -> Engine:
+    """A synchronous engine on the same SQLite file for the reader threads (WAL: readers never wait)."""
+    url = engine.url.set(drivername="sqlite+pysqlite")
+    reader = create_engine(
+        url, pool_size=connections, max_overflow=0, connect_args={"timeout": 30, "check_same_thread": False}
+    )
+    event.listen(reader, "connect", _sqlite_pragmas)
+
+    @event.listens_for(reader, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")  # one snapshot for all the queries of a read
+
+    return reader
+
+
+class Reader:
+    """Runs a synchronous read (several queries) in one hop: on SQLite in a thread over its own
+    connections, each query an in-process call; on PostgreSQL over the async pool (`run_sync`)."""
+
+    THREADS = 4
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sync_engine: Engine | None = None
+
+    async def read(self, read: Write[T]) -> T:
+        if self.engine.dialect.name != "sqlite":
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(read)
+        if self._threads is None:
+            self._threads = concurrent.futures.ThreadPoolExecutor(self.THREADS, thread_name_prefix="sqlite-reader")
+            self._sync_engine = sqlite_reader_engine(self.engine, self.THREADS)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._run, read)
+
+    def _run(self, read: Write[T]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            return read(conn)
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+            self._sync_engine = None
 
 
 class GroupWriter:

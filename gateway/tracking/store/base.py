@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
-from gateway.store.writes import GroupWriter
+from gateway.store.writes import GroupWriter, Reader
 from gateway.tracking.store.values import ACTIVE, int_field, missing, no_run, not_found, possible_experiment_id
 
 
@@ -23,10 +23,13 @@ class StoreBase:
         """Cut run param and tag values over MLflow's limits instead of refusing them (MLflow's default)."""
         self.writes = GroupWriter(engine)
         """Where the small, frequent writes (metrics, params, tags) are committed together."""
+        self.reads = Reader(engine)
+        """Where reads of many queries (run search, metric history) run in one hop off the event loop."""
 
     async def close(self) -> None:
         """Commit the writes still queued and close the writer's connection (before disposing the engine)."""
         await self.writes.close()
+        self.reads.close()
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""

@@ -104,27 +104,9 @@ class MetricStore(StoreBase):
         self, run_id: object, key: object, max_results: int, page_token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_offset(page_token)
-        async with self.engine.connect() as conn:
-            row = await self._run_row(conn, run_id)
-            rows = (
-                await conn.execute(
-                    select(s.metrics)
-                    .where(s.metrics.c.run_uuid == row.run_uuid, s.metrics.c.key == check_key(key, "metric_key"))
-                    .order_by(s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.id)
-                    .offset(offset)
-                    .limit(max_results + 1)
-                )
-            ).all()
-        points = [
-            {
-                "key": m.key,
-                "value": json_number(math.nan if m.is_nan else m.value),
-                "timestamp": m.timestamp,
-                "step": m.step,
-            }
-            for m in rows[:max_results]
-        ]
-        return points, offset_token(offset + max_results) if len(rows) > max_results else None
+        if not isinstance(run_id, str) or not run_id:
+            raise no_run(run_id)
+        return await self.reads.read(functools.partial(_history_page, run_id, key, max_results, offset))
 
     async def metric_history_bulk(self, run_ids: list[str], key: object, max_results: int) -> list[dict[str, Any]]:
         """One metric's points for several runs, from one query over `metrics`, each with its `run_id`.
@@ -221,6 +203,27 @@ async def _sampled_points(conn: AsyncConnection, where: list[Any], max_results: 
 
 
 _POINT_ORDER = (s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.value, s.metrics.c.is_nan)
+
+
+def _history_page(
+    run_id: str, key: object, max_results: int, offset: int, conn: Connection
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of one metric's points, in step and time order (the run looked up before the key is checked)."""
+    sql = _statements(conn.dialect.name)
+    found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id)
+    m = s.metrics.c
+    rows = conn.execute(
+        select(m.value, m.is_nan, m.timestamp, m.step)
+        .where(m.run_uuid == run_id, m.key == check_key(key, "metric_key"))
+        .order_by(m.step, m.timestamp, m.id)
+        .offset(offset)
+        .limit(max_results + 1)
+    ).all()
+    points = [
+        {"key": key, "value": json_number(math.nan if nan else value), "timestamp": timestamp, "step": step}
+        for value, nan, timestamp, step in rows[:max_results]
+    ]
+    return points, offset_token(offset + max_results) if len(rows) > max_results else None
 
 
 @dataclass(frozen=True)
