@@ -215,6 +215,17 @@ def model_legs(url: str) -> dict[str, float]:
     return {"log_model_s": logged, "load_model_s": load}
 
 
+def warm_up(url: str, seeded: dict[str, Any]) -> None:
+    """A few of each call, unmeasured: every worker imports what it lazily imports."""
+    from mlflow import MlflowClient
+
+    run_id = MlflowClient(url).create_run(seeded["work_experiment"]).info.run_id
+    log_metric_rate(url, run_id, 4, 5)
+    log_batch_rate(url, run_id, 4, 1)
+    search(url, seeded["searched"])
+    MlflowClient(url).get_metric_history(seeded["history_run"], "loss")
+
+
 def tracking_legs(url: str, seeded: dict[str, Any], args: Any) -> dict[str, float]:
     """One run of every tracking call on one server."""
     from mlflow import MlflowClient

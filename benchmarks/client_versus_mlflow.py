@@ -406,7 +406,7 @@ def compare_tracking(work: Path, args: argparse.Namespace) -> dict[str, list[dic
                 database = work / "tracking" / f"{server.name}.db"
                 seeded[server.name]["big"] = client_tracking.seed_big(server.url, database, args.big_runs, server.name)
             print(f"[tracking] {server.name} seeded in {time.perf_counter() - clock:.0f} s", file=sys.stderr)
-            client_tracking.tracking_legs(server.url, seeded[server.name], args)  # warm-up, unmeasured
+            client_tracking.warm_up(server.url, seeded[server.name])
         for run in range(args.tracking_runs):
             order = servers if run % 2 == 0 else servers[::-1]
             for server in order:
@@ -427,7 +427,7 @@ def compare_tracking(work: Path, args: argparse.Namespace) -> dict[str, list[dic
             store = create_database(dsn, "bench")
             with run_gateway(work / "gateway-pg", "--backend-store-uri", store, *args.gateway_arg) as gateway:
                 seeded_pg = client_tracking.seed(gateway.url, args.history_points)
-                client_tracking.tracking_legs(gateway.url, seeded_pg, args)
+                client_tracking.warm_up(gateway.url, seeded_pg)
                 for _ in range(args.tracking_runs):
                     sample = client_tracking.tracking_legs(gateway.url, seeded_pg, args)
                     samples.setdefault("gateway_postgresql", []).append(sample)
@@ -480,6 +480,9 @@ TRACKING_TARGET = 3.0
 """The issue's target: every tracking call at least 3x MLflow."""
 LOG_METRIC_TARGET = 1000.0
 """log_metric calls/s from 4 threads on SQLite."""
+
+
+TRACKING_META = ("tracking_runs", "metric_calls", "batches", "history_points", "big_runs")
 
 
 def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -549,9 +552,15 @@ def tracking_section(samples: dict[str, list[dict[str, float]]], meta: dict[str,
     }
     mid = medians(samples)
     runs = len(samples["gateway"])
-    lines = [
-        f"## Tracking, SQLite ({runs} run{'s' if runs > 1 else ''})",
-        "",
+    lines = [f"## Tracking, SQLite ({runs} run{'s' if runs > 1 else ''})", ""]
+    if "tracking_started" in meta:
+        lines += [
+            f"Measured by `{meta['tracking_command']}` on {meta['tracking_started'][:16]} UTC, commit "
+            f"{meta['tracking_commit']}, in {meta['tracking_minutes']} minutes (the artifact legs above are "
+            "an earlier run's).",
+            "",
+        ]
+    lines += [
         "Each server seeded once with the same data (600 runs through the client, the long history through "
         f"`log_batch`, the {names['big_runs']} runs written into its database in its own schema), then every call "
         "timed per run, the order alternating; each thread its own `MlflowClient`, all on one run. Every "
@@ -720,7 +729,11 @@ def main() -> int:
     parser.add_argument(
         "--drop-caches", action="store_true", help="as root, drop the page cache before each small-file leg"
     )
-    parser.add_argument("--no-artifacts", action="store_true", help="leave out the artifact legs")
+    parser.add_argument(
+        "--no-artifacts",
+        action="store_true",
+        help="leave out the artifact legs (the report keeps those of the JSON already in --out)",
+    )
     parser.add_argument("--no-tracking", action="store_true", help="leave out the tracking legs")
     parser.add_argument("--tracking-runs", type=int, default=3, help="alternated runs of the tracking legs")
     parser.add_argument("--metric-calls", type=int, default=150, help="log_metric calls per thread of 4 (16: /4)")
@@ -775,7 +788,14 @@ def main() -> int:
         "big_runs": args.big_runs,
         "caches_dropped": args.drop_caches and can_drop_caches(),
     }
-    print(write_report({"meta": meta, "samples": samples}, args.out))
+    result = {"meta": meta, "samples": samples}
+    previous = args.out / "client-versus-mlflow.json"
+    if args.no_artifacts and previous.exists():  # keep the artifact legs of the last full run beside these
+        result = json.loads(previous.read_text())
+        result.setdefault("samples", {})["tracking"] = samples["tracking"]
+        result["meta"].update({key: meta[key] for key in TRACKING_META})
+        result["meta"].update({f"tracking_{key}": meta[key] for key in ("started", "commit", "command", "minutes")})
+    print(write_report(result, args.out))
     return 0
 
 
