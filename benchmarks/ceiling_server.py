@@ -3,7 +3,8 @@
 PUT reads the body and discards it (answering the byte count); GET sends a file with aiohttp's own
 `FileResponse` (sendfile). Same URL shape as the artifact API, so the same client drives it:
 `PUT|GET /api/2.0/mlflow-artifacts/artifacts/<run>/<name>`, where GET serves `<root>/<name>` (the
-first path segment, a run label, is ignored so every run reads the same source files).
+first path segment, a run label, is ignored so every run reads the same source files). Any tracking
+route (`/api/2.0/mlflow/...`) reads its body and answers `{}`: the stock client's own ceiling.
 
 Run by `benchmarks/versus_mlflow.py`; by hand: `python benchmarks/ceiling_server.py --root DIR`.
 """
@@ -32,8 +33,14 @@ def make_app(root: Path) -> web.Application:
             raise web.HTTPNotFound()
         return web.FileResponse(target)
 
+    async def tracking(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
     app = web.Application(client_max_size=0)
     app.router.add_put(ARTIFACTS + "/{path:.+}", put)
+    # The tracking API answered with `{}` and nothing done: the stock client's own ceiling for log_metric.
+    app.router.add_route("*", "/api/2.0/mlflow/{path:.+}", tracking)
     app.router.add_get(ARTIFACTS + "/{path:.+}", get)
     app.router.add_get("/health", lambda _: web.Response(text="OK"))  # type: ignore[arg-type,return-value]
     return app

@@ -52,6 +52,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import client_tracking
 from benchmarks.large_file import cpu_model, cpu_seconds_once_idle
 from benchmarks.versus_mlflow import Mismatch, can_drop_caches, process, settle, write_random
 from tests.conftest import s3_client
@@ -392,6 +393,48 @@ def compare(work: Path, sources: Sources, args: argparse.Namespace, backend: str
     return samples
 
 
+def compare_tracking(work: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    """The tracking calls (benchmarks/client_tracking.py) on both servers, proxied with SQLite, and the
+    client's own ceiling against a server answering `{}`; with `--postgres` also the gateway on PostgreSQL."""
+    samples: dict[str, list[dict[str, float]]] = {}
+    with start_servers(work, args, "tracking") as servers:
+        seeded: dict[str, dict[str, Any]] = {}
+        for server in servers:
+            clock = time.perf_counter()
+            seeded[server.name] = client_tracking.seed(server.url, args.history_points)
+            if args.big_runs:
+                database = work / "tracking" / f"{server.name}.db"
+                seeded[server.name]["big"] = client_tracking.seed_big(server.url, database, args.big_runs, server.name)
+            print(f"[tracking] {server.name} seeded in {time.perf_counter() - clock:.0f} s", file=sys.stderr)
+            client_tracking.warm_up(server.url, seeded[server.name])
+        for run in range(args.tracking_runs):
+            order = servers if run % 2 == 0 else servers[::-1]
+            for server in order:
+                sample = client_tracking.tracking_legs(server.url, seeded[server.name], args)
+                samples.setdefault(server.name, []).append(sample)
+                brief = ", ".join(f"{key} {value:.3f}" for key, value in sample.items())
+                print(f"[tracking] run{run} {server.name}: {brief}", file=sys.stderr, flush=True)
+    ceiling = [sys.executable, str(ROOT / "benchmarks" / "ceiling_server.py"), "--root", str(work)]
+    with process("ceiling", ceiling, work, {}) as (url, _):
+        for _ in range(args.tracking_runs):
+            samples.setdefault("ceiling", []).append(
+                {"log_metric_4_cps": client_tracking.log_metric_rate(url, "0" * 32, 4, args.metric_calls)}
+            )
+    if args.postgres:
+        from tests.postgres_server import create_database, postgres_cluster
+
+        with postgres_cluster() as dsn:
+            store = create_database(dsn, "bench")
+            with run_gateway(work / "gateway-pg", "--backend-store-uri", store, *args.gateway_arg) as gateway:
+                seeded_pg = client_tracking.seed(gateway.url, args.history_points)
+                client_tracking.warm_up(gateway.url, seeded_pg)
+                for _ in range(args.tracking_runs):
+                    sample = client_tracking.tracking_legs(gateway.url, seeded_pg, args)
+                    samples.setdefault("gateway_postgresql", []).append(sample)
+                    print(f"[tracking] gateway on PostgreSQL: {sample}", file=sys.stderr, flush=True)
+    return samples
+
+
 def client_legs_warm_up(server: Server, sources: Sources, work: Path) -> None:
     """Enough calls that every worker has imported what it lazily imports (seconds each for MLflow's)."""
     from mlflow import MlflowClient
@@ -422,6 +465,26 @@ ROWS = [  # (metric, label, seconds: lower is better)
 ]
 
 
+TRACKING_ROWS = [
+    ("log_metric_4_cps", "`log_metric`, 4 threads x {metric_calls} calls, calls/s", False),
+    ("log_metric_16_cps", "`log_metric`, 16 threads x {metric_calls_16} calls, calls/s", False),
+    ("log_batch_4_mps", "`log_batch`, 4 threads x {batches} x 1,000 metrics, metrics/s", False),
+    ("log_batch_16_mps", "`log_batch`, 16 threads x {batches_16} x 1,000 metrics, metrics/s", False),
+    ("search_runs_600_s", "`search_runs` over 600 runs (metric and param filter, metric order)", True),
+    ("search_runs_big_s", "`search_runs` over {big_runs} runs (the same; the first 1,000)", True),
+    ("metric_history_s", "`get_metric_history`, {history_points} points", True),
+    ("log_model_s", "`mlflow.sklearn.log_model` (a small LogisticRegression)", True),
+    ("load_model_s", "`mlflow.sklearn.load_model` of it", True),
+]
+TRACKING_TARGET = 3.0
+"""The issue's target: every tracking call at least 3x MLflow."""
+LOG_METRIC_TARGET = 1000.0
+"""log_metric calls/s from 4 threads on SQLite."""
+
+
+TRACKING_META = ("tracking_runs", "metric_calls", "batches", "history_points", "big_runs")
+
+
 def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
     return {
         name: {metric: statistics.median(sample[metric] for sample in runs) for metric in runs[0]}
@@ -441,14 +504,16 @@ def speedup(gateway: float | None, mlflow: float | None, seconds: bool) -> float
     return mlflow / gateway if seconds else gateway / mlflow
 
 
-def table(samples: dict[str, list[dict[str, float]]], names: dict[str, str]) -> list[str]:
+def table(
+    samples: dict[str, list[dict[str, float]]], names: dict[str, str], rows: list[tuple[str, str, bool]] = ROWS
+) -> list[str]:
     mid = medians(samples)
     gateway, mlflow = mid["gateway"], mid["mlflow"]
     lines = [
         "| call | MLflow 3.17.2 | gateway | gateway vs MLflow | per run (MLflow; gateway) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for metric, label, seconds in ROWS:
+    for metric, label, seconds in rows:
         if metric not in gateway:
             continue
         ratio = speedup(gateway[metric], mlflow.get(metric), seconds)
@@ -473,6 +538,104 @@ def targets(samples: dict[str, list[dict[str, float]]], names: dict[str, str]) -
         label = next(label for key, label, _ in ROWS if key == metric).format(**names)
         lines.append(f"| {label}: at least 2x MLflow | {ratio:.2f}x | {'yes' if ratio >= 2 else '**no**'} |")
     return lines
+
+
+def tracking_section(samples: dict[str, list[dict[str, float]]], meta: dict[str, Any], out: Path) -> list[str]:
+    """The tracking calls' table, targets and chart (written beside the report)."""
+    names = {
+        "metric_calls": f"{meta['metric_calls']:,}",
+        "metric_calls_16": f"{max(1, meta['metric_calls'] // 4):,}",
+        "batches": f"{meta['batches']:,}",
+        "batches_16": f"{max(1, meta['batches'] // 4):,}",
+        "big_runs": f"{meta['big_runs']:,}",
+        "history_points": f"{meta['history_points']:,}",
+    }
+    mid = medians(samples)
+    runs = len(samples["gateway"])
+    lines = [f"## Tracking, SQLite ({runs} run{'s' if runs > 1 else ''})", ""]
+    if "tracking_started" in meta:
+        lines += [
+            f"Measured by `{meta['tracking_command']}` on {meta['tracking_started'][:16]} UTC, commit "
+            f"{meta['tracking_commit']}, in {meta['tracking_minutes']} minutes (the artifact legs above are "
+            "an earlier run's).",
+            "",
+        ]
+    lines += [
+        "Each server seeded once with the same data (600 runs through the client, the long history through "
+        f"`log_batch`, the {names['big_runs']} runs written into its database in its own schema), then every call "
+        "timed per run, the order alternating; each thread its own `MlflowClient`, all on one run. Every "
+        "search's count and every history's steps checked.",
+        "",
+        *table(samples, names, TRACKING_ROWS),
+        "",
+    ]
+    ceiling = mid.get("ceiling", {}).get("log_metric_4_cps")
+    gateway_rate = mid["gateway"]["log_metric_4_cps"]
+    lines += ["| target | reached | met |", "| --- | --- | --- |"]
+    lines.append(
+        f"| `log_metric`, 4 threads: at least {LOG_METRIC_TARGET:,.0f} calls/s | {gateway_rate:,.0f} calls/s "
+        f"| {'yes' if gateway_rate >= LOG_METRIC_TARGET else '**no**'} |"
+    )
+    for metric, label, seconds in TRACKING_ROWS:
+        ratio = speedup(mid["gateway"].get(metric), mid["mlflow"].get(metric), seconds)
+        if ratio is not None:
+            lines.append(
+                f"| {label.format(**names)}: at least {TRACKING_TARGET:.0f}x MLflow | {ratio:.2f}x "
+                f"| {'yes' if ratio >= TRACKING_TARGET else '**no**'} |"
+            )
+    lines.append("")
+    if ceiling:
+        lines += [
+            f"The stock client's own ceiling: the same 4 `log_metric` threads against a server that answers `{{}}` "
+            f"and does nothing (benchmarks/ceiling_server.py) made {ceiling:,.0f} calls/s; the gateway reached "
+            f"{gateway_rate / ceiling:.2f}x of it, MLflow {mid['mlflow']['log_metric_4_cps'] / ceiling:.2f}x.",
+            "",
+        ]
+    if "gateway_postgresql" in mid:
+        pg = mid["gateway_postgresql"]
+        lines += [
+            "The gateway on PostgreSQL (the test suite's server; stock `mlflow server` is not run on PostgreSQL "
+            "here: its driver, psycopg2, is not installed): "
+            + "; ".join(
+                f"{label.format(**names)} {fmt(pg[metric], seconds)}"
+                for metric, label, seconds in TRACKING_ROWS
+                if metric in pg
+            )
+            + ".",
+            "",
+        ]
+    chart = tracking_chart(samples, names, out)
+    if chart is not None:
+        lines += [f"![gateway vs MLflow, tracking calls]({chart.name})", ""]
+    return lines
+
+
+def tracking_chart(samples: dict[str, list[dict[str, float]]], names: dict[str, str], out: Path) -> Path | None:
+    """A bar per tracking call: how many times MLflow's speed the gateway's is, the 3x target marked."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mid = medians(samples)
+    bars = [
+        (label.format(**names).replace("`", ""), ratio)
+        for metric, label, seconds in TRACKING_ROWS
+        if (ratio := speedup(mid["gateway"].get(metric), mid["mlflow"].get(metric), seconds)) is not None
+    ]
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(bars) + 1.2))
+    axes.barh([label for label, _ in bars][::-1], [ratio for _, ratio in bars][::-1], color="#3b7dd8")
+    axes.axvline(TRACKING_TARGET, color="#c0392b", linestyle="--", label=f"target {TRACKING_TARGET:.0f}x")
+    axes.axvline(1, color="#555555", linewidth=0.8)
+    axes.set_xlabel("gateway vs MLflow 3.17.2 (times as fast; medians)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    path = out / "client-versus-mlflow-tracking.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def write_report(result: dict[str, Any], out: Path) -> Path:
@@ -507,6 +670,9 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
         "",
     ]
     for backend, samples in by_backend.items():
+        if backend == "tracking":
+            lines += tracking_section(samples, meta, out)
+            continue
         runs = len(samples["gateway"])
         mid = medians(samples)
         gateway = mid["gateway"]
@@ -563,6 +729,18 @@ def main() -> int:
     parser.add_argument(
         "--drop-caches", action="store_true", help="as root, drop the page cache before each small-file leg"
     )
+    parser.add_argument(
+        "--no-artifacts",
+        action="store_true",
+        help="leave out the artifact legs (the report keeps those of the JSON already in --out)",
+    )
+    parser.add_argument("--no-tracking", action="store_true", help="leave out the tracking legs")
+    parser.add_argument("--tracking-runs", type=int, default=3, help="alternated runs of the tracking legs")
+    parser.add_argument("--metric-calls", type=int, default=150, help="log_metric calls per thread of 4 (16: /4)")
+    parser.add_argument("--batches", type=int, default=5, help="log_batch calls of 1,000 per thread of 4 (16: /4)")
+    parser.add_argument("--history-points", type=int, default=100_000, help="points of the read metric history")
+    parser.add_argument("--big-runs", type=int, default=100_000, help="runs of the large search (0: none)")
+    parser.add_argument("--postgres", action="store_true", help="also the gateway's tracking legs on PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     parser.add_argument("--from-json", type=Path, help="only re-render the report from a saved JSON")
     args = parser.parse_args()
@@ -571,6 +749,7 @@ def main() -> int:
         return 0
     if args.quick:
         args.runs, args.size_mib, args.small_files, args.huge_gib = 1, 64, 200, 0
+        args.tracking_runs, args.metric_calls, args.batches, args.history_points, args.big_runs = 1, 20, 1, 3000, 2000
     for name in list(os.environ):  # the client must decide by itself, as a user's would
         if name.startswith("MLFLOW_"):
             del os.environ[name]
@@ -578,8 +757,12 @@ def main() -> int:
     clock = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="client-bench-") as scratch:
         work = Path(scratch)
-        sources = make_sources(work / "sources", args)
-        samples = {backend: compare(work, sources, args, backend) for backend in args.backends.split(",")}
+        samples: dict[str, Any] = {}
+        if not args.no_artifacts:
+            sources = make_sources(work / "sources", args)
+            samples = {backend: compare(work, sources, args, backend) for backend in args.backends.split(",")}
+        if not args.no_tracking:
+            samples["tracking"] = compare_tracking(work, args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     import mlflow
 
@@ -598,9 +781,21 @@ def main() -> int:
         "small_files": args.small_files,
         "small_kib": args.small_kib,
         "mlflow_workers": args.mlflow_workers,
+        "tracking_runs": args.tracking_runs,
+        "metric_calls": args.metric_calls,
+        "batches": args.batches,
+        "history_points": args.history_points,
+        "big_runs": args.big_runs,
         "caches_dropped": args.drop_caches and can_drop_caches(),
     }
-    print(write_report({"meta": meta, "samples": samples}, args.out))
+    result = {"meta": meta, "samples": samples}
+    previous = args.out / "client-versus-mlflow.json"
+    if args.no_artifacts and previous.exists():  # keep the artifact legs of the last full run beside these
+        result = json.loads(previous.read_text())
+        result.setdefault("samples", {})["tracking"] = samples["tracking"]
+        result["meta"].update({key: meta[key] for key in TRACKING_META})
+        result["meta"].update({f"tracking_{key}": meta[key] for key in ("started", "commit", "command", "minutes")})
+    print(write_report(result, args.out))
     return 0
 
 

@@ -189,6 +189,8 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
                 logging.WARNING,
             )
     yield
+    if STORE_KEY in app:
+        await app[STORE_KEY].close()
     await engine.dispose()
 
 

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store.errors import InvalidValue
 
 
-def insert_statement(conn: AsyncConnection, table: Any) -> Any:
-    """An INSERT with the dialect's ON CONFLICT clauses (SQLite and PostgreSQL spell them alike)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+def insert_for(dialect: str, table: Any) -> Any:
+    """An INSERT with the ON CONFLICT clauses of `dialect` (SQLite and PostgreSQL spell them alike)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def insert_statement(conn: AsyncConnection | Connection, table: Any) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses for `conn`'s database."""
+    return insert_for(conn.dialect.name, table)
+
+
+def upsert_statement(
+    dialect: str,
+    table: Any,
+    keys: Sequence[str],
+    values: Sequence[str],
+    only_if: Callable[[Any], ColumnElement[bool]] | None = None,
+) -> Any:
+    """Insert or update the row whose primary key is `keys`, in one statement whose values are given
+    when it is executed (one row or many): the statement can be built once and reused.
+
+    Atomic, so concurrent writers of one row (replicas sharing PostgreSQL) neither fail on the key
+    nor lose an update. `only_if(new)` limits the update to when the condition on the proposed
+    row (`new`) and the stored one (`table.c`) holds.
+    """
+    statement = insert_for(dialect, table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: statement.excluded[name] for name in values},
+        where=None if only_if is None else only_if(statement.excluded),
+    )
 
 
 async def upsert(
@@ -26,20 +54,9 @@ async def upsert(
     *,
     only_if: Callable[[Any], ColumnElement[bool]] | None = None,
 ) -> None:
-    """Insert or update the row whose primary key is `keys`, in one statement.
-
-    Atomic, so concurrent writers of one row (replicas sharing PostgreSQL) neither fail on the key
-    nor lose an update. `only_if(new)` limits the update to when the condition on the proposed
-    row (`new`) and the stored one (`table.c`) holds.
-    """
-    statement = insert_statement(conn, table).values(**keys, **values)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: statement.excluded[name] for name in values},
-            where=None if only_if is None else only_if(statement.excluded),
-        )
-    )
+    """Insert or update the row whose primary key is `keys` with `values` (see `upsert_statement`)."""
+    statement = upsert_statement(conn.dialect.name, table, list(keys), list(values), only_if)
+    await conn.execute(statement, {**keys, **values})
 
 
 def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:

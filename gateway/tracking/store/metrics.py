@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, tuple_, update
+from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
-from gateway.store.sql import insert_statement, upsert
+from gateway.store.sql import insert_for, upsert_statement
 from gateway.tracking.limits import (
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
@@ -21,7 +24,7 @@ from gateway.tracking.limits import (
     MAX_RUN_NAME,
     MAX_TAG_VALUE,
 )
-from gateway.tracking.store.base import StoreBase
+from gateway.tracking.store.base import StoreBase, active_run, checked_model_id, found_model, found_run
 from gateway.tracking.store.values import (
     RUN_NAME_TAG,
     MetricPoint,
@@ -29,6 +32,7 @@ from gateway.tracking.store.values import (
     check_length,
     check_value,
     json_number,
+    no_run,
     offset_token,
     page_offset,
 )
@@ -92,129 +96,17 @@ class MetricStore(StoreBase):
                 f"Duplicate parameter keys have been submitted: {repeated}. Please ensure the request contains "
                 "only one param value per param key."
             )
-        async with self.engine.begin() as conn:
-            row = await self._active_run(conn, run_id)
-            for key, value in checked_params:
-                # Insert unless the key is there (a concurrent writer's insert is waited for, not
-                # collided with), then compare with what is there: logging the same value again is fine.
-                inserted = await conn.execute(
-                    insert_statement(conn, s.params)
-                    .values(run_uuid=row.run_uuid, key=key, value=value)
-                    .on_conflict_do_nothing(index_elements=["run_uuid", "key"])
-                )
-                if inserted.rowcount == 1:
-                    continue
-                existing = await conn.scalar(
-                    select(s.params.c.value).where(s.params.c.run_uuid == row.run_uuid, s.params.c.key == key)
-                )
-                if existing != value:
-                    raise InvalidValue(
-                        f"Changing param values is not allowed. Param with key='{key}' was already logged with "
-                        f"value='{existing}' for run ID='{row.run_uuid}'. Attempted logging new value '{value}'."
-                    )
-            for key, value in checked_tags:
-                await upsert(conn, s.tags, {"run_uuid": row.run_uuid, "key": key}, {"value": value})
-                if key == RUN_NAME_TAG:
-                    await conn.execute(update(s.runs).where(s.runs.c.run_uuid == row.run_uuid).values(name=value))
-            if metrics:
-                await self._insert_metrics(conn, row, metrics)
-
-    async def _insert_metrics(self, conn: AsyncConnection, run: Any, points: Sequence[MetricPoint]) -> None:
-        """Store each point once (logging it again changes nothing, as in MLflow) and link to their
-        logged models the points that name one."""
-        run_id = run.run_uuid
-        await conn.execute(
-            insert_statement(conn, s.metrics).on_conflict_do_nothing(index_elements=list(METRIC_POINT)),
-            [
-                {
-                    "run_uuid": run_id,
-                    "key": p.key,
-                    "value": 0.0 if math.isnan(p.value) else p.value,
-                    "is_nan": math.isnan(p.value),
-                    "timestamp": p.timestamp,
-                    "step": p.step,
-                    "model_id": p.model_id,
-                    "dataset_name": p.dataset_name,
-                    "dataset_digest": p.dataset_digest,
-                }
-                for p in points
-            ],
-        )
-        linked = [p for p in points if p.model_id]
-        for model_id in sorted({p.model_id for p in linked if p.model_id}):
-            await self._model_row(conn, model_id)
-        if linked:
-            await conn.execute(
-                insert_statement(conn, s.logged_model_metrics).on_conflict_do_nothing(),
-                [
-                    {
-                        "model_id": p.model_id,
-                        "key": p.key,
-                        "timestamp": p.timestamp,
-                        "step": p.step,
-                        "run_uuid": run_id,
-                        "value": 0.0 if math.isnan(p.value) else p.value,
-                        "is_nan": math.isnan(p.value),
-                        "experiment_id": run.experiment_id,
-                        "dataset_name": p.dataset_name,
-                        "dataset_digest": p.dataset_digest,
-                    }
-                    for p in linked
-                ],
-            )
-        latest: dict[str, MetricPoint] = {}
-        for point in points:  # MLflow's "latest": the highest step, then timestamp, then value
-            current = latest.get(point.key)
-            if current is None or (point.step, point.timestamp, point.value) >= (
-                current.step,
-                current.timestamp,
-                current.value,
-            ):
-                latest[point.key] = point
-        for key, point in latest.items():
-            # One statement, so two writers of the same run and key (two replicas, two workers)
-            # neither collide on the first insert nor overwrite a later point with an earlier one.
-            await upsert(
-                conn,
-                s.latest_metrics,
-                {"run_uuid": run_id, "key": key},
-                {
-                    "value": 0.0 if math.isnan(point.value) else point.value,
-                    "is_nan": math.isnan(point.value),
-                    "timestamp": point.timestamp,
-                    "step": point.step,
-                },
-                only_if=lambda new: (
-                    tuple_(new.step, new.timestamp, new.value)
-                    >= tuple_(s.latest_metrics.c.step, s.latest_metrics.c.timestamp, s.latest_metrics.c.value)
-                ),
-            )
+        if not isinstance(run_id, str) or not run_id:
+            raise no_run(run_id)
+        await self.writes.write(functools.partial(_write_batch, run_id, list(metrics), checked_params, checked_tags))
 
     async def metric_history(
         self, run_id: object, key: object, max_results: int, page_token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_offset(page_token)
-        async with self.engine.connect() as conn:
-            row = await self._run_row(conn, run_id)
-            rows = (
-                await conn.execute(
-                    select(s.metrics)
-                    .where(s.metrics.c.run_uuid == row.run_uuid, s.metrics.c.key == check_key(key, "metric_key"))
-                    .order_by(s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.id)
-                    .offset(offset)
-                    .limit(max_results + 1)
-                )
-            ).all()
-        points = [
-            {
-                "key": m.key,
-                "value": json_number(math.nan if m.is_nan else m.value),
-                "timestamp": m.timestamp,
-                "step": m.step,
-            }
-            for m in rows[:max_results]
-        ]
-        return points, offset_token(offset + max_results) if len(rows) > max_results else None
+        if not isinstance(run_id, str) or not run_id:
+            raise no_run(run_id)
+        return await self.reads.read(functools.partial(_history_page, run_id, key, max_results, offset))
 
     async def metric_history_bulk(self, run_ids: list[str], key: object, max_results: int) -> list[dict[str, Any]]:
         """One metric's points for several runs, from one query over `metrics`, each with its `run_id`.
@@ -311,3 +203,157 @@ async def _sampled_points(conn: AsyncConnection, where: list[Any], max_results: 
 
 
 _POINT_ORDER = (s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.value, s.metrics.c.is_nan)
+
+
+def _history_page(
+    run_id: str, key: object, max_results: int, offset: int, conn: Connection
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of one metric's points, in step and time order (the run looked up before the key is checked)."""
+    sql = _statements(conn.dialect.name)
+    found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id)
+    m = s.metrics.c
+    rows = conn.execute(
+        select(m.value, m.is_nan, m.timestamp, m.step)
+        .where(m.run_uuid == run_id, m.key == check_key(key, "metric_key"))
+        .order_by(m.step, m.timestamp, m.id)
+        .offset(offset)
+        .limit(max_results + 1)
+    ).all()
+    points = [
+        {"key": key, "value": json_number(math.nan if nan else value), "timestamp": timestamp, "step": step}
+        for value, nan, timestamp, step in rows[:max_results]
+    ]
+    return points, offset_token(offset + max_results) if len(rows) > max_results else None
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The batch's statements for one dialect, built once: only their values change from call to call."""
+
+    run: Any
+    param: Any
+    param_value: Any
+    tag: Any
+    run_name: Any
+    metric: Any
+    model: Any
+    model_metric: Any
+    latest: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    latest = s.latest_metrics.c
+    return _Statements(
+        run=select(s.runs.c.run_uuid, s.runs.c.experiment_id, s.runs.c.lifecycle_stage).where(
+            s.runs.c.run_uuid == bindparam("run_id")
+        ),
+        param=insert_for(dialect, s.params).on_conflict_do_nothing(index_elements=["run_uuid", "key"]),
+        param_value=select(s.params.c.value).where(
+            s.params.c.run_uuid == bindparam("run_id"), s.params.c.key == bindparam("param_key")
+        ),
+        tag=upsert_statement(dialect, s.tags, ["run_uuid", "key"], ["value"]),
+        run_name=update(s.runs).where(s.runs.c.run_uuid == bindparam("run_id")).values(name=bindparam("run_name")),
+        metric=insert_for(dialect, s.metrics).on_conflict_do_nothing(index_elements=list(METRIC_POINT)),
+        model=select(s.logged_models.c.model_id, s.logged_models.c.lifecycle_stage).where(
+            s.logged_models.c.model_id == bindparam("model_id")
+        ),
+        model_metric=insert_for(dialect, s.logged_model_metrics).on_conflict_do_nothing(),
+        # One statement, so two writers of the same run and key (two replicas, two workers) neither
+        # collide on the first insert nor overwrite a later point with an earlier one.
+        latest=upsert_statement(
+            dialect,
+            s.latest_metrics,
+            ["run_uuid", "key"],
+            ["value", "is_nan", "timestamp", "step"],
+            only_if=lambda new: (
+                tuple_(new.step, new.timestamp, new.value) >= tuple_(latest.step, latest.timestamp, latest.value)
+            ),
+        ),
+    )
+
+
+def _write_batch(
+    run_id: str,
+    metrics: list[MetricPoint],
+    params: list[tuple[str, str]],
+    tags: list[tuple[str, str]],
+    conn: Connection,
+) -> None:
+    """Log checked metrics, params and tags to an active run: one request's part of a group's transaction."""
+    sql = _statements(conn.dialect.name)
+    run = active_run(found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id))
+    for key, value in params:
+        # Insert unless the key is there (a concurrent writer's insert is waited for, not
+        # collided with), then compare with what is there: logging the same value again is fine.
+        if conn.execute(sql.param, {"run_uuid": run_id, "key": key, "value": value}).rowcount == 1:
+            continue
+        existing = conn.scalar(sql.param_value, {"run_id": run_id, "param_key": key})
+        if existing != value:
+            raise InvalidValue(
+                f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                f"value='{existing}' for run ID='{run_id}'. Attempted logging new value '{value}'."
+            )
+    if tags:
+        conn.execute(sql.tag, [{"run_uuid": run_id, "key": key, "value": value} for key, value in tags])
+    for key, value in tags:
+        if key == RUN_NAME_TAG:
+            conn.execute(sql.run_name, {"run_id": run_id, "run_name": value})
+    if metrics:
+        _insert_metrics(conn, sql, run, metrics)
+
+
+def _stored(point: MetricPoint) -> dict[str, Any]:
+    """A point's stored columns: NaN is kept as 0 with its flag, as MLflow's SQL store keeps it."""
+    nan = math.isnan(point.value)
+    return {"value": 0.0 if nan else point.value, "is_nan": nan, "timestamp": point.timestamp, "step": point.step}
+
+
+def _insert_metrics(conn: Connection, sql: _Statements, run: Any, points: Sequence[MetricPoint]) -> None:
+    """Store each point once (logging it again changes nothing, as in MLflow), link to their logged
+    models the points that name one, and move each key's latest value forward."""
+    run_id = run.run_uuid
+    conn.execute(
+        sql.metric,
+        [
+            {
+                "run_uuid": run_id,
+                "key": p.key,
+                **_stored(p),
+                "model_id": p.model_id,
+                "dataset_name": p.dataset_name,
+                "dataset_digest": p.dataset_digest,
+            }
+            for p in points
+        ],
+    )
+    linked = [p for p in points if p.model_id]
+    for model_id in sorted({p.model_id for p in linked if p.model_id}):
+        row = conn.execute(sql.model, {"model_id": model_id}).first() if checked_model_id(model_id) else None
+        found_model(row, model_id)
+    if linked:
+        conn.execute(
+            sql.model_metric,
+            [
+                {
+                    "model_id": p.model_id,
+                    "key": p.key,
+                    "run_uuid": run_id,
+                    **_stored(p),
+                    "experiment_id": run.experiment_id,
+                    "dataset_name": p.dataset_name,
+                    "dataset_digest": p.dataset_digest,
+                }
+                for p in linked
+            ],
+        )
+    latest: dict[str, MetricPoint] = {}
+    for point in points:  # MLflow's "latest": the highest step, then timestamp, then value
+        current = latest.get(point.key)
+        if current is None or (point.step, point.timestamp, point.value) >= (
+            current.step,
+            current.timestamp,
+            current.value,
+        ):
+            latest[point.key] = point
+    conn.execute(sql.latest, [{"run_uuid": run_id, "key": key, **_stored(point)} for key, point in latest.items()])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, not_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -116,56 +118,7 @@ class RunStore(StoreBase):
         return info
 
     async def _run_json(self, conn: AsyncConnection, row: Any) -> dict[str, Any]:
-        return (await self._runs_json(conn, [row]))[0]
-
-    async def _runs_json(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        """Runs in MLflow's shape; one query per child table for the whole page, not per run."""
-        ids = [row.run_uuid for row in rows]
-
-        async def children(table: Any, order: Any = None) -> dict[str, list[Any]]:
-            grouped: dict[str, list[Any]] = {run_id: [] for run_id in ids}
-            for offset in range(0, len(ids), IN_BATCH):  # bound the bind parameters per statement
-                query = select(table).where(table.c.run_uuid.in_(ids[offset : offset + IN_BATCH]))
-                for child in (await conn.execute(query.order_by(order) if order is not None else query)).all():
-                    grouped[child.run_uuid].append(child)
-            return grouped
-
-        metrics = await children(s.latest_metrics, s.latest_metrics.c.key)
-        params = await children(s.params, s.params.c.key)
-        tags = await children(s.tags, s.tags.c.key)
-        inputs = await children(s.run_inputs)
-        model_inputs = await children(s.run_model_inputs, s.run_model_inputs.c.model_id)
-        outputs = await children(s.run_outputs)
-        runs = []
-        for row in rows:
-            run_id = row.run_uuid
-            data: dict[str, Any] = {}
-            if metrics[run_id]:
-                data["metrics"] = [
-                    {
-                        "key": m.key,
-                        "value": json_number(math.nan if m.is_nan else m.value),
-                        "timestamp": m.timestamp,
-                        "step": m.step,
-                    }
-                    for m in metrics[run_id]
-                ]
-            if params[run_id]:
-                data["params"] = [{"key": p.key, "value": p.value} for p in params[run_id]]
-            if tags[run_id]:
-                data["tags"] = [{"key": t.key, "value": t.value} for t in tags[run_id]]
-            run_inputs: dict[str, Any] = {}
-            if inputs[run_id]:
-                run_inputs["dataset_inputs"] = [dataset_input(i) for i in inputs[run_id]]
-            if model_inputs[run_id]:
-                run_inputs["model_inputs"] = [{"model_id": i.model_id} for i in model_inputs[run_id]]
-            run_outputs = (
-                {"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in outputs[run_id]]}
-                if outputs[run_id]
-                else {}
-            )
-            runs.append({"info": self._run_info(row), "data": data, "inputs": run_inputs, "outputs": run_outputs})
-        return runs
+        return (await conn.run_sync(runs_json, [row]))[0]
 
     async def get_run(self, run_id: object) -> dict[str, Any]:
         async with self.engine.connect() as conn:
@@ -227,20 +180,7 @@ class RunStore(StoreBase):
             raise InvalidValue(str(exc)) from None
         query = order_runs(self._runs_query(experiment_ids, filter_string, view_type), ordering)
         offset = page_offset(page_token)
-        found: list[dict[str, Any]] = []
-        size = 0
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.offset(offset).limit(max_results + 1))).all()
-            page = rows[:max_results]
-            # Runs are read a chunk at a time and the page ends once it holds PAGE_BYTES (never empty):
-            # runs with MLflow's largest params and tags would otherwise make one answer of hundreds of MiB.
-            for start in range(0, len(page), IN_BATCH // 5):
-                for run in await self._runs_json(conn, page[start : start + IN_BATCH // 5]):
-                    if found and size >= PAGE_BYTES:
-                        return found, offset_token(offset + len(found))
-                    found.append(run)
-                    size += _json_size(run)
-        return found, offset_token(offset + max_results) if len(rows) > max_results else None
+        return await self.reads.read(functools.partial(_search_page, query, offset, max_results))
 
     async def count_runs(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> int:
         """How many runs `search_runs` would page through with these arguments."""
@@ -259,6 +199,75 @@ class RunStore(StoreBase):
         for comparison in comparisons:
             query = query.where(run_condition(comparison))
         return query
+
+
+def runs_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Runs in MLflow's shape; one query per child table for the whole page, not per run."""
+    ids = [row.run_uuid for row in rows]
+
+    def children(table: Any, order: Any = None) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {run_id: [] for run_id in ids}
+        for offset in range(0, len(ids), IN_BATCH):  # bound the bind parameters per statement
+            query = select(table).where(table.c.run_uuid.in_(ids[offset : offset + IN_BATCH]))
+            for child in conn.execute(query.order_by(order) if order is not None else query).all():
+                grouped[child.run_uuid].append(child)
+        return grouped
+
+    metrics = children(s.latest_metrics, s.latest_metrics.c.key)
+    params = children(s.params, s.params.c.key)
+    tags = children(s.tags, s.tags.c.key)
+    inputs = children(s.run_inputs)
+    model_inputs = children(s.run_model_inputs, s.run_model_inputs.c.model_id)
+    outputs = children(s.run_outputs)
+    runs = []
+    for row in rows:
+        run_id = row.run_uuid
+        data: dict[str, Any] = {}
+        if metrics[run_id]:
+            data["metrics"] = [
+                {
+                    "key": m.key,
+                    "value": json_number(math.nan if m.is_nan else m.value),
+                    "timestamp": m.timestamp,
+                    "step": m.step,
+                }
+                for m in metrics[run_id]
+            ]
+        if params[run_id]:
+            data["params"] = [{"key": p.key, "value": p.value} for p in params[run_id]]
+        if tags[run_id]:
+            data["tags"] = [{"key": t.key, "value": t.value} for t in tags[run_id]]
+        run_inputs: dict[str, Any] = {}
+        if inputs[run_id]:
+            run_inputs["dataset_inputs"] = [dataset_input(i) for i in inputs[run_id]]
+        if model_inputs[run_id]:
+            run_inputs["model_inputs"] = [{"model_id": i.model_id} for i in model_inputs[run_id]]
+        run_outputs = (
+            {"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in outputs[run_id]]}
+            if outputs[run_id]
+            else {}
+        )
+        runs.append({"info": RunStore._run_info(row), "data": data, "inputs": run_inputs, "outputs": run_outputs})
+    return runs
+
+
+def _search_page(
+    query: Any, offset: int, max_results: int, conn: Connection
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a run search: the runs' rows, then their children a chunk at a time; the page ends
+    once it holds PAGE_BYTES (never empty): runs with MLflow's largest params and tags would otherwise
+    make one answer of hundreds of MiB."""
+    rows = conn.execute(query.offset(offset).limit(max_results + 1)).all()
+    page = rows[:max_results]
+    found: list[dict[str, Any]] = []
+    size = 0
+    for start in range(0, len(page), IN_BATCH // 5):
+        for run in runs_json(conn, page[start : start + IN_BATCH // 5]):
+            if found and size >= PAGE_BYTES:
+                return found, offset_token(offset + len(found))
+            found.append(run)
+            size += _json_size(run)
+    return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
 
 ATTRIBUTE_COLUMNS = {
