@@ -136,22 +136,33 @@ async def _listed_at_once(
 
 
 def _tree(place: Place, segments: tuple[str, ...], levels: list[list[ListEntry]]) -> list[dict[str, Any]]:
-    """The open branch of the tree: `levels[depth]` lists the folder `segments[:depth]`."""
-    return [
-        {
-            "depth": depth,
-            "items": [
-                {
-                    "name": e.name,
-                    "is_dir": e.is_dir,
-                    "open": depth < len(segments) and e.name == segments[depth],
-                    "url": place.url_of("/".join([*segments[:depth], e.name])),
-                }
-                for e in entries
-            ],
-        }
-        for depth, entries in enumerate(levels)
-    ]
+    """The open branch of the tree, nested: `levels[depth]` lists the folder `segments[:depth]`, and the
+    open folder of each level holds the next level as its `children` (drawn under it, not after its
+    siblings). An open folder past a level's first entries is added at its end, so the branch never breaks."""
+    children: list[dict[str, Any]] = []
+    for depth in reversed(range(len(levels))):
+        wanted = segments[depth] if depth < len(segments) else None
+        items = []
+        for entry in levels[depth]:
+            opened = entry.name == wanted
+            items.append(_tree_item(place, segments, depth, entry.name, entry.is_dir, children if opened else None))
+        if wanted is not None and not any(item["open"] for item in items):
+            items.append(_tree_item(place, segments, depth, wanted, True, children))
+        children = items
+    return children
+
+
+def _tree_item(
+    place: Place, segments: tuple[str, ...], depth: int, name: str, is_dir: bool, children: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "depth": depth,
+        "is_dir": is_dir,
+        "open": children is not None,
+        "children": children or [],
+        "url": place.url_of("/".join([*segments[:depth], name])),
+    }
 
 
 def _breadcrumbs(place: Place, relative: str) -> list[dict[str, str]]:
