@@ -50,7 +50,7 @@ def _store(request: web.Request) -> TrackingStore:
 def _place(model: dict[str, Any], request: web.Request) -> Place | None:
     info = model["info"]
     root = request.app[LOCATIONS_KEY].browsable_root(info.get("artifact_uri", ""))
-    return None if root is None else Place(root, model_url(info["model_id"]) + "/artifacts", "files")
+    return None if root is None else Place(root, model_url(info["model_id"]) + "/artifacts", "model files")
 
 
 @page
@@ -115,6 +115,6 @@ async def logged_model_artifacts_page(request: web.Request) -> web.StreamRespons
     model = await _store(request).get_logged_model(request.match_info["model_id"])
     info = model["info"]
     root = request.app[LOCATIONS_KEY].run_path(info.get("artifact_uri", ""), "")  # 501 when stored elsewhere
-    place = Place(root, model_url(info["model_id"]) + "/artifacts", "files")
+    place = Place(root, model_url(info["model_id"]) + "/artifacts", "model files")
     context = {"model": {**info, "url": model_url(info["model_id"])}}
     return await browse_place(request, place, context)

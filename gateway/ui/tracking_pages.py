@@ -18,6 +18,7 @@ from gateway.store.errors import InvalidValue, NotFound
 from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
+from gateway.ui.compare_charts import compare_plot_data
 from gateway.ui.logged_model_pages import status_words
 from gateway.ui.rendering import page, render
 
@@ -316,5 +317,6 @@ async def compare_page(request: web.Request) -> web.StreamResponse:
             "only_differences": only_differences,
             "metric_keys": metric_keys,
             "chart": _chart_data(runs),
+            "plots": compare_plot_data(runs, params, metric_keys),
         },
     )

@@ -30,7 +30,7 @@
       });
       const url = new URL(location.href);
       url.searchParams.set("step", String(step));
-      history.replaceState(null, "", url);
+      window.history.replaceState(null, "", url);
     }
 
     slider.addEventListener("input", () => show(Number(slider.value)));
