@@ -107,6 +107,15 @@
       context.stroke();
       lines.push({ run: run.id, points });
     });
+    const legend = document.createElement("p");
+    legend.className = "plot-legend";
+    runs.forEach((run, r) => {
+      const item = document.createElement("span");
+      item.style.borderColor = COLORS[r % COLORS.length];
+      item.textContent = run.name;
+      legend.append(item);
+    });
+    holder.append(legend);
     canvas.dataset.lines = String(lines.length);
     canvas.dataset.axes = columns.join(",");
     return { columns, lines };
@@ -115,7 +124,7 @@
   function scatter(runs, xColumn, yColumn, holder) {
     const { canvas, context, width, height } = canvasIn(holder, 300);
     const ax = axis(runs, xColumn), ay = axis(runs, yColumn);
-    const left = 60, right = width - 20, top = 16, bottom = height - 40;
+    const left = 60, right = width - 70, top = 16, bottom = height - 40;
     context.strokeStyle = "#9aa5b1";
     context.strokeRect(left, top, right - left, bottom - top);
     context.fillStyle = "#5d6875";
