@@ -206,11 +206,12 @@
     const known = (c) => columns.indexOf(c) >= 0;
     let chosen = params.getAll("pc").filter(known);
     if (!chosen.length) chosen = data.default_axes.filter(known);
-    const firstMetric = data.metrics.length ? "metrics." + data.metrics[0] : columns[0];
+    if (!columns.length) return; // the template shows no charts then
+    const firstMetric = data.metrics.length ? "metrics." + data.metrics[0] : null;
     const state = {
       pc: chosen,
       sx: known(params.get("sx")) ? params.get("sx") : columns[0],
-      sy: known(params.get("sy")) ? params.get("sy") : firstMetric,
+      sy: known(params.get("sy")) ? params.get("sy") : firstMetric || columns[columns.length - 1],
       bar: known(params.get("bar")) && params.get("bar").startsWith("metrics.") ? params.get("bar") : firstMetric,
     };
 
@@ -241,18 +242,19 @@
     }
     const sx = document.getElementById("scatter-x"), sy = document.getElementById("scatter-y"), bar = document.getElementById("bar-metric");
     for (const c of columns) { option(sx, c); option(sy, c); }
-    for (const k of data.metrics) option(bar, "metrics." + k, k);
+    if (bar) for (const k of data.metrics) option(bar, "metrics." + k, k);
     sx.value = state.sx;
     sy.value = state.sy;
-    bar.value = state.bar;
+    if (bar) bar.value = state.bar;
     sx.addEventListener("change", () => { state.sx = sx.value; save(); drawAll(); });
     sy.addEventListener("change", () => { state.sy = sy.value; save(); drawAll(); });
-    bar.addEventListener("change", () => { state.bar = bar.value; save(); drawAll(); });
+    if (bar) bar.addEventListener("change", () => { state.bar = bar.value; save(); drawAll(); });
 
     function drawAll() {
       window.gatewayCompare.parallel = parallel(runs, state.pc, document.getElementById("parallel-plot"));
       window.gatewayCompare.scatter = scatter(runs, state.sx, state.sy, document.getElementById("scatter-plot"));
-      window.gatewayCompare.bars = state.bar ? bars(runs, state.bar, document.getElementById("bar-plot")) : null;
+      const barPlot = document.getElementById("bar-plot");
+      window.gatewayCompare.bars = state.bar && barPlot ? bars(runs, state.bar, barPlot) : null;
       document.body.dataset.compareReady = "true";
     }
     drawAll();
