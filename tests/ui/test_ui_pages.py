@@ -234,6 +234,11 @@ def test_each_mode_serves_its_pages(mode: str, tmp_path: Path) -> None:
             assert f"s3://bucket/root/{experiment_id}/{run_id}/artifacts" in run_page.text
             artifacts = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}/artifacts")
             assert_clear_page(artifacts, 501, "This server does not serve artifacts stored at 's3://bucket/root/")
+            model_id = client.create_logged_model(experiment_id, source_run_id=run_id).model_id
+            model_page = get(gateway, f"/logged-models/{model_id}")
+            assert "This server does not store this model's files" in unescape(model_page.text)
+            model_files = get(gateway, f"/logged-models/{model_id}/artifacts")
+            assert_clear_page(model_files, 501, "This server does not serve artifacts stored at 's3://bucket/root/")
             assert get(gateway, "/browse").status_code == 404
         else:
             assert home.status_code == 404 and get(gateway, "/experiments").status_code == 404

@@ -280,6 +280,21 @@ async def test_logged_model_page_and_its_zip(logged: Logged, page: Page, tmp_pat
     await screenshot(page, "17-logged-models")
 
 
+async def test_the_new_pages_fit_an_800_px_window(logged: Logged, page: Page) -> None:
+    await page.set_viewport_size({"width": 800, "height": 900})
+    ids = "&".join(f"runs={logged.runs[name]}" for name in ("alpha", "beta", "gamma"))
+    for path in (
+        f"/compare-runs?{ids}",
+        f"/logged-models/{logged.model_id}",
+        f"/experiments/{logged.experiment_id}/logged-models",
+        f"/experiments/{logged.experiment_id}/runs/{logged.runs['alpha']}/artifacts/images",
+        f"/experiments/{logged.experiment_id}/runs/{logged.runs['alpha']}/artifacts/{LONG_NAME}/inner/leaf.txt",
+    ):
+        await page.goto(logged.gateway.url + path)
+        await page.wait_for_load_state("load")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 800, path
+
+
 def test_bad_inputs_give_clear_pages(logged: Logged) -> None:
     base = logged.gateway.url
     for path, status, message in (
