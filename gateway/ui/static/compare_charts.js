@@ -223,6 +223,13 @@
       url.searchParams.set("sy", state.sy);
       if (state.bar) url.searchParams.set("bar", state.bar);
       window.history.replaceState(null, "", url);
+      // The page's own links (e.g. "show only differences") keep the charts' choices.
+      for (const link of document.querySelectorAll('a[href^="?"][href*="only_differences"]')) {
+        const target = new URL(link.getAttribute("href"), url);
+        const kept = new URL(url);
+        kept.searchParams.set("only_differences", target.searchParams.get("only_differences"));
+        link.setAttribute("href", kept.search);
+      }
     }
 
     const picker = document.getElementById("pc-axes");
@@ -257,6 +264,7 @@
       window.gatewayCompare.bars = state.bar && barPlot ? bars(runs, state.bar, barPlot) : null;
       document.body.dataset.compareReady = "true";
     }
+    save();
     drawAll();
   }
 
