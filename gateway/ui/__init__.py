@@ -33,7 +33,7 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
     """Add the pages for a worker with the tracking API (`tracking`) and/or served artifacts (`artifacts`)."""
     add_route(app, "GET", STATIC_PREFIX + "/{name}", static_file, Access.READ)
     if tracking:
-        from gateway.ui import tracking_pages  # imports the database stack: only where the tracking API runs
+        from gateway.ui import logged_model_pages, tracking_pages  # the database stack: only with the tracking API
 
         add_route(app, "GET", "/", tracking_pages.experiments_page, Access.READ)
         add_route(app, "GET", "/experiments", tracking_pages.experiments_page, Access.READ)
@@ -47,6 +47,13 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
         run_artifacts = "/experiments/{experiment_id}/runs/{run_id}/artifacts"
         add_route(app, "GET", run_artifacts, artifact_pages.run_artifacts_page, Access.READ)
         add_route(app, "GET", f"{run_artifacts}/{ANY_PATH}", artifact_pages.run_artifacts_page, Access.READ)
+        # logged models (MLflow 3)
+        models = logged_model_pages
+        add_route(app, "GET", "/experiments/{experiment_id}/logged-models", models.experiment_models_page, Access.READ)
+        add_route(app, "GET", "/logged-models/{model_id}", models.logged_model_page, Access.READ)
+        model_files = "/logged-models/{model_id}/artifacts"
+        add_route(app, "GET", model_files, models.logged_model_artifacts_page, Access.READ)
+        add_route(app, "GET", f"{model_files}/{ANY_PATH}", models.logged_model_artifacts_page, Access.READ)
     if artifacts:
         if not tracking:
             add_route(app, "GET", "/", artifact_pages.browse_page, Access.READ)

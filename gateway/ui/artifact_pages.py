@@ -26,6 +26,7 @@ from gateway.http.errors import ApiError
 from gateway.http.prefixes import ARTIFACTS_PREFIXES
 from gateway.http.request_values import decode_once, parse_path, query_params, repository_of
 from gateway.locations import LOCATIONS_KEY
+from gateway.ui.previews import image_series, logged_table, series_view
 from gateway.ui.rendering import page, render
 from repositories import ArtifactPath, ArtifactRepository, ListEntry
 from repositories.errors import Conflict, NotFound
@@ -38,6 +39,8 @@ TREE_ENTRIES_PER_LEVEL = 200
 LISTINGS_AT_ONCE = 8
 """Folders one page lists at a time: a path may be hundreds of levels deep (1,024 bytes)."""
 IMAGE_EXTENSIONS = frozenset("png jpg jpeg gif webp bmp svg".split())
+HTML_EXTENSIONS = frozenset(("html", "htm", "xhtml"))
+"""Never shown here: a page from a run would run its scripts on this server's origin (and session)."""
 DOWNLOAD_PREFIX = f"{ARTIFACTS_PREFIXES[0]}/artifacts/"
 ARCHIVE_PREFIX = f"{ARTIFACTS_PREFIXES[0]}/archive/"
 
@@ -90,14 +93,17 @@ async def run_artifact_summary(request: web.Request, info: dict[str, Any]) -> di
     root = request.app[LOCATIONS_KEY].browsable_root(info["artifact_uri"])
     if root is None:
         return {"served": False, "uri": info["artifact_uri"]}
-    place = _run_place(info, root)
-    entries = await _children(repository_of(request), root, None, TREE_ENTRIES_PER_LEVEL)
+    return {**await folder_summary(request, _run_place(info, root)), "uri": info["artifact_uri"]}
+
+
+async def folder_summary(request: web.Request, place: Place) -> dict[str, Any]:
+    """A box of `place`'s top-level entries, with links to browse them and to download them as a zip."""
+    entries = await _children(repository_of(request), place.root, None, TREE_ENTRIES_PER_LEVEL)
     return {
         "served": True,
-        "uri": info["artifact_uri"],
         "entries": [{"entry": e, "url": place.url_of(e.name)} for e in entries],
         "browse_url": place.url,
-        "zip_url": archive_url(root, "zip") if entries else None,
+        "zip_url": archive_url(place.root, "zip") if entries else None,
     }
 
 
@@ -136,22 +142,33 @@ async def _listed_at_once(
 
 
 def _tree(place: Place, segments: tuple[str, ...], levels: list[list[ListEntry]]) -> list[dict[str, Any]]:
-    """The open branch of the tree: `levels[depth]` lists the folder `segments[:depth]`."""
-    return [
-        {
-            "depth": depth,
-            "items": [
-                {
-                    "name": e.name,
-                    "is_dir": e.is_dir,
-                    "open": depth < len(segments) and e.name == segments[depth],
-                    "url": place.url_of("/".join([*segments[:depth], e.name])),
-                }
-                for e in entries
-            ],
-        }
-        for depth, entries in enumerate(levels)
-    ]
+    """The open branch of the tree, nested: `levels[depth]` lists the folder `segments[:depth]`, and the
+    open folder of each level holds the next level as its `children` (drawn under it, not after its
+    siblings). An open folder past a level's first entries is added at its end, so the branch never breaks."""
+    children: list[dict[str, Any]] = []
+    for depth in reversed(range(len(levels))):
+        wanted = segments[depth] if depth < len(segments) else None
+        items = []
+        for entry in levels[depth]:
+            opened = entry.name == wanted
+            items.append(_tree_item(place, segments, depth, entry.name, entry.is_dir, children if opened else None))
+        if wanted is not None and not any(item["open"] for item in items):
+            items.append(_tree_item(place, segments, depth, wanted, True, children))
+        children = items
+    return children
+
+
+def _tree_item(
+    place: Place, segments: tuple[str, ...], depth: int, name: str, is_dir: bool, children: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "depth": depth,
+        "is_dir": is_dir,
+        "open": children is not None,
+        "children": children or [],
+        "url": place.url_of("/".join([*segments[:depth], name])),
+    }
 
 
 def _breadcrumbs(place: Place, relative: str) -> list[dict[str, str]]:
@@ -167,6 +184,8 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
     extension = posixpath.splitext(path.name)[1].lstrip(".").lower()
     if extension in IMAGE_EXTENSIONS:
         return {"kind": "image"}
+    if extension in HTML_EXTENSIONS:
+        return {"kind": "html"}
     kind = content_type(path.name)
     textual = kind.startswith("text/") or kind in ("application/json", "application/yaml", "application/x-yaml")
     if not textual:
@@ -179,6 +198,10 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
     truncated = size > len(data)
     # A cut may split a character: drop the partial one rather than show a replacement mark.
     text = data.decode("utf-8", errors="ignore" if truncated else "replace")
+    table = logged_table(text) if extension == "json" and not truncated else None
+    if table is not None:
+        rows = [table["columns"], *table["rows"][:CSV_PREVIEW_ROWS]]
+        return {"kind": "table", "rows": rows, "more": len(table["rows"]) > CSV_PREVIEW_ROWS, "logged_table": True}
     if extension == "json" and not truncated:
         with contextlib.suppress(ValueError, RecursionError):  # shown as it is when it cannot be indented
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -189,7 +212,8 @@ async def _preview(repository: ArtifactRepository, path: ArtifactPath, size: int
             rows.append(row)
             if len(rows) > CSV_PREVIEW_ROWS:
                 break
-        return {"kind": "table", "rows": rows[:CSV_PREVIEW_ROWS], "more": len(rows) > CSV_PREVIEW_ROWS or truncated}
+        more = len(rows) > CSV_PREVIEW_ROWS or truncated
+        return {"kind": "table", "rows": rows[:CSV_PREVIEW_ROWS], "more": more, "logged_table": False}
     return {"kind": "text", "text": text, "truncated": truncated}
 
 
@@ -221,6 +245,7 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
     }
     if is_dir:
         shown = entries[:ENTRIES_PER_PAGE]
+        series = image_series([(e.name, place.url_of(posixpath.join(relative, e.name))) for e in shown if not e.is_dir])
         return render(
             request,
             "artifacts.html",
@@ -236,6 +261,7 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
                 ),
                 "zip_url": archive_url(target, "zip") if shown else None,
                 "targz_url": archive_url(target, "tar.gz") if shown else None,
+                "images": series_view(series, _step(query_params(request).get("step"))),
             },
         )
     try:
@@ -262,16 +288,32 @@ async def _browser(request: web.Request, place: Place, relative: str, context: d
     )
 
 
+def _step(value: str | None) -> int | None:
+    """The image grid's step from the URL (`?step=`); anything but a whole number is refused."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError.invalid(f"'step' must be a whole number, got '{value[:40]}'") from None
+
+
 @page
 async def run_artifacts_page(request: web.Request) -> web.StreamResponse:
     run = await request.app[STORE_KEY].get_run(request.match_info["run_id"])
     info = run["info"]
     root = request.app[LOCATIONS_KEY].run_path(info["artifact_uri"], "")  # 501 when stored elsewhere
     context = {"run": info, "run_url": f"/experiments/{info['experiment_id']}/runs/{info['run_id']}"}
-    return await _browser(request, _run_place(info, root), _raw_tail(request), context)
+    return await browse_place(request, _run_place(info, root), context)
+
+
+async def browse_place(request: web.Request, place: Place, context: dict[str, Any]) -> web.StreamResponse:
+    """The browser at the route's path below `place`; `context` says whose files they are (run or model)."""
+    owner = {"run": None, "run_url": None, "model": None, **context}
+    return await _browser(request, place, _raw_tail(request), owner)
 
 
 @page
 async def browse_page(request: web.Request) -> web.StreamResponse:
     place = Place(ArtifactPath.parse(""), "/browse", "destination root")
-    return await _browser(request, place, _raw_tail(request), {"run": None, "run_url": None})
+    return await browse_place(request, place, {})

@@ -68,15 +68,38 @@ RUNS_PAGE = page(
 )
 AFTER = query("after", STRING, "continue a long folder after this entry")
 RAW = query("raw", STRING, "a file's bytes instead of its page (the image preview; never a redirect)")
+STEP = query("step", STRING, "the step a folder's log_image grid shows (a whole number; the last step by default)")
 RUN_ARTIFACTS_PAGE = page(
-    "A run's artifacts: the folder tree, a folder's entries, a file's size, digest and preview",
-    [EXPERIMENT_ID, RUN_ID, AFTER, RAW],
+    "A run's artifacts: the folder tree, a folder's entries (log_image series as a grid with a step slider), "
+    "a file's size, digest and preview (log_table JSON as a table; HTML download-only)",
+    [EXPERIMENT_ID, RUN_ID, AFTER, RAW, STEP],
     **UI_ARTIFACT_PAGES,
 )
 BROWSE_PAGE = page(
     "The artifact destination: the folder tree, a folder's entries, a file's size, digest and preview",
-    [AFTER, RAW],
+    [AFTER, RAW, STEP],
 )
+MODEL_ID = {"name": "model_id", "in": "path", "required": True, "schema": STRING}
+MODEL_FILES_PAGE = page(
+    "A logged model's files in the artifact browser (tree, entries, previews, folder archives)",
+    [MODEL_ID, AFTER, RAW, STEP],
+    **UI_ARTIFACT_PAGES,
+)
+LOGGED_MODEL_PAGES: dict[tuple[str, str], Operation] = {
+    ("GET", "/experiments/{experiment_id}/logged-models"): page(
+        "An experiment's logged models (MLflow 3), newest first: status in words, source run",
+        [EXPERIMENT_ID, query("page_token", STRING, "the next page, from the page's Next link")],
+    ),
+    ("GET", "/logged-models/{model_id}"): page(
+        "One logged model: status in words, params, metrics, tags, the run it came from, its files and a zip of them",
+        [MODEL_ID],
+    ),
+    ("GET", "/logged-models/{model_id}/artifacts"): MODEL_FILES_PAGE,
+    ("GET", "/logged-models/{model_id}/artifacts/{path}"): {
+        **MODEL_FILES_PAGE,
+        "parameters": [*MODEL_FILES_PAGE["parameters"], ARTIFACT_PATH],
+    },
+}
 UI: dict[tuple[str, str], Operation] = {
     ("GET", "/"): page("The start page: experiments (the artifact browser with --artifacts-only)", []),
     ("GET", "/experiments"): page(
@@ -106,6 +129,7 @@ UI: dict[tuple[str, str], Operation] = {
             query("only_differences", {"type": "string", "enum": ["0", "1"]}),
         ],
     ),
+    **LOGGED_MODEL_PAGES,
     ("GET", "/browse"): BROWSE_PAGE,
     ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},
     ("GET", "/ui-static/{name}"): {

@@ -18,6 +18,8 @@ from gateway.store.errors import InvalidValue, NotFound
 from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
+from gateway.ui.compare_charts import compare_plot_data
+from gateway.ui.logged_model_pages import status_words
 from gateway.ui.rendering import page, render
 
 RUNS_PER_PAGE = 100
@@ -266,7 +268,8 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     models = []
     for output in run.get("outputs", {}).get("model_outputs", []):
         try:
-            models.append(await store.get_logged_model(output["model_id"]))
+            model = await store.get_logged_model(output["model_id"])
+            models.append({**model, "status_words": status_words(model["info"]["status"])})
         except NotFound:  # a failing store is the page's error, not a deleted model
             models.append({"model_id": output["model_id"], "name": "(deleted)"})
     tags = row["tags"]
@@ -314,5 +317,6 @@ async def compare_page(request: web.Request) -> web.StreamResponse:
             "only_differences": only_differences,
             "metric_keys": metric_keys,
             "chart": _chart_data(runs),
+            "plots": compare_plot_data(runs, params, metric_keys),
         },
     )

@@ -234,6 +234,11 @@ def test_each_mode_serves_its_pages(mode: str, tmp_path: Path) -> None:
             assert f"s3://bucket/root/{experiment_id}/{run_id}/artifacts" in run_page.text
             artifacts = get(gateway, f"/experiments/{experiment_id}/runs/{run_id}/artifacts")
             assert_clear_page(artifacts, 501, "This server does not serve artifacts stored at 's3://bucket/root/")
+            model_id = client.create_logged_model(experiment_id, source_run_id=run_id).model_id
+            model_page = get(gateway, f"/logged-models/{model_id}")
+            assert "This server does not store this model's files" in unescape(model_page.text)
+            model_files = get(gateway, f"/logged-models/{model_id}/artifacts")
+            assert_clear_page(model_files, 501, "This server does not serve artifacts stored at 's3://bucket/root/")
             assert get(gateway, "/browse").status_code == 404
         else:
             assert home.status_code == 404 and get(gateway, "/experiments").status_code == 404
@@ -355,15 +360,39 @@ def test_a_browser_gets_a_page_for_an_unknown_address_and_api_clients_json(gatew
 
 
 def tree_levels(html: str) -> list[list[tuple[str, str, str]]]:
-    """The artifact tree of a page: per level, (name, li class, href) of each item."""
+    """The artifact tree of a page: per level, (name, li class, href) of each item, in page order."""
     tree = html.split('<aside class="tree"', 1)[1].split("</aside>", 1)[0]
-    return [
-        [
-            (name, classes, href)
-            for classes, href, name in re.findall(r'<li class="([^"]+)"><a href="([^"]+)">([^<]+)</a>', level)
-        ]
-        for level in tree.split("<ul ")[1:]
-    ]
+    levels: list[list[tuple[str, str, str]]] = []
+    depth = -1
+    for tag, classes, href, name in re.findall(
+        r'(<ul class="tree-level"|</ul>|<li class="([^"]+)"><a href="([^"]+)"[^>]*>([^<]+)</a>)', tree
+    ):
+        if tag.startswith("<ul"):
+            depth += 1
+            if depth == len(levels):
+                levels.append([])
+        elif tag == "</ul>":
+            depth -= 1
+        else:
+            levels[depth].append((name, classes, href))
+    return levels
+
+
+def nested_under(html: str, folder: str) -> list[str]:
+    """The names the tree draws inside `folder`'s item (its own children, not its later siblings)."""
+    tree = html.split('<aside class="tree"', 1)[1].split("</aside>", 1)[0]
+    start = tree.index(f">{folder}</a>")
+    inside, depth = [], 0
+    for match in re.finditer(r'<ul class="tree-level"|</ul>|<a href="[^"]+"[^>]*>([^<]+)</a>', tree[start:]):
+        if match.group(0).startswith("<ul"):
+            depth += 1
+        elif match.group(0) == "</ul>":
+            depth -= 1
+            if depth <= 0:
+                break
+        elif depth > 0:
+            inside.append(match.group(1))
+    return inside
 
 
 async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path: Path) -> None:
@@ -421,6 +450,8 @@ async def test_the_artifact_tree_lists_each_folder_once_and_all_at_once(tmp_path
             response = await client.get(url)
             assert response.status == 200, await response.text()
             assert tree_levels(await response.text()) == tree, url
+            under_b = ["c", "other.txt"] if "after" in url else ["c", "deep.txt", "other.txt"]
+            assert nested_under(await response.text(), "b") == under_b, url  # drawn under b, before top.txt
             assert sorted(repository.listed, key=lambda listing: (listing[0], listing[1] or "")) == listed, url
             assert repository.peak == len(listed), url
 

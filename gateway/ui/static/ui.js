@@ -83,24 +83,117 @@
     return [sorted.map(x), sorted.map((p) => value(p.value))];
   }
 
+  // -- chart view: smoothing and log scale, kept in the URL (?smoothing=0.6&log=1) ------------------
+  const view = { smoothing: 0, log: false };
+
+  function readView() {
+    const params = new URLSearchParams(location.search);
+    const smoothing = Number(params.get("smoothing"));
+    view.smoothing = Number.isFinite(smoothing) ? Math.min(Math.max(smoothing, 0), 0.99) : 0;
+    view.log = params.get("log") === "1";
+  }
+
+  function writeView(axis) {
+    const url = new URL(location.href);
+    const set = (name, value) => (value ? url.searchParams.set(name, value) : url.searchParams.delete(name));
+    set("smoothing", view.smoothing ? String(view.smoothing) : "");
+    set("log", view.log ? "1" : "");
+    set("x", axis !== "step" ? axis : "");
+    window.history.replaceState(null, "", url);
+  }
+
+  // An exponential moving average, debiased at the start (as TensorBoard and MLflow draw it); gaps stay gaps.
+  function smooth(ys, weight) {
+    if (!weight) return ys;
+    let last = 0;
+    let count = 0;
+    return ys.map((y) => {
+      if (y === null) return null;
+      last = last * weight + (1 - weight) * y;
+      count++;
+      return last / (1 - Math.pow(weight, count));
+    });
+  }
+
+  function shown(tables) {
+    return tables.map(([xs, ys]) => {
+      let out = smooth(ys, view.smoothing);
+      if (view.log) out = out.map((y) => (y !== null && y > 0 ? y : null)); // a log axis has no place for <= 0
+      return [xs, out];
+    });
+  }
+
+  // A metric with one point (per run) has nothing to draw: its value is shown instead of a one-dot chart.
+  function drawValues(figure, runs, histories) {
+    const holder = figure.querySelector(".plot");
+    holder.textContent = "";
+    figure.dataset.single = "true";
+    const list = document.createElement("dl");
+    list.className = "single-values";
+    histories.forEach((points, i) => {
+      if (!points.length) return;
+      const name = document.createElement("dt");
+      name.textContent = runs.length > 1 ? runs[i].name : "value";
+      const number = document.createElement("dd");
+      number.className = "single-value";
+      number.textContent = String(points[0].value) + (points[0].step ? "  (step " + points[0].step + ")" : "");
+      list.append(name, number);
+    });
+    holder.append(list);
+  }
+
   function draw(figure, key, runs, histories, axis) {
     const holder = figure.querySelector(".plot");
     holder.textContent = "";
+    const count = histories.reduce((n, points) => n + points.length, 0);
+    figure.querySelector(".chart-note").textContent = count + " point" + (count === 1 ? "" : "s");
     const tables = histories.map((points) => table(points, axis));
-    const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
+    window.gatewayCharts[key] = { axis: axis, runs: runs.map((r) => r.id), tables: tables, points: histories };
+    if (count && histories.every((points) => points.length <= 1)) {
+      drawValues(figure, runs, histories);
+      return;
+    }
+    delete figure.dataset.single;
+    const drawn = shown(tables);
+    const data = drawn.length === 1 ? drawn[0] : uPlot.join(drawn);
     const options = {
       width: Math.max(320, holder.clientWidth || 420),
       height: 220,
-      scales: { x: { time: axis === "time" } },
+      scales: { x: { time: axis === "time" }, y: view.log ? { distr: 3 } : {} },
       series: [{ label: axis }].concat(
         runs.map((run, i) => ({ label: run.name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: tables[i][0].length < 60 } }))
       ),
       legend: { show: runs.length > 1 },
     };
     const plot = new uPlot(options, data, holder);
-    const count = histories.reduce((n, points) => n + points.length, 0);
-    figure.querySelector(".chart-note").textContent = count + " point" + (count === 1 ? "" : "s");
-    window.gatewayCharts[key] = { axis: axis, runs: runs.map((r) => r.id), tables: tables, points: histories, plot: plot };
+    Object.assign(window.gatewayCharts[key], { drawn: drawn, plot: plot, smoothing: view.smoothing, log: view.log });
+  }
+
+  // The smoothing slider and log-scale box, added beside the x-axis choice.
+  function viewControls(select, redraw) {
+    const bar = select.closest(".bar");
+    const smoothing = document.createElement("label");
+    smoothing.innerHTML = 'Smoothing <input type="range" id="smoothing" min="0" max="0.99" step="0.01"> <output id="smoothing-value"></output>';
+    const log = document.createElement("label");
+    log.innerHTML = '<input type="checkbox" id="log-scale"> Log scale';
+    bar.append(smoothing, log);
+    const slider = smoothing.querySelector("input");
+    const value = smoothing.querySelector("output");
+    const box = log.querySelector("input");
+    slider.value = String(view.smoothing);
+    value.textContent = String(view.smoothing);
+    box.checked = view.log;
+    slider.addEventListener("input", () => {
+      view.smoothing = Number(slider.value);
+      value.textContent = slider.value;
+      writeView(select.value);
+      redraw();
+    });
+    box.addEventListener("change", () => {
+      view.log = box.checked;
+      writeView(select.value);
+      redraw();
+    });
   }
 
   async function charts() {
@@ -111,6 +204,9 @@
     MAX_POINTS = chart.max_points;
     BULK_RUNS = chart.bulk_runs;
     const select = document.getElementById("x-axis");
+    readView();
+    const axisParam = new URLSearchParams(location.search).get("x");
+    if (select && axisParam && Array.from(select.options).some((o) => o.value === axisParam)) select.value = axisParam;
     const figures = Array.from(document.querySelectorAll("figure.chart"));
     const loaded = new Map();
     await Promise.all(
@@ -128,9 +224,14 @@
     );
     document.body.dataset.chartsReady = "true";
     if (select) {
-      select.addEventListener("change", () => {
+      const redraw = () => {
         for (const [figure, histories] of loaded) draw(figure, figure.dataset.metric, runs, histories, select.value);
+      };
+      select.addEventListener("change", () => {
+        writeView(select.value);
+        redraw();
       });
+      viewControls(select, redraw);
     }
   }
 
