@@ -138,7 +138,8 @@ async def test_a_200_character_value_stays_within_the_window(logged: Logged, pag
         for path in pages:
             await page.goto(base + path)
             await assert_within_window(page, width, path)
-        await screenshot(page, f"long-values-{width}")
+            if width == 800 and path.startswith("/compare-runs"):
+                await screenshot(page, "15-long-values-800")
     # the runs table clips the value and keeps it whole on hover
     await page.goto(base + pages[1])
     cell = page.locator(f"#run-{logged.long_run} td.params .clip").first
@@ -250,6 +251,7 @@ async def test_runs_of_two_experiments_in_one_table_and_compared(logged: Logged,
     await page.goto(f"{logged.gateway.url}/experiments")
     await page.get_by_label("Choose grid-search").check()
     await page.get_by_label("Choose other-team").check()
+    await screenshot(page, "16-experiments-chosen")
     await page.click("#cross-experiment-button")
     await page.wait_for_url("**/runs?**")
     assert sorted(parse_qs(urlsplit(page.url).query)["experiments"]) == sorted([logged.grid, logged.other])
