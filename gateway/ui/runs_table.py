@@ -185,7 +185,7 @@ async def tree_rows(store: TrackingStore, query: RunsQuery, runs: list[dict[str,
         )
         rows.extend(TableRow(flat_row(child), depth=1) for child in found)
         if more:
-            flat = [(name, value) for name, value in here.query.items() if name not in ("nesting", "filter")]
+            flat = [(name, value) for name, value in here.query.items() if name not in ("nesting", "filter", "page")]
             everyone = here.with_query([*flat, ("nesting", "flat"), ("filter", f"tags.`{PARENT_TAG}` = '{run_id}'")])
             row.more_children_url = str(everyone)
     return rows

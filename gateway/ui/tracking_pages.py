@@ -173,7 +173,8 @@ async def runs_view(
         keys[kind] = sorted({*keys[kind], *shown_keys[kind], *(key for k, key in columns if k == kind)})
     pairs = query.pairs(columns, experiments=path == "/runs")
     here = URL(path).with_query(pairs)
-    rows = await tree_rows(store, query, runs, here) if problem is None else []
+    this_page = here.update_query(page=query.page) if query.page > 1 else here  # unfolding a parent stays here
+    rows = await tree_rows(store, query, runs, this_page) if problem is None else []
     sort_links, sorted_by = {}, {}
     for kind, key in [("attributes", "start_time"), ("attributes", "run_name"), *columns]:
         name = f"{kind}.{key}"

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from html import unescape
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -57,8 +60,8 @@ async def test_csv_streams_every_run_in_the_pages_order(store_uri: str, tmp_path
 async def test_child_counts_on_each_database(store_uri: str, tmp_path: Path) -> None:
     async with served_store(store_uri, tmp_path) as (server, session, store):
         experiment_id = await store.create_experiment("tree", None, [])
-        parent = (await store.create_run(experiment_id, "", 0, "parent", []))["info"]["run_id"]
-        lone = (await store.create_run(experiment_id, "", 0, "lone", []))["info"]["run_id"]
+        parent = (await store.create_run(experiment_id, "", 5, "parent", []))["info"]["run_id"]
+        lone = (await store.create_run(experiment_id, "", 10, "lone", []))["info"]["run_id"]
         children = []
         for i in range(3):
             tags = [{"key": "mlflow.parentRunId", "value": parent}]
@@ -69,6 +72,16 @@ async def test_child_counts_on_each_database(store_uri: str, tmp_path: Path) -> 
         async with session.get(server.make_url(f"/experiments/{experiment_id}")) as response:
             html = await response.text()
         assert "Runs 1–2 of 2 top-level" in html and 'aria-expanded="false"' in html
+        # unfolding a parent on page 2 stays on page 2, and lists its (active) children under it
+        async with session.get(server.make_url(f"/experiments/{experiment_id}?max_results=1&page=2")) as response:
+            html = await response.text()
+        toggle = re.search(r'<a class="toggle" href="([^"]+)"', html)
+        assert toggle is not None
+        query = parse_qs(urlsplit(unescape(toggle.group(1))).query)
+        assert (query["page"], query["expand"], query["max_results"]) == (["2"], [parent], ["1"])
+        async with session.get(server.make_url(unescape(toggle.group(1)))) as response:
+            html = await response.text()
+        assert html.count(f'data-parent-id="{parent}"') == 2 and "Runs 2–2 of 2 top-level" in html
 
 
 @pytest.fixture(scope="module")
