@@ -54,18 +54,32 @@ def form(summary: str, parameters: list[Schema], fields: dict[str, Schema]) -> O
     }
 
 
+EXPERIMENTS = {
+    **query("experiments", array(STRING), "experiment ids, up to 20 (each must exist)"),
+    "explode": True,
+}
+TABLE_QUERY = [
+    query("filter", STRING, "MLflow's search filter, e.g. metrics.loss < 0.2 and params.lr = '0.01'"),
+    query("order_by", STRING, "one MLflow order_by clause, e.g. metrics.`loss` ASC"),
+    {**query("columns", array(STRING), "metrics.<key>, params.<key> or tags.<key>"), "explode": True},
+    VIEW,
+    query(
+        "nesting",
+        {"type": "string", "enum": ["tree", "flat"]},
+        "tree (default): top-level runs, children (tag mlflow.parentRunId) under their parent; flat: every run",
+    ),
+]
+PAGE_QUERY = [
+    query("max_results", STRING, "runs per page, 1 to 1000 (100)"),
+    PAGE,
+    {**query("expand", array(STRING), "parents whose children are listed (run ids, or all)"), "explode": True},
+    query("compare_problem", STRING, "how many runs were ticked when Compare refused them (shown as a message)"),
+]
 RUNS_PAGE = page(
-    "An experiment's runs as a table: MLflow filter, sort, chosen columns, pages",
-    [
-        EXPERIMENT_ID,
-        query("filter", STRING, "MLflow's search filter, e.g. metrics.loss < 0.2 and params.lr = '0.01'"),
-        query("order_by", STRING, "one MLflow order_by clause, e.g. metrics.`loss` ASC"),
-        {**query("columns", array(STRING), "metrics.<key>, params.<key> or tags.<key>"), "explode": True},
-        query("max_results", STRING, "runs per page, 1 to 1000 (100)"),
-        VIEW,
-        PAGE,
-    ],
+    "An experiment's runs as a table: MLflow filter, sort, chosen columns, nested runs, pages",
+    [EXPERIMENT_ID, *TABLE_QUERY, *PAGE_QUERY],
 )
+CSV = {"text/csv": {"schema": STRING}}
 AFTER = query("after", STRING, "continue a long folder after this entry")
 RAW = query("raw", STRING, "a file's bytes instead of its page (the image preview; never a redirect)")
 STEP = query("step", STRING, "the step a folder's log_image grid shows (a whole number; the last step by default)")
@@ -127,9 +141,23 @@ UI: dict[tuple[str, str], Operation] = {
         [
             {**query("runs", array(STRING), "run ids", required=True), "explode": True},
             query("only_differences", {"type": "string", "enum": ["0", "1"]}),
+            query("back", STRING, "the runs table the Compare button was on: too few or too many runs return there"),
         ],
+        **{"303": {"description": "Too few or too many runs: back to the table, saying so", "content": REDIRECT_BODY}},
     ),
     **LOGGED_MODEL_PAGES,
+    ("GET", "/runs"): page(
+        "The runs of several experiments in one table (choose the experiments; compare runs of any of them)",
+        [EXPERIMENTS, *TABLE_QUERY, *PAGE_QUERY],
+    ),
+    ("GET", "/runs.csv"): {
+        "summary": "A runs table as CSV: the same experiments, filter, order, nesting and columns, every matching "
+        "run, streamed (run_id, run_name, experiment_id, parent_run_id, status, start_time, end_time, then the "
+        "columns; times in milliseconds)",
+        "tags": ["ui"],
+        "parameters": [{**EXPERIMENTS, "required": True}, *TABLE_QUERY],
+        "responses": {"200": {"description": "The runs, one CSV row each", "content": CSV}, **HTML_ERRORS},
+    },
     ("GET", "/browse"): BROWSE_PAGE,
     ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},
     ("GET", "/ui-static/{name}"): {

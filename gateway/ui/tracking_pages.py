@@ -21,18 +21,27 @@ from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.compare_charts import compare_plot_data
 from gateway.ui.logged_model_pages import status_words
 from gateway.ui.rendering import page, render
+from gateway.ui.runs_table import (
+    COLUMN_KINDS,
+    DEFAULT_ORDER,
+    MAX_CHILDREN_SHOWN,
+    MAX_PAGE,
+    PARENT_TAG,
+    RUNS_PER_PAGE,
+    VIEWS,
+    RunsQuery,
+    default_columns,
+    flat_row,
+    merged_keys,
+    one_of,
+    order_clause,
+    tree_rows,
+)
 
-RUNS_PER_PAGE = 100
-MAX_RUNS_PER_PAGE = 1000
 EXPERIMENTS_PER_PAGE = 100
-MAX_PAGE = 1_000_000
-DEFAULT_COLUMNS_PER_KIND = 6
 COLUMN_KEYS_FROM_RUNS = 1000
 """The column chooser offers the keys of the experiment's newest runs (and of the runs shown)."""
 COMPARE_MIN, COMPARE_MAX = 2, 10
-DEFAULT_ORDER = "attributes.`start_time` DESC"  # as order_clause writes it, so its header link toggles
-VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
-COLUMN_KINDS = ("metrics", "params", "tags")
 
 
 def _store(request: web.Request) -> TrackingStore:
@@ -40,25 +49,7 @@ def _store(request: web.Request) -> TrackingStore:
 
 
 def _view(query: dict[str, str]) -> str:
-    view = query.get("view", "active")
-    if view not in VIEWS:
-        raise ApiError.invalid(f"'view' must be one of {', '.join(VIEWS)}, got '{view[:40]}'")
-    return view
-
-
-def _by_key(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {item["key"]: item["value"] for item in items or []}
-
-
-def run_row(run: dict[str, Any]) -> dict[str, Any]:
-    """A run flattened for templates: info fields plus params, latest metrics and tags by key."""
-    info, data = run["info"], run.get("data", {})
-    return {
-        **info,
-        "params": _by_key(data.get("params")),
-        "metrics": _by_key(data.get("metrics")),
-        "tags": _by_key(data.get("tags")),
-    }
+    return one_of(query, "view", list(VIEWS))
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -141,92 +132,95 @@ async def restore_experiment(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/experiments/{request.match_info['experiment_id']}")
 
 
-# -- an experiment's runs ------------------------------------------------------------------------
-
-
-def _columns(pairs: list[tuple[str, str]], keys: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """The chosen columns as (kind, key); by default the first few metrics and params."""
-    chosen = [value for name, value in pairs if name == "columns" and value]
-    if not chosen:
-        return [(kind, key) for kind in ("metrics", "params") for key in keys[kind][:DEFAULT_COLUMNS_PER_KIND]]
-    columns = []
-    for value in chosen:
-        kind, _, key = value.partition(".")
-        if kind not in COLUMN_KINDS or not key:
-            raise ApiError.invalid(f"Invalid column '{value[:80]}': use metrics.<key>, params.<key> or tags.<key>")
-        columns.append((kind, key))
-    return columns
-
-
-def order_clause(kind: str, key: str, descending: bool) -> str:
-    """An MLflow order_by clause for a column, the key quoted so any key works."""
-    return f"{kind}.`{key}` {'DESC' if descending else 'ASC'}"
+# -- an experiment's runs (and several experiments' runs: gateway.ui.cross_experiment) ------------
 
 
 @page
 async def runs_page(request: web.Request) -> web.StreamResponse:
+    experiment = await _store(request).get_experiment(request.match_info["experiment_id"])
+    query = RunsQuery.parse(query_pairs(request), [experiment["experiment_id"]])
+    return await runs_view(request, query, [experiment], f"/experiments/{experiment['experiment_id']}")
+
+
+async def runs_view(
+    request: web.Request, query: RunsQuery, experiments: list[dict[str, Any]], path: str, **context: Any
+) -> web.Response:
+    """The runs table of `experiments` at `path` as `query` asks (a bad filter or sort is shown beside
+    the search box, with a 400); `context` adds to the template's."""
     store = _store(request)
-    experiment = await store.get_experiment(request.match_info["experiment_id"])
-    experiment_id = experiment["experiment_id"]
-    pairs = query_pairs(request)
-    query = dict(pairs)  # single-valued parameters: the last one wins, as in query_params
-    keys = await store.experiment_keys(int(experiment_id), COLUMN_KEYS_FROM_RUNS)
-    columns = _columns(pairs, keys)
-    search = query.get("filter", "").strip()
-    order = query.get("order_by", "").strip() or DEFAULT_ORDER
-    view = _view(query)
-    size = whole_number(query.get("max_results") or str(RUNS_PER_PAGE), "max_results", MAX_RUNS_PER_PAGE)
-    number = whole_number(query.get("page") or "1", "page", MAX_PAGE)
-    offset = (number - 1) * size
+    keys = await merged_keys(store, experiments, COLUMN_KEYS_FROM_RUNS)
     runs: list[dict[str, Any]] = []
     total = 0
     problem = None
     next_token = None
     try:
         found, next_token = await store.search_runs(
-            [experiment_id], search or None, VIEWS[view], size, [order], offset_token(offset)
+            query.experiment_ids,
+            query.store_filter,
+            query.view_type,
+            query.size,
+            [query.order],
+            offset_token(query.offset),
         )
-        runs = [run_row(run) for run in found]
-        if next_token is None and (runs or offset == 0):  # the last page: the total is known
-            total = offset + len(runs)
+        runs = [flat_row(run) for run in found]
+        if next_token is None and (runs or query.offset == 0):  # the last page: the total is known
+            total = query.offset + len(runs)
         else:  # a page with more after it, or an empty one past the end
-            total = await store.count_runs([experiment_id], search or None, VIEWS[view])
-        for kind in COLUMN_KINDS:  # older runs on this page may use keys the newest runs do not
-            keys[kind] = sorted({*keys[kind], *(key for run in runs for key in run[kind])})
+            total = await store.count_runs(query.experiment_ids, query.store_filter, query.view_type)
     except InvalidValue as exc:
         problem = exc.message  # a bad filter or sort: show it beside the search box, keep the page
-    here = URL(f"/experiments/{experiment_id}").with_query(
-        [("filter", search), ("order_by", order), ("view", view), *[("columns", f"{k}.{c}") for k, c in columns]]
-        + ([("max_results", str(size))] if size != RUNS_PER_PAGE else [])
-    )
-    sort_links = {}
+    shown_keys = {kind: sorted({key for run in runs for key in run[kind]}) for kind in COLUMN_KINDS}
+    columns = query.columns or default_columns(shown_keys if runs else keys)
+    for kind in COLUMN_KINDS:  # older runs on this page may use keys the newest runs do not
+        keys[kind] = sorted({*keys[kind], *shown_keys[kind], *(key for k, key in columns if k == kind)})
+    pairs = query.pairs(columns, experiments=path == "/runs")
+    here = URL(path).with_query(pairs)
+    this_page = here.update_query(page=query.page) if query.page > 1 else here  # unfolding a parent stays here
+    rows = await tree_rows(store, query, runs, this_page) if problem is None else []
+    sort_links, sorted_by = {}, {}
     for kind, key in [("attributes", "start_time"), ("attributes", "run_name"), *columns]:
-        descending = order != order_clause(kind, key, True)
-        sort_links[f"{kind}.{key}"] = str(here.update_query(order_by=order_clause(kind, key, descending), page=1))
-    first = offset + 1
+        name = f"{kind}.{key}"
+        descending = query.order != order_clause(kind, key, True)
+        sort_links[name] = str(here.update_query(order_by=order_clause(kind, key, descending), page=1))
+        if query.order in (order_clause(kind, key, True), order_clause(kind, key, False)):
+            sorted_by = {"column": name, "descending": not descending}
+    first = query.offset + 1
+    here_with_expand = here.with_query([*pairs, *(("expand", value) for value in sorted(query.expand))])
     return render(
         request,
         "runs.html",
         {
-            "title": experiment["name"],
-            "experiment": experiment,
+            "title": experiments[0]["name"] if len(experiments) == 1 else "Runs of several experiments",
+            "experiment": experiments[0] if len(experiments) == 1 else None,
+            "experiment_names": {e["experiment_id"]: e["name"] for e in experiments},
+            "path": path,
             "keys": keys,
             "columns": columns,
             "chosen": {f"{kind}.{key}" for kind, key in columns},
-            "filter": search,
-            "order_by": order,
-            "view": view,
+            "filter": query.filter,
+            "order_by": query.order,
+            "view": query.view,
             "views": list(VIEWS),
-            "runs": runs,
+            "nesting": query.nesting,
+            "max_results": query.size if query.size != RUNS_PER_PAGE else None,
+            "expand": sorted(query.expand),
+            "rows": rows,
             "problem": problem,
             "total": total,
             "first": first,
             "last": first + len(runs) - 1,
-            "page": number,
+            "page": query.page,
             "first_url": str(here.update_query(page=1)),
+            "csv_url": str(URL("/runs.csv").with_query(query.pairs(columns, experiments=True))),
             "sort_links": sort_links,
-            "previous_url": str(here.update_query(page=number - 1)) if number > 1 else None,
-            "next_url": str(here.update_query(page=number + 1)) if next_token else None,
+            "sorted_by": sorted_by,
+            "previous_url": str(here_with_expand.update_query(page=query.page - 1)) if query.page > 1 else None,
+            "next_url": str(here_with_expand.update_query(page=query.page + 1)) if next_token else None,
+            "compare_limits": (COMPARE_MIN, COMPARE_MAX),
+            "cross": None,
+            "compare_problem": _ticked(query_params(request).get("compare_problem", "")),
+            "back_url": str(here_with_expand.update_query(page=query.page)),
+            **context,
         },
         status=400 if problem else 200,
     )
@@ -264,7 +258,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     if info["experiment_id"] != request.match_info["experiment_id"]:
         raise web.HTTPFound(f"/experiments/{info['experiment_id']}/runs/{info['run_id']}")
     experiment = await store.get_experiment(info["experiment_id"])
-    row = run_row(run)
+    row = flat_row(run)
     models = []
     for output in run.get("outputs", {}).get("model_outputs", []):
         try:
@@ -277,6 +271,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         request,
         "run.html",
         {
+            **await _family(store, row),
             "title": info.get("run_name") or info["run_id"],
             "experiment": experiment,
             "run": row,
@@ -290,17 +285,53 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _family(store: TrackingStore, run: dict[str, Any]) -> dict[str, Any]:
+    """A run's parent (tag mlflow.parentRunId) and its first children, each linked on the run page."""
+    parent = None
+    if run["parent_run_id"]:
+        try:
+            found = (await store.get_run(run["parent_run_id"]))["info"]
+            parent = {"run_id": found["run_id"], "name": found["run_name"], "experiment_id": found["experiment_id"]}
+        except (NotFound, InvalidValue):  # the tag is whatever the client logged
+            parent = {"run_id": run["parent_run_id"], "name": None, "experiment_id": None}
+    of_parent = f"tags.`{PARENT_TAG}` = '{run['run_id']}'"
+    children, more = await store.search_runs(
+        [run["experiment_id"]], of_parent, "ACTIVE_ONLY", MAX_CHILDREN_SHOWN, [DEFAULT_ORDER], None
+    )
+    all_children = URL(f"/experiments/{run['experiment_id']}").with_query(filter=of_parent, nesting="flat")
+    return {
+        "parent": parent,
+        "children": [flat_row(child) for child in children],
+        "children_url": str(all_children),
+        "more_children": more is not None,
+    }
+
+
+def _ticked(text: str) -> int | None:
+    """How many runs were ticked when Compare was pressed with too few or too many (from the URL)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 6 else None
+
+
+def _is_runs_view(path: str) -> bool:
+    """`path` is one of this server's runs tables (so a redirect to it stays here)."""
+    url = URL(path)
+    return not url.is_absolute() and (url.path == "/runs" or url.path.startswith("/experiments/")) and "\\" not in path
+
+
 @page
 async def compare_page(request: web.Request) -> web.StreamResponse:
     pairs = query_pairs(request)
     ids = list(dict.fromkeys(value for name, value in pairs if name == "runs" and value))
     if not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
+        back = dict(pairs).get("back", "")
+        if _is_runs_view(back):  # the table's compare button: say so on the table, ticks and all
+            raise web.HTTPSeeOther(str(URL(back).update_query(compare_problem=str(len(ids)))))
         raise ApiError.invalid(
             f"Choose from {COMPARE_MIN} to {COMPARE_MAX} runs to compare (got {len(ids)}): tick them in an "
             "experiment's run table, or pass runs=<id>&runs=<id> in the URL"
         )
     store = _store(request)
-    runs = [run_row(await store.get_run(run_id)) for run_id in ids]
+    runs = [flat_row(await store.get_run(run_id)) for run_id in ids]
     param_keys = sorted({key for run in runs for key in run["params"]})
     metric_keys = sorted({key for run in runs for key in run["metrics"]})
     params = [{"key": key, "values": [run["params"].get(key) for run in runs]} for key in param_keys]

@@ -51,7 +51,7 @@ def get(gateway: RunningGateway, path: str, **kwargs: object) -> requests.Respon
 
 
 def run_names(html: str) -> list[str]:
-    return re.findall(r'<td><a href="/experiments/\d+/runs/[0-9a-f]+">([^<]+)</a></td>', html)
+    return re.findall(r'<a class="clip" href="/experiments/\d+/runs/[0-9a-f]+" title="[^"]*">([^<]+)</a>', html)
 
 
 def assert_clear_page(response: requests.Response, status: int, message: str) -> None:
@@ -67,7 +67,7 @@ def test_runs_are_paged_sorted_filtered_and_counted(gateway: RunningGateway, man
     assert first.status_code == 200
     assert "Runs 1–100 of 250" in first.text
     assert run_names(first.text)[:2] == ["run-249", "run-248"]  # newest first
-    started = re.search(r'<th><a href="([^"]+)">Started</a></th>', first.text)
+    started = re.search(r'<th[^>]*><a href="([^"]+)" title="[^"]*">Started</a>', first.text)
     assert started is not None and "start_time%60+ASC" in started.group(1)  # the header link reverses it
     oldest = get(gateway, unescape(started.group(1)))
     assert run_names(oldest.text)[:2] == ["run-000", "run-001"]

@@ -40,6 +40,8 @@ from gateway.tracking.store.values import (
     wrong_type,
 )
 
+PARENT_RUN_TAG = "mlflow.parentRunId"
+"""The tag MLflow's client sets on a nested run (autolog's grid-search children): its parent's run id."""
 PAGE_BYTES = 16 << 20
 """About how much run data one page of a run search holds; the client follows next_page_token."""
 
@@ -187,6 +189,22 @@ class RunStore(StoreBase):
         query = self._runs_query(experiment_ids, filter_string, view_type).with_only_columns(func.count())
         async with self.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
+
+    async def child_run_counts(self, parent_ids: list[str], view_type: str | None) -> dict[str, int]:
+        """How many runs name each of `parent_ids` as their parent (tag mlflow.parentRunId); the UI's run tree."""
+        counts: dict[str, int] = {}
+        tag = s.tags
+        async with self.engine.connect() as conn:
+            for start in range(0, len(parent_ids), IN_BATCH):
+                query = (
+                    select(tag.c.value, func.count(tag.c.run_uuid))
+                    .join(s.runs, s.runs.c.run_uuid == tag.c.run_uuid)
+                    .where(tag.c.key == PARENT_RUN_TAG, tag.c.value.in_(parent_ids[start : start + IN_BATCH]))
+                    .group_by(tag.c.value)
+                )
+                for parent, count in (await conn.execute(lifecycle(query, s.runs.c.lifecycle_stage, view_type))).all():
+                    counts[parent] = int(count)
+        return counts
 
     def _runs_query(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> Any:
         try:
