@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import random
 import sqlite3
@@ -198,7 +199,8 @@ def main() -> None:
         f"({args.history} points each) and {TAGS} tags, nine in ten nested under a parent, in SQLite (the "
         "default store); one gateway worker. Server time is the gateway's own `duration_ms` (access log) from "
         "request to last byte; client time adds loopback and reading the page. A run page's charts load their "
-        "points afterwards from the tracking API (not counted here).",
+        "points afterwards from the tracking API (not counted here). "
+        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
         "",
         "| page | server p50 ms | server p95 ms | client p50 ms | client p95 ms | HTML KiB |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

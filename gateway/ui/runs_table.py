@@ -24,7 +24,7 @@ RUNS_PER_PAGE = 100
 MAX_RUNS_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_CHILDREN_SHOWN = 100
-"""An expanded parent lists this many children; the rest are a link to the flat view filtered by it."""
+"""An expanded parent lists its newest children, this many; the rest are a link to the flat view filtered by it."""
 DEFAULT_COLUMNS_PER_KIND = 6
 DEFAULT_ORDER = "attributes.`start_time` DESC"  # as order_clause writes it, so its header link toggles
 VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
@@ -175,14 +175,7 @@ async def tree_rows(store: TrackingStore, query: RunsQuery, runs: list[dict[str,
         rows.append(row)
         if not expanded:
             continue
-        found, more = await store.search_runs(
-            query.experiment_ids,
-            f"tags.`{PARENT_TAG}` = '{run_id}'",  # a run id from the store: hex digits
-            query.view_type,
-            MAX_CHILDREN_SHOWN,
-            [query.order],
-            None,
-        )
+        found, more = await store.child_runs(query.experiment_ids, run_id, query.view_type, MAX_CHILDREN_SHOWN)
         rows.extend(TableRow(flat_row(child), depth=1) for child in found)
         if more:
             flat = [(name, value) for name, value in here.query.items() if name not in ("nesting", "filter", "page")]

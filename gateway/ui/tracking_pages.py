@@ -23,7 +23,6 @@ from gateway.ui.logged_model_pages import status_words
 from gateway.ui.rendering import page, render
 from gateway.ui.runs_table import (
     COLUMN_KINDS,
-    DEFAULT_ORDER,
     MAX_CHILDREN_SHOWN,
     MAX_PAGE,
     PARENT_TAG,
@@ -295,15 +294,13 @@ async def _family(store: TrackingStore, run: dict[str, Any]) -> dict[str, Any]:
         except (NotFound, InvalidValue):  # the tag is whatever the client logged
             parent = {"run_id": run["parent_run_id"], "name": None, "experiment_id": None}
     of_parent = f"tags.`{PARENT_TAG}` = '{run['run_id']}'"
-    children, more = await store.search_runs(
-        [run["experiment_id"]], of_parent, "ACTIVE_ONLY", MAX_CHILDREN_SHOWN, [DEFAULT_ORDER], None
-    )
+    children, more = await store.child_runs([run["experiment_id"]], run["run_id"], "ACTIVE_ONLY", MAX_CHILDREN_SHOWN)
     all_children = URL(f"/experiments/{run['experiment_id']}").with_query(filter=of_parent, nesting="flat")
     return {
         "parent": parent,
         "children": [flat_row(child) for child in children],
         "children_url": str(all_children),
-        "more_children": more is not None,
+        "more_children": more,
     }
 
 
