@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from gateway.import_mlflow.rows import Row
@@ -26,10 +26,33 @@ def _id_bytes(value: str | None) -> bytes:
         return base64.b64decode(value)
 
 
+def _any_value(value: Any) -> AnyValue:
+    """A decoded attribute value as OpenTelemetry's typed value (what MLflow's exporter sends)."""
+    if value is None:
+        return AnyValue()
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, list | tuple):
+        return AnyValue(array_value=ArrayValue(values=[_any_value(item) for item in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=str(k), value=_any_value(v)) for k, v in value.items()]))
+    return AnyValue(string_value=str(value))
+
+
 def _attribute(key: str, value: Any) -> KeyValue:
-    # MLflow keeps each attribute as a JSON string; other values are serialised the same way
-    text = value if isinstance(value, str) else json.dumps(value)
-    return KeyValue(key=key, value=AnyValue(string_value=text))
+    """MLflow keeps each attribute JSON-encoded; its exporter sends the decoded value."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass  # a plain string
+    return KeyValue(key=key, value=_any_value(value))
 
 
 def span_row(trace_id: str, content: str | dict[str, Any]) -> Row:

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 warnings.filterwarnings("ignore")
+os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"  # the trace is there before its assessments
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     from sklearn.linear_model import LinearRegression
 
     with_traces = os.environ.get("POPULATE_TRACES", "1") == "1"
+    with_assessments = os.environ.get("POPULATE_ASSESSMENTS", "1") == "1"
     with_registry = os.environ.get("POPULATE_REGISTRY", "1") == "1"
     client = MlflowClient()
     out: dict[str, object] = {}
@@ -70,11 +72,12 @@ def main() -> None:
 
         predict(21)
         trace_id = mlflow.get_last_active_trace_id()
-        mlflow.log_feedback(trace_id=trace_id, name="quality", value=True, rationale="good")
-        mlflow.log_expectation(trace_id=trace_id, name="expected", value=42)
+        if with_assessments:  # a file store keeps none
+            mlflow.log_feedback(trace_id=trace_id, name="quality", value=True, rationale="good")
+            mlflow.log_expectation(trace_id=trace_id, name="expected", value=42)
         out["trace"] = trace_id
     out["np"] = float(np.float64(1))
-    json.dump(out, sys.stdout)
+    sys.stdout.write("\n" + json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":
