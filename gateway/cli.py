@@ -120,9 +120,17 @@ def _add_maintenance_commands(commands: argparse._SubParsersAction[argparse.Argu
         description=_IMPORT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    importer.add_argument("--from", dest="source", metavar="URI", required=True, help="the MLflow store to read: sqlite:///mlflow.db, postgresql://..., or a ./mlruns directory")
+    importer.add_argument(
+        "--from",
+        dest="source",
+        metavar="URI",
+        required=True,
+        help="the MLflow store to read: sqlite:///mlflow.db, postgresql://..., or a ./mlruns directory",
+    )
     importer.add_argument("--backend-store-uri", metavar="URI", help=store_help)
-    importer.add_argument("--dry-run", action="store_true", help="report what would be imported and any conflicts; write nothing")
+    importer.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported and any conflicts; write nothing"
+    )
     importer.add_argument(
         "--copy-artifacts-to",
         metavar="URI",
@@ -154,7 +162,9 @@ def _add_maintenance_commands(commands: argparse._SubParsersAction[argparse.Argu
         metavar="AGE",
         help="only what was deleted longer ago than this, e.g. 30d, 12h, 1d2h3m4s (default: everything deleted)",
     )
-    gc.add_argument("--experiment-ids", metavar="IDS", help="comma-separated experiments to collect (default: all deleted)")
+    gc.add_argument(
+        "--experiment-ids", metavar="IDS", help="comma-separated experiments to collect (default: all deleted)"
+    )
     gc.add_argument("--run-ids", metavar="IDS", help="comma-separated deleted runs to collect (default: all deleted)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
 
@@ -230,7 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("import-mlflow", "gc"):
         try:
             settings = load_settings(
-                {"backend_store_uri": args.pop("backend_store_uri"), "artifacts_destination": args.pop("artifacts_destination", None)}
+                {
+                    "backend_store_uri": args.pop("backend_store_uri"),
+                    "artifacts_destination": args.pop("artifacts_destination", None),
+                }
             )
         except SettingsError as exc:
             print(f"artifact-gateway: error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import delete, select
@@ -76,8 +76,14 @@ class ArtifactDeleter:
 
     async def delete(self, location: str) -> None:
         parts = urlsplit(location)
-        if parts.scheme == "mlflow-artifacts" or (parts.scheme in ("http", "https") and "/mlflow-artifacts/artifacts/" in parts.path):
-            path = unquote(parts.path.split("/mlflow-artifacts/artifacts/", 1)[-1] if parts.scheme != "mlflow-artifacts" else parts.path)
+        if parts.scheme == "mlflow-artifacts" or (
+            parts.scheme in ("http", "https") and "/mlflow-artifacts/artifacts/" in parts.path
+        ):
+            path = unquote(
+                parts.path.split("/mlflow-artifacts/artifacts/", 1)[-1]
+                if parts.scheme != "mlflow-artifacts"
+                else parts.path
+            )
             repository, relative = await self._repository(self.destination), path.strip("/")
         elif parts.scheme in ("s3", "s3a", "wasbs", "wasb", "file", ""):
             head, _, last = location.rstrip("/").rpartition("/")
@@ -103,14 +109,23 @@ async def _select_targets(engine: AsyncEngine, options: GcOptions) -> tuple[list
     run_ids, experiment_ids = _ids(options.run_ids), _ids(options.experiment_ids)
     e, r, m = s.experiments.c, s.runs.c, s.logged_models.c
     async with engine.connect() as conn:
-        deleted_runs = set((await conn.execute(select(r.run_uuid).where(r.lifecycle_stage == DELETED, r.deleted_time <= threshold))).scalars())
+        deleted_runs = set(
+            (
+                await conn.execute(select(r.run_uuid).where(r.lifecycle_stage == DELETED, r.deleted_time <= threshold))
+            ).scalars()
+        )
         if run_ids is not None:
-            found = {row.run_uuid: row.lifecycle_stage for row in await conn.execute(select(r.run_uuid, r.lifecycle_stage).where(r.run_uuid.in_(run_ids)))}
+            found = {
+                row.run_uuid: row.lifecycle_stage
+                for row in await conn.execute(select(r.run_uuid, r.lifecycle_stage).where(r.run_uuid.in_(run_ids)))
+            }
             for run_id in run_ids:
                 if run_id not in found:
                     raise GcError(f"run {run_id} does not exist")
                 if found[run_id] != DELETED:
-                    raise GcError(f"run {run_id} is not in the deleted lifecycle stage; only deleted runs can be collected")
+                    raise GcError(
+                        f"run {run_id} is not in the deleted lifecycle stage; only deleted runs can be collected"
+                    )
                 if older and run_id not in deleted_runs:
                     raise GcError(f"run {run_id} is not older than {options.older_than}")
             runs = list(dict.fromkeys(run_ids))
@@ -122,13 +137,21 @@ async def _select_targets(engine: AsyncEngine, options: GcOptions) -> tuple[list
                 if not text.isdigit():
                     raise GcError(f"experiment id '{text}' is not a number")
                 numbers.append(int(text))
-            found_e = {row.experiment_id: row for row in await conn.execute(select(e.experiment_id, e.lifecycle_stage, e.last_update_time).where(e.experiment_id.in_(numbers)))}
+            found_e = {
+                row.experiment_id: row
+                for row in await conn.execute(
+                    select(e.experiment_id, e.lifecycle_stage, e.last_update_time).where(e.experiment_id.in_(numbers))
+                )
+            }
             for number in numbers:
                 row = found_e.get(number)
                 if row is None:
                     raise GcError(f"experiment {number} does not exist")
                 if row.lifecycle_stage != DELETED:
-                    raise GcError(f"experiment {number} is not in the deleted lifecycle stage; only deleted experiments can be collected")
+                    raise GcError(
+                        f"experiment {number} is not in the deleted lifecycle stage; "
+                        "only deleted experiments can be collected"
+                    )
                 if older and row.last_update_time >= threshold:
                     raise GcError(f"experiment {number} is not older than {options.older_than}")
             experiments = list(dict.fromkeys(numbers))
@@ -138,10 +161,17 @@ async def _select_targets(engine: AsyncEngine, options: GcOptions) -> tuple[list
                 query = query.where(e.last_update_time < threshold)
             experiments = list((await conn.execute(query.order_by(e.experiment_id))).scalars())
         if experiments:
-            runs += [run for run in (await conn.execute(select(r.run_uuid).where(r.experiment_id.in_(experiments)))).scalars() if run not in runs]
+            runs += [
+                run
+                for run in (await conn.execute(select(r.run_uuid).where(r.experiment_id.in_(experiments)))).scalars()
+                if run not in runs
+            ]
         model_query = select(m.model_id).where((m.lifecycle_stage == DELETED) & (m.last_updated_timestamp <= threshold))
         if experiments:
-            model_query = select(m.model_id).where(((m.lifecycle_stage == DELETED) & (m.last_updated_timestamp <= threshold)) | m.experiment_id.in_(experiments))
+            model_query = select(m.model_id).where(
+                ((m.lifecycle_stage == DELETED) & (m.last_updated_timestamp <= threshold))
+                | m.experiment_id.in_(experiments)
+            )
         models = list((await conn.execute(model_query)).scalars())
     return experiments, runs, models
 
@@ -150,7 +180,13 @@ async def _delete_run(engine: AsyncEngine, run_id: str, experiments: set[int]) -
     """Delete the run's rows (its children follow by cascade) when it is still deleted, or its
     experiment is being collected; its artifact location, or None when it was left alone."""
     async with engine.begin() as conn:
-        row = (await conn.execute(select(s.runs.c.artifact_uri, s.runs.c.lifecycle_stage, s.runs.c.experiment_id).where(s.runs.c.run_uuid == run_id).with_for_update())).first()
+        row = (
+            await conn.execute(
+                select(s.runs.c.artifact_uri, s.runs.c.lifecycle_stage, s.runs.c.experiment_id)
+                .where(s.runs.c.run_uuid == run_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None or (row.lifecycle_stage != DELETED and row.experiment_id not in experiments):
             return None
         await conn.execute(delete(s.logged_model_metrics).where(s.logged_model_metrics.c.run_uuid == run_id))
@@ -160,7 +196,13 @@ async def _delete_run(engine: AsyncEngine, run_id: str, experiments: set[int]) -
 
 async def _delete_model(engine: AsyncEngine, model_id: str) -> str | None:
     async with engine.begin() as conn:
-        row = (await conn.execute(select(s.logged_models.c.artifact_location).where(s.logged_models.c.model_id == model_id).with_for_update())).first()
+        row = (
+            await conn.execute(
+                select(s.logged_models.c.artifact_location)
+                .where(s.logged_models.c.model_id == model_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None:
             return None
         await conn.execute(delete(s.run_model_inputs).where(s.run_model_inputs.c.model_id == model_id))
@@ -170,12 +212,24 @@ async def _delete_model(engine: AsyncEngine, model_id: str) -> str | None:
 
 async def _delete_experiment(engine: AsyncEngine, experiment_id: int) -> bool:
     async with engine.begin() as conn:
-        row = (await conn.execute(select(s.experiments.c.lifecycle_stage).where(s.experiments.c.experiment_id == experiment_id).with_for_update())).first()
+        row = (
+            await conn.execute(
+                select(s.experiments.c.lifecycle_stage)
+                .where(s.experiments.c.experiment_id == experiment_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None or row.lifecycle_stage != DELETED:
             return False
-        if (await conn.execute(select(s.runs.c.run_uuid).where(s.runs.c.experiment_id == experiment_id).limit(1))).first():
+        if (
+            await conn.execute(select(s.runs.c.run_uuid).where(s.runs.c.experiment_id == experiment_id).limit(1))
+        ).first():
             return False  # a run was created meanwhile (the experiment restored and used): keep it
-        if (await conn.execute(select(s.logged_models.c.model_id).where(s.logged_models.c.experiment_id == experiment_id).limit(1))).first():
+        if (
+            await conn.execute(
+                select(s.logged_models.c.model_id).where(s.logged_models.c.experiment_id == experiment_id).limit(1)
+            )
+        ).first():
             return False
         await conn.execute(delete(s.trace_info).where(s.trace_info.c.experiment_id == experiment_id))
         await conn.execute(delete(s.experiments).where(s.experiments.c.experiment_id == experiment_id))
@@ -199,18 +253,19 @@ async def collect(options: GcOptions, out: TextIO) -> int:
                 out.write(f"would delete experiment {number}\n")
             return 0
         collecting = set(experiments)
-        for kind, ids, remove in (("run", runs, lambda key: _delete_run(engine, key, collecting)), ("logged_model", models, lambda key: _delete_model(engine, key))):
+        for kind, ids in (("run", runs), ("logged_model", models)):
             for key in ids:
-                location = await remove(key)
+                location = await (_delete_run(engine, key, collecting) if kind == "run" else _delete_model(engine, key))
                 if location is None:
                     continue
                 try:
                     await deleter.delete(location)
                     artifacts = "deleted"
-                except Exception as exc:  # noqa: BLE001 - the metadata is gone; the operator learns which folder is left
+                except Exception as exc:
                     failures += 1
                     artifacts = f"left in place: {exc}"
-                event("audit", action=f"gc_delete_{kind}", path=location, **{f"{kind}_id": key}, artifacts=artifacts)
+                fields: dict[str, Any] = {f"{kind}_id": key, "artifacts": artifacts}
+                event("audit", action=f"gc_delete_{kind}", path=location, **fields)
                 out.write(f"{kind.replace('_', ' ')} {key} permanently deleted (artifacts {artifacts})\n")
         for number in experiments:
             if await _delete_experiment(engine, number):

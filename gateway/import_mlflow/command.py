@@ -114,20 +114,35 @@ async def plan(source: Source, engine: AsyncEngine | None, experiments: Rows) ->
     if engine is None:
         found.experiments = [row["experiment_id"] for row in rows]
         return found
-    by_id = await _existing(engine, s.experiments.c.experiment_id, s.experiments.c.name, [r["experiment_id"] for r in rows])
+    by_id = await _existing(
+        engine, s.experiments.c.experiment_id, s.experiments.c.name, [r["experiment_id"] for r in rows]
+    )
     by_name = await _existing(engine, s.experiments.c.name, s.experiments.c.experiment_id, [r["name"] for r in rows])
     for row in rows:
         number, name = row["experiment_id"], row["name"]
         if number in by_id and by_id[number] != name:
-            found.conflict("experiments", number, f"experiment {number} '{name}': the store's experiment {number} is '{by_id[number]}'")
+            found.conflict(
+                "experiments",
+                number,
+                f"experiment {number} '{name}': the store's experiment {number} is '{by_id[number]}'",
+            )
         elif name in by_name and by_name[name] != number:
-            found.conflict("experiments", number, f"experiment {number} '{name}': the store has '{name}' as experiment {by_name[name]}")
+            found.conflict(
+                "experiments",
+                number,
+                f"experiment {number} '{name}': the store has '{name}' as experiment {by_name[name]}",
+            )
         else:
             found.experiments.append(number)
     kept = found.experiments
     for kind, ids, column, attribute in (
         ("runs", await source.run_ids(kept), s.runs.c.run_uuid, s.runs.c.experiment_id),
-        ("logged models", [r["model_id"] for r in (await source.logged_models(kept)).get("logged_models", [])], s.logged_models.c.model_id, s.logged_models.c.experiment_id),
+        (
+            "logged models",
+            [r["model_id"] for r in (await source.logged_models(kept)).get("logged_models", [])],
+            s.logged_models.c.model_id,
+            s.logged_models.c.experiment_id,
+        ),
         ("traces", await source.trace_ids(kept), s.trace_info.c.trace_id, s.trace_info.c.experiment_id),
     ):
         there = await _existing(engine, column, attribute, ids)
@@ -137,15 +152,24 @@ async def plan(source: Source, engine: AsyncEngine | None, experiments: Rows) ->
         owners = await _source_owners(source, kind, kept)
         for key, experiment_id in there.items():
             if owners.get(key) == experiment_id:
-                {"runs": found.present_runs, "logged models": found.present_models, "traces": found.present_traces}[kind].add(key)
+                {"runs": found.present_runs, "logged models": found.present_models, "traces": found.present_traces}[
+                    kind
+                ].add(key)
             else:
                 found.conflict(kind, key, f"{kind[:-1]} {key}: the store has it in experiment {experiment_id}")
-    names = {m["registered_models"][0]["name"]: m["registered_models"][0]["creation_time"] for m in await source.registered_models()}
-    for name, created in (await _existing(engine, s.registered_models.c.name, s.registered_models.c.creation_time, list(names))).items():
+    names = {
+        m["registered_models"][0]["name"]: m["registered_models"][0]["creation_time"]
+        for m in await source.registered_models()
+    }
+    for name, created in (
+        await _existing(engine, s.registered_models.c.name, s.registered_models.c.creation_time, list(names))
+    ).items():
         if created == names[name]:
             found.present_registered.add(name)
         else:
-            found.conflict("registered models", name, f"registered model '{name}': the store has another model of that name")
+            found.conflict(
+                "registered models", name, f"registered model '{name}': the store has another model of that name"
+            )
     return found
 
 
@@ -157,7 +181,12 @@ async def _source_owners(source: Source, kind: str, experiment_ids: list[int]) -
         elif kind == "traces":
             owners.update({trace_id: experiment_id for trace_id in await source.trace_ids([experiment_id])})
         else:
-            owners.update({row["model_id"]: experiment_id for row in (await source.logged_models([experiment_id])).get("logged_models", [])})
+            owners.update(
+                {
+                    row["model_id"]: experiment_id
+                    for row in (await source.logged_models([experiment_id])).get("logged_models", [])
+                }
+            )
     return owners
 
 
@@ -167,7 +196,15 @@ def _report_inventory(out: TextIO, title: str, inventory: Inventory) -> None:
         out.write(f"  {entity:<18} {inventory.counts.get(entity, 0):>12,}\n")
 
 
-async def _write_all(source: Source, engine: AsyncEngine, experiments: Rows, found: Plan, relocation: Relocation, progress: Progress, options: ImportOptions) -> list[str]:
+async def _write_all(
+    source: Source,
+    engine: AsyncEngine,
+    experiments: Rows,
+    found: Plan,
+    relocation: Relocation,
+    progress: Progress,
+    options: ImportOptions,
+) -> list[str]:
     kept = set(found.experiments)
     skipped = found.skipped
     experiment_rows = [row for row in experiments["experiments"] if row["experiment_id"] in kept]
@@ -183,7 +220,11 @@ async def _write_all(source: Source, engine: AsyncEngine, experiments: Rows, fou
         )
     progress.add("experiments", len(experiment_rows))
     models = await source.logged_models(found.experiments)
-    model_rows = [m for m in models.get("logged_models", []) if m["model_id"] not in found.present_models and m["model_id"] not in skipped.get("logged models", set())]
+    model_rows = [
+        m
+        for m in models.get("logged_models", [])
+        if m["model_id"] not in found.present_models and m["model_id"] not in skipped.get("logged models", set())
+    ]
     wanted = {m["model_id"] for m in model_rows}
     for at in range(0, len(model_rows), 500):
         batch = model_rows[at : at + 500]
@@ -195,7 +236,10 @@ async def _write_all(source: Source, engine: AsyncEngine, experiments: Rows, fou
                 conn,
                 {
                     "logged_models": batch,
-                    **{name: [r for r in models.get(name, []) if r["model_id"] in ids] for name in ("logged_model_tags", "logged_model_params")},
+                    **{
+                        name: [r for r in models.get(name, []) if r["model_id"] in ids]
+                        for name in ("logged_model_tags", "logged_model_params")
+                    },
                 },
             )
         progress.add("logged models", len(batch))
@@ -257,7 +301,9 @@ async def _verify(source: Source, engine: AsyncEngine, found: Plan, out: TextIO)
         same = same and (theirs == mine or bool(found.skipped))
         out.write(f"  {entity:<18} {theirs:>12,} -> {mine:>12,}  {mark}\n")
     run_ids = await source.run_ids(found.experiments)
-    sample = random.Random(0).sample(run_ids, min(SAMPLED_HISTORIES, len(run_ids)))
+    sample = random.Random(0).sample(  # noqa: S311 - a sample to compare, not a secret
+        run_ids, min(SAMPLED_HISTORIES, len(run_ids))
+    )
     differing = []
     for run_id in sample:
         theirs_points = sorted(
@@ -335,7 +381,8 @@ async def run_import(options: ImportOptions, out: TextIO = sys.stderr) -> int:
         elif local:
             out.write(
                 f"import-mlflow: {len(local)} experiments keep artifacts on local paths, which the gateway's location "
-                "policy refuses; move them with --copy-artifacts-to DESTINATION (the gateway's --artifacts-destination):\n"
+                "policy refuses; move them with --copy-artifacts-to DESTINATION "
+                "(the gateway's --artifacts-destination):\n"
             )
             for experiment_id, location in sorted(local.items()):
                 out.write(f"  experiment {experiment_id}: {location}\n")
@@ -350,7 +397,10 @@ async def run_import(options: ImportOptions, out: TextIO = sys.stderr) -> int:
                 await repository.close()
         progress.show(final=True)
         if relocation.copied_files:
-            out.write(f"import-mlflow: copied {relocation.copied_files:,} artifact files ({relocation.copied_bytes:,} bytes), each verified by SHA-256\n")
+            out.write(
+                f"import-mlflow: copied {relocation.copied_files:,} artifact files "
+                f"({relocation.copied_bytes:,} bytes), each verified by SHA-256\n"
+            )
         ok = await _verify(source, engine, found, out)
         out.write("import-mlflow: done\n" if ok else "import-mlflow: the store differs from the source (see above)\n")
         return 0 if ok else 1

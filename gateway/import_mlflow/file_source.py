@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: MLflow writes the file store's meta.yaml with it
 
 from gateway.import_mlflow.rows import (
     LOGGED_MODEL_STATUSES,
@@ -78,7 +78,7 @@ class FileSource:
 
     @classmethod
     async def open(cls, root: Path) -> FileSource:
-        if not root.is_dir():
+        if not await asyncio.to_thread(root.is_dir):
             raise SourceError(f"the MLflow file store {root} does not exist")
         source = cls(root)
         await asyncio.to_thread(source._scan)
@@ -122,7 +122,8 @@ class FileSource:
                 }
             )
             rows["experiment_tags"] += [
-                {"experiment_id": experiment_id, "key": key, "value": value} for key, value in _files(folder / "tags").items()
+                {"experiment_id": experiment_id, "key": key, "value": value}
+                for key, value in _files(folder / "tags").items()
             ]
         return rows
 
@@ -158,8 +159,12 @@ class FileSource:
                         "source_run_id": meta.get("source_run_id"),
                     }
                 )
-                rows["logged_model_tags"] += [{"model_id": model_id, "key": k, "value": v} for k, v in _files(folder / "tags").items()]
-                rows["logged_model_params"] += [{"model_id": model_id, "key": k, "value": v} for k, v in _files(folder / "params").items()]
+                rows["logged_model_tags"] += [
+                    {"model_id": model_id, "key": k, "value": v} for k, v in _files(folder / "tags").items()
+                ]
+                rows["logged_model_params"] += [
+                    {"model_id": model_id, "key": k, "value": v} for k, v in _files(folder / "params").items()
+                ]
         return rows
 
     async def logged_models(self, experiment_ids: list[int]) -> Rows:
@@ -182,7 +187,19 @@ class FileSource:
         return list(points.values())
 
     def _runs(self, run_ids: list[str]) -> Rows:
-        rows: Rows = {name: [] for name in ("runs", "params", "tags", "latest_metrics", "run_inputs", "run_outputs", "run_model_inputs", "logged_model_metrics")}
+        rows: Rows = {
+            name: []
+            for name in (
+                "runs",
+                "params",
+                "tags",
+                "latest_metrics",
+                "run_inputs",
+                "run_outputs",
+                "run_model_inputs",
+                "logged_model_metrics",
+            )
+        }
         for run_id in run_ids:
             folder = self._run_dirs[run_id]
             meta = _meta(folder / "meta.yaml")
@@ -234,7 +251,9 @@ class FileSource:
                         }
                     )
                 elif edge.get("destination_type") == "MODEL_OUTPUT":
-                    rows["run_outputs"].append({"run_uuid": run_id, "model_id": edge["destination_id"], "step": edge.get("step") or 0})
+                    rows["run_outputs"].append(
+                        {"run_uuid": run_id, "model_id": edge["destination_id"], "step": edge.get("step") or 0}
+                    )
                 elif edge.get("source_type") == "MODEL":
                     rows["run_model_inputs"].append({"run_uuid": run_id, "model_id": edge["source_id"]})
 
@@ -270,7 +289,9 @@ class FileSource:
                         "description": meta.get("description"),
                     }
                 ],
-                "registered_model_tags": [{"name": name, "key": k, "value": v} for k, v in _files(folder / "tags").items()],
+                "registered_model_tags": [
+                    {"name": name, "key": k, "value": v} for k, v in _files(folder / "tags").items()
+                ],
                 "model_versions": [],
                 "model_version_tags": [],
                 "registered_model_aliases": [],
@@ -303,7 +324,8 @@ class FileSource:
                     }
                 )
                 model["model_version_tags"] += [
-                    {"name": name, "version": number, "key": k, "value": v} for k, v in _files(version_dir / "tags").items()
+                    {"name": name, "version": number, "key": k, "value": v}
+                    for k, v in _files(version_dir / "tags").items()
                 ]
             numbers = {v["version"] for v in model["model_versions"]}
             model["registered_model_aliases"] = [
@@ -322,7 +344,9 @@ class FileSource:
         return [trace_id for trace_id, folder in self._trace_dirs.items() if folder.parent.parent in wanted]
 
     def _traces(self, trace_ids: list[str]) -> Rows:
-        rows: Rows = {name: [] for name in ("trace_info", "trace_tags", "trace_request_metadata", "spans", "assessments")}
+        rows: Rows = {
+            name: [] for name in ("trace_info", "trace_tags", "trace_request_metadata", "spans", "assessments")
+        }
         for trace_id in trace_ids:
             folder = self._trace_dirs[trace_id]
             info = _meta(folder / "trace_info.yaml")
@@ -365,7 +389,12 @@ class FileSource:
         run_ids = await self.run_ids(ids)
         for at in range(0, len(run_ids), 200):
             rows = await self.runs(run_ids[at : at + 200])
-            for entity, table in (("runs", "runs"), ("params", "params"), ("run tags", "tags"), ("dataset inputs", "run_inputs")):
+            for entity, table in (
+                ("runs", "runs"),
+                ("params", "params"),
+                ("run tags", "tags"),
+                ("dataset inputs", "run_inputs"),
+            ):
                 found.add(entity, len(rows[table]))
         async for batch in self.metric_points(run_ids, 100_000):
             found.add("metric points", len(batch))

@@ -52,7 +52,9 @@ class Relocation:
     def __init__(self, roots: dict[int, str], repository: ArtifactRepository | None) -> None:
         self.repository = repository
         self.roots = {
-            experiment_id: path.resolve() for experiment_id, uri in roots.items() if (path := local_path(uri)) is not None
+            experiment_id: path.resolve()
+            for experiment_id, uri in roots.items()
+            if (path := local_path(uri)) is not None
         }
         self.copied_files = 0
         self.copied_bytes = 0

@@ -16,7 +16,12 @@ Row = dict[str, Any]
 Rows = dict[str, list[Row]]
 
 RUN_STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
-LOGGED_MODEL_STATUSES = {0: "LOGGED_MODEL_STATUS_UNSPECIFIED", 1: "LOGGED_MODEL_PENDING", 2: "LOGGED_MODEL_READY", 3: "LOGGED_MODEL_UPLOAD_FAILED"}
+LOGGED_MODEL_STATUSES = {
+    0: "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    1: "LOGGED_MODEL_PENDING",
+    2: "LOGGED_MODEL_READY",
+    3: "LOGGED_MODEL_UPLOAD_FAILED",
+}
 SPANS_LOCATION = "mlflow.trace.spansLocation"
 TRACKING_STORE = "TRACKING_STORE"
 
@@ -111,9 +116,16 @@ def latest_of(points: list[Row]) -> list[Row]:
     for point in points:
         key = (point["run_uuid"], point["key"])
         old = latest.get(key)
-        if old is None or (point["step"], point["timestamp"], point["value"]) > (old["step"], old["timestamp"], old["value"]):
+        if old is None or (point["step"], point["timestamp"], point["value"]) > (
+            old["step"],
+            old["timestamp"],
+            old["value"],
+        ):
             latest[key] = point
-    return [{name: row[name] for name in ("run_uuid", "key", "value", "is_nan", "timestamp", "step")} for row in latest.values()]
+    return [
+        {name: row[name] for name in ("run_uuid", "key", "value", "is_nan", "timestamp", "step")}
+        for row in latest.values()
+    ]
 
 
 def ms_timestamp(ms: int) -> str:
@@ -130,7 +142,10 @@ def assessment_content(row: Row) -> str:
         "assessment_id": row["assessment_id"],
         "assessment_name": row["name"],
         "trace_id": row["trace_id"],
-        "source": {"source_type": row["source_type"], **({"source_id": row["source_id"]} if row.get("source_id") else {})},
+        "source": {
+            "source_type": row["source_type"],
+            **({"source_id": row["source_id"]} if row.get("source_id") else {}),
+        },
         "create_time": ms_timestamp(int(row["created_timestamp"])),
         "last_update_time": ms_timestamp(int(row["last_updated_timestamp"])),
     }

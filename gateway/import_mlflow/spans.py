@@ -4,6 +4,7 @@ traces.json) as the OpenTelemetry protobuf JSON the gateway keeps."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from typing import Any
 
@@ -13,7 +14,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from gateway.import_mlflow.rows import Row
 
-_STATUS_NAMES = {"STATUS_CODE_OK": "OK", "STATUS_CODE_ERROR": "ERROR", "STATUS_CODE_UNSET": "UNSET", "OK": "OK", "ERROR": "ERROR", "UNSET": "UNSET"}
+_STATUS_NAMES = {
+    "STATUS_CODE_OK": "OK",
+    "STATUS_CODE_ERROR": "ERROR",
+    "STATUS_CODE_UNSET": "UNSET",
+    "OK": "OK",
+    "ERROR": "ERROR",
+    "UNSET": "UNSET",
+}
 
 
 def _id_bytes(value: str | None) -> bytes:
@@ -41,17 +49,17 @@ def _any_value(value: Any) -> AnyValue:
     if isinstance(value, list | tuple):
         return AnyValue(array_value=ArrayValue(values=[_any_value(item) for item in value]))
     if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=str(k), value=_any_value(v)) for k, v in value.items()]))
+        return AnyValue(
+            kvlist_value=KeyValueList(values=[KeyValue(key=str(k), value=_any_value(v)) for k, v in value.items()])
+        )
     return AnyValue(string_value=str(value))
 
 
 def _attribute(key: str, value: Any) -> KeyValue:
     """MLflow keeps each attribute JSON-encoded; its exporter sends the decoded value."""
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # else a plain string
             value = json.loads(value)
-        except ValueError:
-            pass  # a plain string
     return KeyValue(key=key, value=_any_value(value))
 
 

@@ -47,7 +47,9 @@ def source_engine(uri: str) -> AsyncEngine:
         return create_async_engine(url.set(drivername="sqlite+aiosqlite"))
     if backend in ("postgresql", "postgres"):
         return create_async_engine(url.set(drivername="postgresql+asyncpg"))
-    raise SourceError(f"unsupported source scheme '{url.drivername}': use sqlite:///mlflow.db, postgresql://... or ./mlruns")
+    raise SourceError(
+        f"unsupported source scheme '{url.drivername}': use sqlite:///mlflow.db, postgresql://... or ./mlruns"
+    )
 
 
 def _chunks(items: list[str]) -> list[list[str]]:
@@ -78,7 +80,9 @@ class SqlSource:
         tables = dict(metadata.tables)
         if not {"experiments", "runs", "metrics", "alembic_version"} <= set(tables):
             await engine.dispose()
-            raise SourceError(f"{without_password(uri)} is not an MLflow tracking database (no experiments/runs tables)")
+            raise SourceError(
+                f"{without_password(uri)} is not an MLflow tracking database (no experiments/runs tables)"
+            )
         return cls(engine, tables, without_password(uri))
 
     async def close(self) -> None:
@@ -197,7 +201,14 @@ class SqlSource:
         }
         if "latest_metrics" in self.tables:
             result["latest_metrics"] = [
-                metric_row(row["run_uuid"], row["key"], row["value"], row["timestamp"] or 0, row["step"] or 0, bool(row.get("is_nan")))
+                metric_row(
+                    row["run_uuid"],
+                    row["key"],
+                    row["value"],
+                    row["timestamp"] or 0,
+                    row["step"] or 0,
+                    bool(row.get("is_nan")),
+                )
                 for row in await self._rows_in("latest_metrics", "run_uuid", run_ids)
             ]
         else:  # MLflow before 1.x kept no latest values: they are the points' maximum
@@ -206,7 +217,16 @@ class SqlSource:
         result.update(await self._inputs(run_ids))
         result["logged_model_metrics"] = [
             {
-                **{k: v for k, v in metric_row(row["run_id"], row["metric_name"], row["metric_value"], row["metric_timestamp_ms"], row["metric_step"]).items()},
+                **{
+                    k: v
+                    for k, v in metric_row(
+                        row["run_id"],
+                        row["metric_name"],
+                        row["metric_value"],
+                        row["metric_timestamp_ms"],
+                        row["metric_step"],
+                    ).items()
+                },
                 "model_id": row["model_id"],
                 "experiment_id": int(row["experiment_id"]),
                 "dataset_name": row.get("dataset_name"),
@@ -220,8 +240,15 @@ class SqlSource:
         if not self._has("inputs"):
             return {}
         edges = await self._rows_in("inputs", "destination_id", run_ids, lambda c: c.source_type == "DATASET")
-        edges += await self._rows_in("inputs", "source_id", run_ids, lambda c: c.destination_type.in_(["MODEL_OUTPUT", "MODEL_INPUT"]))
-        datasets = {row["dataset_uuid"]: row for row in await self._rows_in("datasets", "dataset_uuid", [e["source_id"] for e in edges if e["source_type"] == "DATASET"])}
+        edges += await self._rows_in(
+            "inputs", "source_id", run_ids, lambda c: c.destination_type.in_(["MODEL_OUTPUT", "MODEL_INPUT"])
+        )
+        datasets = {
+            row["dataset_uuid"]: row
+            for row in await self._rows_in(
+                "datasets", "dataset_uuid", [e["source_id"] for e in edges if e["source_type"] == "DATASET"]
+            )
+        }
         tags: dict[str, list[dict[str, str]]] = {}
         for tag in await self._rows_in("input_tags", "input_uuid", [e["input_uuid"] for e in edges]):
             tags.setdefault(tag["input_uuid"], []).append({"key": tag["name"], "value": tag["value"]})
@@ -244,7 +271,9 @@ class SqlSource:
                     "tags": json.dumps(tags.get(edge["input_uuid"], [])),
                 }
             elif edge["destination_type"] == "MODEL_OUTPUT":
-                outputs.append({"run_uuid": edge["source_id"], "model_id": edge["destination_id"], "step": edge.get("step") or 0})
+                outputs.append(
+                    {"run_uuid": edge["source_id"], "model_id": edge["destination_id"], "step": edge.get("step") or 0}
+                )
             elif edge["destination_type"] == "MODEL_INPUT":
                 model_inputs.append({"run_uuid": edge["source_id"], "model_id": edge["destination_id"]})
         return {"run_inputs": list(inputs.values()), "run_outputs": outputs, "run_model_inputs": model_inputs}
@@ -257,7 +286,9 @@ class SqlSource:
             columns.append(metrics.c.is_nan)
         for chunk in _chunks(run_ids):
             async with self.engine.connect() as conn:
-                result = await conn.stream(select(*columns).where(metrics.c.run_uuid.in_(chunk)).execution_options(yield_per=batch))
+                result = await conn.stream(
+                    select(*columns).where(metrics.c.run_uuid.in_(chunk)).execution_options(yield_per=batch)
+                )
                 async for rows in result.partitions(batch):
                     yield [
                         metric_row(row[0], row[1], row[2], row[3] or 0, row[4] or 0, bool(row[5]) if has_nan else False)
@@ -286,7 +317,9 @@ class SqlSource:
             }
         for row in await self._rows("registered_model_tags"):
             if row["name"] in by_name:
-                by_name[row["name"]]["registered_model_tags"].append({"name": row["name"], "key": row["key"], "value": row["value"] or ""})
+                by_name[row["name"]]["registered_model_tags"].append(
+                    {"name": row["name"], "key": row["key"], "value": row["value"] or ""}
+                )
         for row in await self._rows("model_versions"):
             model = by_name.get(row["name"])
             if model is None:
@@ -317,7 +350,12 @@ class SqlSource:
         for row in await self._rows("model_version_tags"):
             if (row["name"], int(row["version"])) in versions:
                 by_name[row["name"]]["model_version_tags"].append(
-                    {"name": row["name"], "version": int(row["version"]), "key": row["key"], "value": row["value"] or ""}
+                    {
+                        "name": row["name"],
+                        "version": int(row["version"]),
+                        "key": row["key"],
+                        "value": row["value"] or "",
+                    }
                 )
         for row in await self._rows("registered_model_aliases"):
             if (row["name"], int(row["version"])) in versions:
@@ -333,7 +371,9 @@ class SqlSource:
 
     async def traces(self, trace_ids: list[str]) -> Rows:
         infos = await self._rows_in("trace_info", "request_id", trace_ids)
-        spans = [span_row(row["trace_id"], row["content"]) for row in await self._rows_in("spans", "trace_id", trace_ids)]
+        spans = [
+            span_row(row["trace_id"], row["content"]) for row in await self._rows_in("spans", "trace_id", trace_ids)
+        ]
         tags = [
             {"trace_id": row["request_id"], "key": row["key"], "value": row["value"] or ""}
             for row in await self._rows_in("trace_tags", "request_id", trace_ids)
@@ -401,5 +441,8 @@ class SqlSource:
             ("assessments", "assessments", None),
         ):
             found.add(entity, await self._count(table, where))
-        found.add("dataset inputs", await self._count("inputs", lambda c: (c.source_type == "DATASET") & (c.destination_type == "RUN")))
+        found.add(
+            "dataset inputs",
+            await self._count("inputs", lambda c: (c.source_type == "DATASET") & (c.destination_type == "RUN")),
+        )
         return found

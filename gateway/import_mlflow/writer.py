@@ -52,7 +52,9 @@ async def write(conn: AsyncConnection, rows: Rows) -> None:
     linked = {row["model_id"] for name in ("run_model_inputs", "logged_model_metrics") for row in rows.get(name, [])}
     if linked:
         known = set(
-            (await conn.execute(select(s.logged_models.c.model_id).where(s.logged_models.c.model_id.in_(linked)))).scalars()
+            (
+                await conn.execute(select(s.logged_models.c.model_id).where(s.logged_models.c.model_id.in_(linked)))
+            ).scalars()
         )
         for name in ("run_model_inputs", "logged_model_metrics"):
             if name in rows:
@@ -64,7 +66,9 @@ async def write(conn: AsyncConnection, rows: Rows) -> None:
 async def write_registered_model(conn: AsyncConnection, model: Rows) -> bool:
     """One registered model with its versions, tags and aliases; False when a model of that name is there."""
     row = model["registered_models"][0]
-    numbers = [v["version"] for v in model["model_versions"]] + [v["version"] for v in model.get("deleted_versions", [])]
+    numbers = [v["version"] for v in model["model_versions"]] + [
+        v["version"] for v in model.get("deleted_versions", [])
+    ]
     result = await conn.execute(
         insert_statement(conn, s.registered_models)
         .values(**row, next_version=max(numbers, default=0) + 1)
@@ -76,7 +80,12 @@ async def write_registered_model(conn: AsyncConnection, model: Rows) -> bool:
         return False
     for name in ("model_versions", "model_version_tags", "registered_model_tags", "registered_model_aliases"):
         await insert_rows(
-            conn, name, [{**{k: v for k, v in item.items() if k != "name"}, "registered_model_id": model_id} for item in model[name]]
+            conn,
+            name,
+            [
+                {**{k: v for k, v in item.items() if k != "name"}, "registered_model_id": model_id}
+                for item in model[name]
+            ],
         )
     return True
 
@@ -118,7 +127,9 @@ async def target_inventory(engine: AsyncEngine, experiment_ids: list[int], model
     ]
     async with engine.connect() as conn:
         for entity, table, where in queries:
-            found.add(entity, int((await conn.execute(select(func.count()).select_from(table).where(where))).scalar_one()))
+            found.add(
+                entity, int((await conn.execute(select(func.count()).select_from(table).where(where))).scalar_one())
+            )
     return found
 
 

@@ -38,7 +38,9 @@ experiments = Table(
 experiment_tags = Table(
     "experiment_tags",
     metadata,
-    Column("experiment_id", ExperimentId, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "experiment_id", ExperimentId, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )

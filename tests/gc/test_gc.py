@@ -20,11 +20,23 @@ from tests.gateway_process import run_gateway
 from tests.import_mlflow.helpers import ROOT
 
 
-def gc(store: Path, destination: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def gc(
+    store: Path, destination: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     process_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
     process_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "gc", "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", destination, *args],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "gc",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--artifacts-destination",
+            destination,
+            *args,
+        ],
         env=process_env,
         capture_output=True,
         text=True,
@@ -49,7 +61,11 @@ def fill(client: MlflowClient, tmp_path: Path) -> dict[str, Any]:
     kept_experiment = client.create_experiment("kept")
     doomed_experiment = client.create_experiment("doomed")
     runs = {}
-    for name, experiment in (("kept", kept_experiment), ("deleted", kept_experiment), ("in-deleted-experiment", doomed_experiment)):
+    for name, experiment in (
+        ("kept", kept_experiment),
+        ("deleted", kept_experiment),
+        ("in-deleted-experiment", doomed_experiment),
+    ):
         run = client.create_run(experiment, run_name=name)
         client.log_param(run.info.run_id, "p", "v")
         client.log_metric(run.info.run_id, "m", 1.0, step=1)
@@ -70,7 +86,13 @@ def artifact_prefix(info: Any) -> str:
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str], Any]:
     if request.param == "local":
         root = tmp_path / "artifacts"
-        return str(root), {}, lambda: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".artifact-gateway" not in str(p))
+        return (
+            str(root),
+            {},
+            lambda: sorted(
+                str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".artifact-gateway" not in str(p)
+            ),
+        )
     backend = Backend(request.param, request)
     return backend.uri, backend.env, lambda: [key.removeprefix("root/") for key in backend.stored_keys()]
 
@@ -80,7 +102,13 @@ def test_gc_removes_exactly_the_deleted_runs_rows_and_artifacts_while_the_gatewa
 ) -> None:
     uri, env, stored = destination
     store = tmp_path / "store.db"
-    with run_gateway(tmp_path / "gw", "--backend-store-uri", f"sqlite:///{store}", env=env, destination=uri if "://" in uri else Path(uri)) as gateway:
+    with run_gateway(
+        tmp_path / "gw",
+        "--backend-store-uri",
+        f"sqlite:///{store}",
+        env=env,
+        destination=uri if "://" in uri else Path(uri),
+    ) as gateway:
         client = MlflowClient(gateway.url)
         made = fill(client, tmp_path)
         runs = made["runs"]
@@ -99,7 +127,9 @@ def test_gc_removes_exactly_the_deleted_runs_rows_and_artifacts_while_the_gatewa
             runs["deleted"].run_id,
             runs["in-deleted-experiment"].run_id,
         }
-        assert [line["experiment_id"] for line in audits if line["action"] == "gc_delete_experiment"] == [made["experiments"][1]]
+        assert [line["experiment_id"] for line in audits if line["action"] == "gc_delete_experiment"] == [
+            made["experiments"][1]
+        ]
 
         gone = {artifact_prefix(runs[name]) for name in ("deleted", "in-deleted-experiment")}
         assert [key for key in stored() if not any(key.startswith(prefix + "/") for prefix in gone)] == [
@@ -107,7 +137,13 @@ def test_gc_removes_exactly_the_deleted_runs_rows_and_artifacts_while_the_gatewa
         ]
         assert not any(key.startswith(prefix + "/") for key in stored() for prefix in gone)
         for name in ("deleted", "in-deleted-experiment"):
-            assert rows_of(store, runs[name].run_id) == {"runs": 0, "params": 0, "tags": 0, "metrics": 0, "latest_metrics": 0}
+            assert rows_of(store, runs[name].run_id) == {
+                "runs": 0,
+                "params": 0,
+                "tags": 0,
+                "metrics": 0,
+                "latest_metrics": 0,
+            }
             with pytest.raises(MlflowException):
                 client.get_run(runs[name].run_id)
         kept = client.get_run(runs["kept"].run_id)  # the server still serves, the rest unchanged
@@ -129,7 +165,10 @@ def test_older_than_and_ids_follow_mlflow_gc(tmp_path: Path) -> None:
         assert young.returncode == 0, young.stderr
         assert rows_of(store, runs["deleted"].run_id)["runs"] == 1  # deleted just now: kept for a day
         not_deleted = gc(store, str(destination), "--run-ids", runs["kept"].run_id)
-        assert not_deleted.returncode == 2 and "not in the deleted lifecycle stage" in not_deleted.stdout + not_deleted.stderr
+        assert (
+            not_deleted.returncode == 2
+            and "not in the deleted lifecycle stage" in not_deleted.stdout + not_deleted.stderr
+        )
         active = gc(store, str(destination), "--experiment-ids", made["experiments"][0])
         assert active.returncode == 2 and "not in the deleted lifecycle stage" in active.stdout + active.stderr
         bad_age = gc(store, str(destination), "--older-than", "soon")

@@ -63,20 +63,41 @@ def snapshot(tracking_uri: str, logged: dict[str, Any]) -> dict[str, Any]:
             "params": run.data.params,
             "tags": run.data.tags,
             "metrics": {key: repr(value) for key, value in run.data.metrics.items()},  # NaN equals itself as text
-            "datasets": sorted((d.dataset.name, d.dataset.digest, d.dataset.source, tuple((t.key, t.value) for t in d.tags)) for d in run.inputs.dataset_inputs),
+            "datasets": sorted(
+                (d.dataset.name, d.dataset.digest, d.dataset.source, tuple((t.key, t.value) for t in d.tags))
+                for d in run.inputs.dataset_inputs
+            ),
             "outputs": sorted(o.model_id for o in (run.outputs.model_outputs if run.outputs else [])),
         }
     # a point is stored once, as MLflow's SQL store keeps it (a file store lists a re-logged point twice)
-    found["loss history"] = sorted({(m.step, m.timestamp, m.value) for m in client.get_metric_history(logged["parent"], "loss")})
-    found["acc history"] = sorted({(m.step, m.timestamp, m.value) for m in client.get_metric_history(logged["child"], "acc")})
+    found["loss history"] = sorted(
+        {(m.step, m.timestamp, m.value) for m in client.get_metric_history(logged["parent"], "loss")}
+    )
+    found["acc history"] = sorted(
+        {(m.step, m.timestamp, m.value) for m in client.get_metric_history(logged["child"], "acc")}
+    )
     model = client.get_logged_model(logged["model_id"])
-    found["logged model"] = (model.name, model.experiment_id, model.source_run_id, str(model.status), model.params, model.tags)
+    found["logged model"] = (
+        model.name,
+        model.experiment_id,
+        model.source_run_id,
+        str(model.status),
+        model.params,
+        model.tags,
+    )
     if "version" in logged:
         registered = client.get_registered_model("reg-model")
         found["registered"] = (registered.name, registered.description, registered.tags, registered.aliases)
         version = client.get_model_version("reg-model", logged["version"])
         # the file store's client answers versions as numbers, REST as strings
-        found["version"] = (str(version.version), version.source, version.run_id, version.tags, list(version.aliases), version.status)
+        found["version"] = (
+            str(version.version),
+            version.source,
+            version.run_id,
+            version.tags,
+            list(version.aliases),
+            version.status,
+        )
         found["by alias"] = str(client.get_model_version_by_alias("reg-model", "champion").version)
     if "trace" in logged:
         trace = client.get_trace(logged["trace"])

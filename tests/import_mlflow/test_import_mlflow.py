@@ -68,9 +68,19 @@ def test_an_old_file_store_imports_into_postgresql_with_its_18_digit_ids(
     assert all(len(experiment_id) == 18 for experiment_id in logged["experiments"])
     source_env = clean_env(MLFLOW_TRACKING_URI=str(workdir / "mlruns"), MLFLOW_ALLOW_FILE_STORE="true")
     expected = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from tests.import_mlflow.helpers import snapshot; "
-         "print(json.dumps(snapshot(sys.argv[1], json.loads(sys.argv[2])), default=str))", str(workdir / "mlruns"), __import__("json").dumps(logged)],
-        env=source_env, capture_output=True, text=True, check=False, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from tests.import_mlflow.helpers import snapshot; "
+            "print(json.dumps(snapshot(sys.argv[1], json.loads(sys.argv[2])), default=str))",
+            str(workdir / "mlruns"),
+            __import__("json").dumps(logged),
+        ],
+        env=source_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert expected.returncode == 0, expected.stderr[-3000:]
     store = create_database(postgres_dsn, f"i{uuid.uuid4().hex[:12]}")
@@ -79,7 +89,13 @@ def test_an_old_file_store_imports_into_postgresql_with_its_18_digit_ids(
     assert dry.returncode == 0, dry.stderr
     assert "would import" in dry.stderr and "local paths" in dry.stderr
     done = gateway_cli(
-        "import-mlflow", "--from", str(workdir / "mlruns"), "--backend-store-uri", store, "--copy-artifacts-to", str(destination)
+        "import-mlflow",
+        "--from",
+        str(workdir / "mlruns"),
+        "--backend-store-uri",
+        store,
+        "--copy-artifacts-to",
+        str(destination),
     )
     assert done.returncode == 0, done.stderr
     assert "verified by SHA-256" in done.stderr
@@ -107,10 +123,18 @@ def _bulky_copy(source: Path, target: Path, runs: int, points: int) -> None:
     for number in range(runs):
         run_id = uuid.uuid4().hex
         db.execute(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, "
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
+            "start_time, "
             "end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) VALUES "
             "(?, ?, 'LOCAL', '', '', 'u', 'FINISHED', ?, ?, '', 'active', ?, ?)",
-            (run_id, f"bulk-{number}", 1000 + number, 2000 + number, f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts", experiment_id),
+            (
+                run_id,
+                f"bulk-{number}",
+                1000 + number,
+                2000 + number,
+                f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts",
+                experiment_id,
+            ),
         )
         db.executemany(
             "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES ('m', ?, ?, ?, ?, 0)",
@@ -122,10 +146,15 @@ def _bulky_copy(source: Path, target: Path, runs: int, points: int) -> None:
 
 def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     db = sqlite3.connect(path)
-    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'alembic_version'")]
+    tables = [
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'alembic_version'")
+    ]
     dump = {}
     for table in tables:
-        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if not (table == "metrics" and row[1] == "id")]
+        columns = [
+            row[1] for row in db.execute(f"PRAGMA table_info({table})") if not (table == "metrics" and row[1] == "id")
+        ]
         names = ", ".join(f'"{c}"' for c in columns)
         dump[table] = sorted(db.execute(f"SELECT {names} FROM {table}").fetchall(), key=repr)
     db.close()
@@ -139,9 +168,23 @@ def test_a_killed_import_run_again_ends_with_the_same_store(
     source = tmp_path / "bulky.db"
     _bulky_copy(workdir / "mlflow.db", source, runs=400, points=1500)
     once, twice = tmp_path / "once.db", tmp_path / "twice.db"
-    assert gateway_cli("import-mlflow", "--from", f"sqlite:///{source}", "--backend-store-uri", f"sqlite:///{once}").returncode == 0
+    assert (
+        gateway_cli(
+            "import-mlflow", "--from", f"sqlite:///{source}", "--backend-store-uri", f"sqlite:///{once}"
+        ).returncode
+        == 0
+    )
 
-    command = [sys.executable, "-m", "gateway", "import-mlflow", "--from", f"sqlite:///{source}", "--backend-store-uri", f"sqlite:///{twice}"]
+    command = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "import-mlflow",
+        "--from",
+        f"sqlite:///{source}",
+        "--backend-store-uri",
+        f"sqlite:///{twice}",
+    ]
     proc = subprocess.Popen(command, env=clean_env(), stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:  # killed once points are being written, before the end
@@ -167,25 +210,38 @@ def test_an_id_the_store_holds_for_something_else_is_refused_and_nothing_is_writ
     assert gateway_cli("migrate", "--backend-store-uri", f"sqlite:///{store}").returncode == 0
     db = sqlite3.connect(store)
     db.execute(
-        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) "
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+        "last_update_time) "
         "VALUES (?, 'someone-else', 'mlflow-artifacts:/x', 'active', 0, 0)",
         (int(logged["experiments"][0]),),
     )
     db.commit()
     db.close()
     before = _dump(store)
-    refused = gateway_cli("import-mlflow", "--from", f"sqlite:///{workdir / 'mlflow.db'}", "--backend-store-uri", f"sqlite:///{store}")
+    refused = gateway_cli(
+        "import-mlflow", "--from", f"sqlite:///{workdir / 'mlflow.db'}", "--backend-store-uri", f"sqlite:///{store}"
+    )
     assert refused.returncode == 3
     assert "someone-else" in refused.stderr and "--on-conflict skip" in refused.stderr
     assert _dump(store) == before
     skipped = gateway_cli(
-        "import-mlflow", "--from", f"sqlite:///{workdir / 'mlflow.db'}", "--backend-store-uri", f"sqlite:///{store}", "--on-conflict", "skip"
+        "import-mlflow",
+        "--from",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--backend-store-uri",
+        f"sqlite:///{store}",
+        "--on-conflict",
+        "skip",
     )
     assert skipped.returncode == 0, skipped.stderr
     db = sqlite3.connect(store)
-    assert db.execute("SELECT name FROM experiments WHERE experiment_id = ?", (int(logged["experiments"][0]),)).fetchone() == ("someone-else",)
+    assert db.execute(
+        "SELECT name FROM experiments WHERE experiment_id = ?", (int(logged["experiments"][0]),)
+    ).fetchone() == ("someone-else",)
     assert db.execute("SELECT COUNT(*) FROM runs WHERE run_uuid = ?", (logged["parent"],)).fetchone() == (0,)
-    assert db.execute("SELECT COUNT(*) FROM experiments WHERE experiment_id = ?", (int(logged["experiments"][1]),)).fetchone() == (1,)
+    assert db.execute(
+        "SELECT COUNT(*) FROM experiments WHERE experiment_id = ?", (int(logged["experiments"][1]),)
+    ).fetchone() == (1,)
     db.close()
 
 
@@ -205,7 +261,9 @@ def test_a_bad_source_gets_a_clear_error_and_nothing_is_written(source: str, fra
     other.commit()
     other.close()
     store = tmp_path / "target" / "store.db"
-    done = gateway_cli("import-mlflow", "--from", source.format(tmp=tmp_path), "--backend-store-uri", f"sqlite:///{store}")
+    done = gateway_cli(
+        "import-mlflow", "--from", source.format(tmp=tmp_path), "--backend-store-uri", f"sqlite:///{store}"
+    )
     assert done.returncode == 2
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
