@@ -257,7 +257,7 @@ async def _write_all(
         async with engine.begin() as conn:
             await writer.write(conn, rows)
             async for points in source.metric_points(batch_ids, options.points_per_batch):
-                await writer.insert_rows(conn, "metrics", points)
+                await writer.insert_points(conn, points)
                 progress.add("metric points", len(points))
         progress.add("runs", len(batch_ids))
         progress.add("params", len(rows.get("params", [])))

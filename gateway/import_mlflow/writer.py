@@ -46,6 +46,36 @@ async def insert_rows(conn: AsyncConnection, table_name: str, rows: list[Row]) -
         await conn.execute(statement, rows[at : at + _ROWS_PER_STATEMENT])
 
 
+POINT_COLUMNS = ("run_uuid", "key", "value", "is_nan", "timestamp", "step")
+_POINTS_SQLITE = f"INSERT INTO metrics ({', '.join(POINT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_POINTS_STAGING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS import_points (run_uuid VARCHAR(32), key VARCHAR(250), "
+    "value DOUBLE PRECISION, is_nan BOOLEAN, timestamp BIGINT, step BIGINT) ON COMMIT DELETE ROWS"
+)
+_POINTS_FROM_STAGING = (
+    f"INSERT INTO metrics ({', '.join(POINT_COLUMNS)}) SELECT {', '.join(POINT_COLUMNS)} FROM import_points "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+async def insert_points(conn: AsyncConnection, points: list[Row]) -> None:
+    """Metric points in bulk, through the driver itself (SQLAlchemy's per-row work would cost more than
+    the database's): one executemany on SQLite; COPY into a staging table, then one INSERT ... SELECT, on
+    PostgreSQL. A point already there is left as it is."""
+    if not points:
+        return
+    records = [tuple(point[name] for name in POINT_COLUMNS) for point in points]
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if conn.dialect.name == "postgresql":
+        await driver.execute(_POINTS_STAGING)
+        await driver.copy_records_to_table("import_points", records=records, columns=list(POINT_COLUMNS))
+        await driver.execute(_POINTS_FROM_STAGING)
+        await driver.execute("TRUNCATE import_points")
+    else:
+        await driver.executemany(_POINTS_SQLITE, records)
+
+
 async def write(conn: AsyncConnection, rows: Rows) -> None:
     """Every table of `rows`, in foreign-key order; a link to a logged model the store lacks is left out
     (MLflow keeps links to any id; the gateway's are foreign keys)."""
