@@ -32,7 +32,8 @@ def build_source(path: Path, runs: int, points: int) -> int:
     SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "mlartifacts")).engine.dispose()
     db = sqlite3.connect(path)
     db.execute(
-        "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES ('bench', 'mlflow-artifacts:/1', 'active', 0, 0)"
+        "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) "
+        "VALUES ('bench', 'mlflow-artifacts:/1', 'active', 0, 0)"
     )
     experiment_id = db.execute("SELECT experiment_id FROM experiments WHERE name = 'bench'").fetchone()[0]
     for number in range(runs):
@@ -116,6 +117,13 @@ def mlflow_log_batch_rate(workdir: Path, runs: int, points: int) -> float:
     return total / elapsed
 
 
+def report(target: str, total: int, elapsed: float, baseline: float) -> None:
+    rate = total / elapsed
+    print(
+        f"import-mlflow into {target}: {elapsed:.1f} s, {rate:,.0f} points/s ({rate / baseline:.1f}x MLflow's log_batch)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000)
@@ -128,15 +136,12 @@ def main() -> None:
         source = workdir / "mlflow.db"
         started = time.perf_counter()
         total = build_source(source, args.runs, args.points)
-        print(
-            f"source: {args.runs:,} runs, {total:,} metric points in MLflow's schema ({time.perf_counter() - started:.1f} s to build)"
-        )
+        built = time.perf_counter() - started
+        print(f"source: {args.runs:,} runs, {total:,} metric points in MLflow's schema ({built:.1f} s to build)")
         baseline = mlflow_log_batch_rate(workdir, args.baseline_runs, args.points)
         print(f"MLflow SqlAlchemyStore.log_batch into SQLite: {baseline:,.0f} points/s")
         elapsed, _ = time_import(source, f"sqlite:///{workdir / 'gateway.db'}")
-        print(
-            f"import-mlflow into SQLite: {elapsed:.1f} s, {total / elapsed:,.0f} points/s ({total / elapsed / baseline:.1f}x MLflow's log_batch)"
-        )
+        report("SQLite", total, elapsed, baseline)
         if args.postgresql:
             sys.path.insert(0, str(ROOT))
             from tests.postgres_server import create_database, postgres_cluster
@@ -144,9 +149,7 @@ def main() -> None:
             with postgres_cluster() as dsn:
                 store = create_database(dsn, "bench")
                 elapsed, _ = time_import(source, store)
-                print(
-                    f"import-mlflow into PostgreSQL: {elapsed:.1f} s, {total / elapsed:,.0f} points/s ({total / elapsed / baseline:.1f}x MLflow's log_batch)"
-                )
+                report("PostgreSQL", total, elapsed, baseline)
 
 
 if __name__ == "__main__":

@@ -47,14 +47,14 @@ async def insert_rows(conn: AsyncConnection, table_name: str, rows: list[Row]) -
 
 
 POINT_COLUMNS = ("run_uuid", "key", "value", "is_nan", "timestamp", "step")
-_POINTS_SQLITE = f"INSERT INTO metrics ({', '.join(POINT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_COLUMN_LIST = ", ".join(POINT_COLUMNS)  # the SQL below is built from these fixed names, never from input
+_POINTS_SQLITE = f"INSERT INTO metrics ({_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"  # noqa: S608
 _POINTS_STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS import_points (run_uuid VARCHAR(32), key VARCHAR(250), "
     "value DOUBLE PRECISION, is_nan BOOLEAN, timestamp BIGINT, step BIGINT) ON COMMIT DELETE ROWS"
 )
 _POINTS_FROM_STAGING = (
-    f"INSERT INTO metrics ({', '.join(POINT_COLUMNS)}) SELECT {', '.join(POINT_COLUMNS)} FROM import_points "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO metrics ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM import_points ON CONFLICT DO NOTHING"  # noqa: S608
 )
 
 
