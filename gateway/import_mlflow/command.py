@@ -307,11 +307,7 @@ async def _verify(source: Source, engine: AsyncEngine, found: Plan, out: TextIO)
     differing = []
     for run_id in sample:
         theirs_points = sorted(
-            [
-                (p["key"], p["step"], p["timestamp"], p["value"], p["is_nan"])
-                async for batch in source.metric_points([run_id], 100_000)
-                for p in batch
-            ]
+            [(p[1], p[5], p[4], p[2], p[3]) async for batch in source.metric_points([run_id], 100_000) for p in batch]
         )
         if not _same_points(theirs_points, await writer.history(engine, run_id)):
             differing.append(run_id)

@@ -19,11 +19,11 @@ from gateway.import_mlflow.rows import (
     SPANS_LOCATION,
     TRACKING_STORE,
     Inventory,
-    Row,
+    Point,
     Rows,
     SourceError,
     latest_of,
-    metric_row,
+    point,
 )
 from gateway.import_mlflow.spans import span_row
 
@@ -174,17 +174,16 @@ class FileSource:
         wanted = {self._experiment_dirs[number] for number in experiment_ids}
         return [run_id for run_id, folder in self._run_dirs.items() if folder.parent in wanted]
 
-    def _points(self, run_id: str) -> list[Row]:
-        points: dict[tuple[Any, ...], Row] = {}
+    def _points(self, run_id: str) -> list[Point]:
+        points: set[Point] = set()  # a point is stored once
         for key, text in _files(self._run_dirs[run_id] / "metrics").items():
             for line in text.splitlines():
                 parts = line.split()
-                if len(parts) < 2:
-                    continue
-                value = float(parts[1])
-                row = metric_row(run_id, key, value, int(parts[0]), int(parts[2]) if len(parts) > 2 else 0)
-                points[(key, row["timestamp"], row["step"], row["value"], row["is_nan"])] = row  # stored once
-        return list(points.values())
+                if len(parts) >= 2:
+                    points.add(
+                        point(run_id, key, float(parts[1]), int(parts[0]), int(parts[2]) if len(parts) > 2 else 0)
+                    )
+        return list(points)
 
     def _runs(self, run_ids: list[str]) -> Rows:
         rows: Rows = {
@@ -260,8 +259,8 @@ class FileSource:
     async def runs(self, run_ids: list[str]) -> Rows:
         return await asyncio.to_thread(self._runs, run_ids)
 
-    async def metric_points(self, run_ids: list[str], batch: int) -> AsyncIterator[list[Row]]:
-        pending: list[Row] = []
+    async def metric_points(self, run_ids: list[str], batch: int) -> AsyncIterator[list[Point]]:
+        pending: list[Point] = []
         for run_id in run_ids:
             pending += await asyncio.to_thread(self._points, run_id)
             while len(pending) >= batch:

@@ -80,7 +80,7 @@ class Source(Protocol):
         `run_inputs`, `run_outputs`, `run_model_inputs`, `logged_model_metrics`."""
         ...
 
-    def metric_points(self, run_ids: list[str], batch: int) -> AsyncIterator[list[Row]]:
+    def metric_points(self, run_ids: list[str], batch: int) -> AsyncIterator[list[Point]]:
         """The runs' `metrics` rows, `batch` at a time."""
         ...
 
@@ -110,21 +110,28 @@ def metric_row(run_uuid: str, key: str, value: float | None, timestamp: int, ste
     }
 
 
-def latest_of(points: list[Row]) -> list[Row]:
+Point = tuple[str, str, float, bool, int, int]
+"""A metric point as written in bulk: run_uuid, key, value (0.0 when NaN), is_nan, timestamp, step."""
+
+
+def point(
+    run_uuid: str, key: str, value: float | None, timestamp: int | None, step: int | None, is_nan: bool = False
+) -> Point:
+    nan = bool(is_nan) or value is None or value != value  # NaN is the one value unequal to itself
+    return (run_uuid, key, 0.0 if nan else float(value), nan, int(timestamp or 0), int(step or 0))  # type: ignore[arg-type]
+
+
+def latest_of(points: list[Point]) -> list[Row]:
     """Each key's latest point as MLflow picks it: the highest step, then timestamp, then value."""
-    latest: dict[tuple[str, str], Row] = {}
-    for point in points:
-        key = (point["run_uuid"], point["key"])
+    latest: dict[tuple[str, str], Point] = {}
+    for candidate in points:
+        key = (candidate[0], candidate[1])
         old = latest.get(key)
-        if old is None or (point["step"], point["timestamp"], point["value"]) > (
-            old["step"],
-            old["timestamp"],
-            old["value"],
-        ):
-            latest[key] = point
+        if old is None or (candidate[5], candidate[4], candidate[2]) > (old[5], old[4], old[2]):
+            latest[key] = candidate
     return [
-        {name: row[name] for name in ("run_uuid", "key", "value", "is_nan", "timestamp", "step")}
-        for row in latest.values()
+        {"run_uuid": p[0], "key": p[1], "value": p[2], "is_nan": p[3], "timestamp": p[4], "step": p[5]}
+        for p in latest.values()
     ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.import_mlflow.rows import Inventory, Row, Rows
+from gateway.import_mlflow.rows import Inventory, Point, Row, Rows
 from gateway.store import schema as s
 from gateway.store.sql import insert_statement
 
@@ -58,13 +58,12 @@ _POINTS_FROM_STAGING = (
 )
 
 
-async def insert_points(conn: AsyncConnection, points: list[Row]) -> None:
+async def insert_points(conn: AsyncConnection, records: list[Point]) -> None:
     """Metric points in bulk, through the driver itself (SQLAlchemy's per-row work would cost more than
     the database's): one executemany on SQLite; COPY into a staging table, then one INSERT ... SELECT, on
     PostgreSQL. A point already there is left as it is."""
-    if not points:
+    if not records:
         return
-    records = [tuple(point[name] for name in POINT_COLUMNS) for point in points]
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     if conn.dialect.name == "postgresql":
