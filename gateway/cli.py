@@ -85,7 +85,88 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"metadata store [env {ENV_PREFIX}BACKEND_STORE_URI, MLFLOW_BACKEND_STORE_URI; default sqlite:///mlruns.db]",
     )
     _add_user_commands(commands)
+    _add_maintenance_commands(commands)
     return parser
+
+
+_IMPORT_DESCRIPTION = """\
+Copy an MLflow server's metadata into the gateway's store, keeping every id (experiments, runs with
+params, tags, every metric point, inputs and outputs, logged models, registered models with their
+versions, tags and aliases, traces with spans and assessments), so runs:/ and models:/ URIs and
+bookmarked links keep working. The source is read directly, never through MLflow's server:
+sqlite:///mlflow.db or postgresql://... (MLflow schemas 2.0 to 3.17) or a file store directory (./mlruns).
+
+Artifacts stay where they are: point the gateway's --artifacts-destination at the old server's
+(mlflow-artifacts:/ locations keep their meaning). Local paths (a file store's) are listed as needing
+a move; --copy-artifacts-to copies them, verified by SHA-256, and rewrites their locations.
+
+Each batch is one transaction and whatever is already there is skipped, so after a crash the same
+command continues. It ends with a verification counting every entity on both sides and comparing a
+sample of metric histories point by point. Exit codes: 0 done, 1 verification found differences,
+2 unusable source or store, 3 ids colliding with the store's (nothing written)."""
+
+_GC_DESCRIPTION = """\
+Permanently delete runs in the deleted state (their metadata and artifact folders) and experiments in
+the deleted state (with all their runs, logged models and traces), as `mlflow gc` does. Each deletion
+is logged as an audit line on stderr. Safe while servers run on the same store: rows are deleted in
+short transactions, and only rows in the deleted state are touched."""
+
+
+def _add_maintenance_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    store_help = f"the gateway's metadata store [env {ENV_PREFIX}BACKEND_STORE_URI; default sqlite:///mlruns.db]"
+    importer = commands.add_parser(
+        "import-mlflow",
+        help="copy an MLflow server's data (database or ./mlruns) into the store",
+        description=_IMPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    importer.add_argument(
+        "--from",
+        dest="source",
+        metavar="URI",
+        required=True,
+        help="the MLflow store to read: sqlite:///mlflow.db, postgresql://..., or a ./mlruns directory",
+    )
+    importer.add_argument("--backend-store-uri", metavar="URI", help=store_help)
+    importer.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported and any conflicts; write nothing"
+    )
+    importer.add_argument(
+        "--copy-artifacts-to",
+        metavar="URI",
+        help="copy artifacts kept on local paths into this destination (a directory, s3://bucket/prefix or "
+        "wasbs://...: the gateway's --artifacts-destination) and point their locations at mlflow-artifacts:/",
+    )
+    importer.add_argument(
+        "--on-conflict",
+        choices=("fail", "skip"),
+        default="fail",
+        help="when an id or name is already the store's for something else: fail (write nothing, the default) "
+        "or skip (import the rest, leave those out)",
+    )
+    gc = commands.add_parser(
+        "gc",
+        help="permanently delete runs and experiments in the deleted state, with their artifacts",
+        description=_GC_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gc.add_argument("--backend-store-uri", metavar="URI", help=store_help)
+    gc.add_argument(
+        "--artifacts-destination",
+        metavar="URI",
+        help=f"where mlflow-artifacts:/ locations live, as given to serve [env {ENV_PREFIX}ARTIFACTS_DESTINATION; "
+        "default ./mlartifacts]",
+    )
+    gc.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="only what was deleted longer ago than this, e.g. 30d, 12h, 1d2h3m4s (default: everything deleted)",
+    )
+    gc.add_argument(
+        "--experiment-ids", metavar="IDS", help="comma-separated experiments to collect (default: all deleted)"
+    )
+    gc.add_argument("--run-ids", metavar="IDS", help="comma-separated deleted runs to collect (default: all deleted)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
 
 
 def _add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -156,6 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"artifact-gateway: error: {exc}", file=sys.stderr)
             return 2
+    if command in ("import-mlflow", "gc"):
+        try:
+            settings = load_settings(
+                {
+                    "backend_store_uri": args.pop("backend_store_uri"),
+                    "artifacts_destination": args.pop("artifacts_destination", None),
+                }
+            )
+        except SettingsError as exc:
+            print(f"artifact-gateway: error: {exc}", file=sys.stderr)
+            return 2
+        if command == "import-mlflow":
+            from gateway.import_mlflow.command import ImportOptions
+            from gateway.import_mlflow.command import main as import_main
+
+            return import_main(ImportOptions(backend_store_uri=settings.backend_store_uri, **args))
+        from gateway.gc.command import GcOptions
+        from gateway.gc.command import main as gc_main
+
+        return gc_main(GcOptions(settings.backend_store_uri, settings.artifacts_destination, **args))
     config = args.pop("config")
     if config is None and (env_config := os.environ.get(f"{ENV_PREFIX}CONFIG")):
         config = Path(env_config)

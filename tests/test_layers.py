@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPABILITIES = ("artifacts", "tracking", "auth", "ui", "registry", "traces")
+CAPABILITIES = ("artifacts", "tracking", "auth", "ui", "registry", "traces", "import_mlflow", "gc")
 COMPOSERS = {"gateway.app", "gateway.cli", "gateway.server", "gateway.__main__"}
 
 

@@ -20,10 +20,13 @@ from sqlalchemy.schema import ForeignKeyConstraint
 
 metadata = MetaData()
 
+ExperimentId = BigInteger().with_variant(Integer, "sqlite")
+"""64-bit: an MLflow file store numbers experiments with 18 digits (SQLite's INTEGER already holds 64 bits)."""
+
 experiments = Table(
     "experiments",
     metadata,
-    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment_id", ExperimentId, primary_key=True, autoincrement=True),
     Column("name", String(500), nullable=False),
     Column("artifact_location", Text, nullable=False),
     Column("lifecycle_stage", String(32), nullable=False),
@@ -35,7 +38,9 @@ experiments = Table(
 experiment_tags = Table(
     "experiment_tags",
     metadata,
-    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "experiment_id", ExperimentId, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -44,7 +49,7 @@ runs = Table(
     "runs",
     metadata,
     Column("run_uuid", String(32), primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("experiment_id", ExperimentId, ForeignKey("experiments.experiment_id"), nullable=False),
     Column("name", String(250), nullable=False),
     Column("user_id", String(256), nullable=False),
     Column("status", String(20), nullable=False),
@@ -118,7 +123,7 @@ logged_models = Table(
     "logged_models",
     metadata,
     Column("model_id", String(64), primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False, index=True),
+    Column("experiment_id", ExperimentId, ForeignKey("experiments.experiment_id"), nullable=False, index=True),
     Column("name", String(500), nullable=False),
     Column("artifact_location", Text, nullable=False),
     Column("creation_timestamp", BigInteger, nullable=False),
@@ -142,7 +147,7 @@ logged_model_metrics = Table(
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
     Column("value", Float(precision=53), nullable=False),
     Column("is_nan", Boolean, nullable=False),
-    Column("experiment_id", Integer, nullable=False),
+    Column("experiment_id", ExperimentId, nullable=False),
     Column("dataset_name", String(500), nullable=True),
     Column("dataset_digest", String(64), nullable=True),
 )
@@ -288,7 +293,7 @@ trace_info = Table(
     "trace_info",
     metadata,
     Column("trace_id", String(50), primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    Column("experiment_id", ExperimentId, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
     Column("request_time", BigInteger, nullable=False),
     Column("execution_duration", BigInteger, nullable=True),
     Column("state", String(50), nullable=False),

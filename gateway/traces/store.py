@@ -93,7 +93,7 @@ def _experiment_id(value: object) -> int:
         number = int(str(value))
     except ValueError:
         raise InvalidValue(f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer.") from None
-    if not 0 <= number < 2**31:
+    if not 0 <= number < 2**63:
         raise NotFound(f"No Experiment with id={value} exists")
     return number
 
@@ -141,7 +141,7 @@ class TraceStore:
             "response_preview": (info.response_preview or "")[:MAX_PREVIEW] or None,
             "client_request_id": info.client_request_id,
         }
-        _experiment_id(info.experiment_id)  # beyond 32 bits: not found, before the database sees it
+        _experiment_id(info.experiment_id)  # beyond 64 bits: not found, before the database sees it
         async with self.engine.begin() as conn:
             await self._check_experiment(conn, info.experiment_id)
             statement = _insert(conn, s.trace_info).values(trace_id=info.trace_id, **values)

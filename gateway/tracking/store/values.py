@@ -195,13 +195,10 @@ def int_field(value: object, field: str, *, default: int | None = None) -> int:
     return number
 
 
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-
-
 def possible_experiment_id(number: int) -> bool:
-    """Whether an experiment can have this id: the column is 32-bit and PostgreSQL refuses a query
-    parameter beyond that, so a larger id is not looked up, just not found."""
-    return INT32_MIN <= number <= INT32_MAX
+    """Whether an experiment can have this id: the column is 64-bit (an MLflow file store's ids have 18
+    digits) and PostgreSQL refuses a query parameter beyond that, so a larger id is not looked up, just not found."""
+    return INT64_MIN <= number <= INT64_MAX
 
 
 @dataclass(frozen=True, slots=True)
