@@ -17,7 +17,14 @@ from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY, TRACE_STORE_KEY
+from gateway.http.app_keys import (
+    AUTH_STORE_KEY,
+    REGISTRY_STORE_KEY,
+    REPOSITORY_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+    TRACE_STORE_KEY,
+)
 from gateway.http.client_address import TRUSTED_PROXIES_KEY
 from gateway.http.hosts import ALLOWED_HOSTS_KEY, AllowedHosts
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
@@ -162,7 +169,6 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
     from gateway.auth.middleware import AUTHENTICATOR_KEY, Authenticator
     from gateway.auth.store import AuthStore
-    from gateway.registry.api import REGISTRY_STORE_KEY
     from gateway.registry.store import RegistryStore
     from gateway.store.database import create_engine
     from gateway.traces.store import TraceStore

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http.access import Access, add_route
+from gateway.http.app_keys import REGISTRY_STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import TRACKING_PREFIXES
@@ -21,8 +22,6 @@ from gateway.locations import LOCATIONS_KEY
 from gateway.registry.sources import resolve_source
 from gateway.registry.store import NewVersion, RegistryStore
 from gateway.registry.store import values as v
-
-REGISTRY_STORE_KEY = web.AppKey("registry_store", RegistryStore)
 
 
 def _store(request: web.Request) -> RegistryStore:
