@@ -19,9 +19,10 @@ from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.http.request_keys import user_of
 from gateway.locations import LOCATIONS_KEY
-from gateway.registry.sources import resolve_source
+from gateway.registry.sources import prompt_source, resolve_source
 from gateway.registry.store import NewVersion, RegistryStore
 from gateway.registry.store import values as v
+from gateway.registry.store.base import IS_PROMPT_TAG
 
 
 def _store(request: web.Request) -> RegistryStore:
@@ -171,7 +172,10 @@ async def create_model_version(request: web.Request, fields: dict[str, Any]) -> 
     tags = v.tags(_tags(fields))
     store = _store(request)
     await store.get_registered_model(name)  # an unknown model is a 404 before its source is looked at
-    resolved = await resolve_source(store, request.app[LOCATIONS_KEY], source, run_id, model_id)
+    if tags.get(IS_PROMPT_TAG, "false").lower() == "true":
+        resolved = prompt_source(source, run_id, model_id)
+    else:
+        resolved = await resolve_source(store, request.app[LOCATIONS_KEY], source, run_id, model_id)
     version = await store.create_model_version(
         NewVersion(
             name=name,

@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from gateway.registry.search_filter import VERSIONS, InvalidFilter, parse_filter, parse_order_by
 from gateway.registry.store import values as v
-from gateway.registry.store.base import MODEL, VERSION, RegistryBase, tag_condition
+from gateway.registry.store.base import MODEL, VERSION, RegistryBase, search_conditions
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
 from gateway.store.sql import compare, insert_statement
@@ -235,11 +235,14 @@ class ModelVersionStore(RegistryBase):
             s.registered_models, MODEL.registered_model_id == VERSION.registered_model_id
         )
         tag = s.model_version_tags.c
+        owner = and_(tag.registered_model_id == VERSION.registered_model_id, tag.version == VERSION.version)
+        tags = [comparison for comparison in comparisons if comparison.entity == "tag"]
+        # As MLflow: a model any of whose versions is tagged a prompt is a prompt, all its versions with it.
+        query = query.where(
+            *search_conditions(tags, owner, tag.registered_model_id == VERSION.registered_model_id, tag)
+        )
         for comparison in comparisons:
-            if comparison.entity == "tag":
-                owner = and_(tag.registered_model_id == VERSION.registered_model_id, tag.version == VERSION.version)
-                query = query.where(tag_condition(owner, tag, comparison))
-            else:
+            if comparison.entity != "tag":
                 query = query.where(compare(columns[comparison.key], comparison.op, comparison.value))
         clauses = [columns[o.key].asc() if o.ascending else columns[o.key].desc() for o in ordering]
         if not any(o.key == "name" for o in ordering):
