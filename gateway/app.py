@@ -95,6 +95,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     else:
         from gateway.artifacts import run_artifacts
         from gateway.registry import api as registry_api
+        from gateway.registry.webhooks import api as webhooks_api
         from gateway.traces import api as traces_api
         from gateway.tracking import api as tracking_api
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
         registry_api.add_routes(app)
+        webhooks_api.add_routes(app)
         traces_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
@@ -117,6 +119,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         admin_api.add_routes(app)
     if uses_database(settings):
         app.cleanup_ctx.append(_database_lifecycle)
+        if not settings.artifacts_only:
+            from gateway.registry.webhooks.delivery import deliveries_lifecycle
+
+            app.cleanup_ctx.append(deliveries_lifecycle)  # after the database: it reads the registry store
     if undeclared := undeclared_routes(app):
         raise RuntimeError(f"routes added without an access rule (use gateway.http.access.add_route): {undeclared}")
     return app
