@@ -33,7 +33,7 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
     """Add the pages for a worker with the tracking API (`tracking`) and/or served artifacts (`artifacts`)."""
     add_route(app, "GET", STATIC_PREFIX + "/{name}", static_file, Access.READ)
     if tracking:
-        from gateway.ui import tracking_pages  # imports the database stack: only where the tracking API runs
+        from gateway.ui import registry_pages, tracking_pages  # the database stack: only with the tracking API
 
         add_route(app, "GET", "/", tracking_pages.experiments_page, Access.READ)
         add_route(app, "GET", "/experiments", tracking_pages.experiments_page, Access.READ)
@@ -44,6 +44,7 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
         add_route(app, "POST", "/experiments/{experiment_id}/restore", tracking_pages.restore_experiment, Access.WRITE)
         add_route(app, "GET", "/experiments/{experiment_id}/runs/{run_id}", tracking_pages.run_page, Access.READ)
         add_route(app, "GET", "/compare-runs", tracking_pages.compare_page, Access.READ)
+        registry_pages.add_routes(app)
         run_artifacts = "/experiments/{experiment_id}/runs/{run_id}/artifacts"
         add_route(app, "GET", run_artifacts, artifact_pages.run_artifacts_page, Access.READ)
         add_route(app, "GET", f"{run_artifacts}/{ANY_PATH}", artifact_pages.run_artifacts_page, Access.READ)

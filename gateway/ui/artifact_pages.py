@@ -275,3 +275,17 @@ async def run_artifacts_page(request: web.Request) -> web.StreamResponse:
 async def browse_page(request: web.Request) -> web.StreamResponse:
     place = Place(ArtifactPath.parse(""), "/browse", "destination root")
     return await _browser(request, place, _raw_tail(request), {"run": None, "run_url": None})
+
+
+async def stored_folder(request: web.Request, artifact_uri: str) -> dict[str, Any] | None:
+    """The top-level entries of a folder this server stores (a model version's files), with its zip
+    archive's URL; None when the folder lives elsewhere (a bucket, another server)."""
+    root = request.app[LOCATIONS_KEY].browsable_root(artifact_uri)
+    if root is None:
+        return None
+    entries = await _children(repository_of(request), root, None, TREE_ENTRIES_PER_LEVEL)
+    return {
+        "entries": entries,
+        "browse_url": "/browse/" + quote(str(root), safe="/"),
+        "zip_url": archive_url(root, "zip") if entries else None,
+    }

@@ -54,6 +54,7 @@ def form(summary: str, parameters: list[Schema], fields: dict[str, Schema]) -> O
     }
 
 
+MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": STRING}
 RUNS_PAGE = page(
     "An experiment's runs as a table: MLflow filter, sort, chosen columns, pages",
     [
@@ -105,6 +106,18 @@ UI: dict[tuple[str, str], Operation] = {
             {**query("runs", array(STRING), "run ids", required=True), "explode": True},
             query("only_differences", {"type": "string", "enum": ["0", "1"]}),
         ],
+    ),
+    ("GET", "/models"): page(
+        "Registered models with their latest versions, aliases and tags, searched by name and tag",
+        [query("q", STRING, "part of the name, any case"), query("tag", STRING, "key=value, or a key"), PAGE],
+    ),
+    ("GET", "/models/{name}"): page(
+        "One registered model: description, aliases, tags, its versions with stage, source run and logged model",
+        [MODEL_NAME],
+    ),
+    ("GET", "/models/{name}/versions/{version}"): page(
+        "One model version: its facts, tags and files (each downloadable, all as one zip)",
+        [MODEL_NAME, {"name": "version", "in": "path", "required": True, "schema": STRING}],
     ),
     ("GET", "/browse"): BROWSE_PAGE,
     ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},

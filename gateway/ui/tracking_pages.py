@@ -18,6 +18,7 @@ from gateway.store.errors import InvalidValue, NotFound
 from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
 from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
+from gateway.ui.registry_pages import versions_from_run
 from gateway.ui.rendering import page, render
 
 RUNS_PER_PAGE = 100
@@ -281,6 +282,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
             "system_tags": {k: v for k, v in tags.items() if k.startswith("mlflow.")},
             "datasets": [_dataset_row(item) for item in run.get("inputs", {}).get("dataset_inputs", [])],
             "models": models,
+            "registered_versions": await versions_from_run(request, info["run_id"]),
             "artifacts": await run_artifact_summary(request, info),
             "chart": _chart_data([info]),
         },

@@ -47,6 +47,15 @@ class SourceModel:
     source_run_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VersionLinks:
+    """What a version's page links to: its logged model, and its run with the run's experiment."""
+
+    model_id: str | None
+    run_id: str | None
+    experiment_id: str | None
+
+
 class ModelVersionStore(RegistryBase):
     async def create_model_version(self, new: NewVersion) -> dict[str, Any]:
         """The next version of `new.name`. The counter is raised first, in the same transaction: the
@@ -281,3 +290,21 @@ class ModelVersionStore(RegistryBase):
                 )
             ).first()
         return SourceModel(row.model_id, row.artifact_location, row.source_run_id) if row is not None else None
+
+    async def version_links(self, name: str) -> dict[str, VersionLinks]:
+        """Each version of `name` (by number, as a string) with its logged model and its run's experiment,
+        for the UI's links (one query)."""
+        runs = s.runs.c
+        query = (
+            select(VERSION.version, VERSION.model_id, VERSION.run_id, runs.experiment_id)
+            .join(s.registered_models, MODEL.registered_model_id == VERSION.registered_model_id)
+            .outerjoin(s.runs, runs.run_uuid == VERSION.run_id)
+            .where(MODEL.name == name)
+        )
+        async with self.engine.connect() as conn:
+            return {
+                str(row.version): VersionLinks(
+                    row.model_id, row.run_id, None if row.experiment_id is None else str(row.experiment_id)
+                )
+                for row in await conn.execute(query)
+            }
