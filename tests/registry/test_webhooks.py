@@ -142,6 +142,10 @@ def create_webhook(gateway: RunningGateway, url: str, events: list[dict[str, str
     return dict(response.json()["webhook"])
 
 
+def register(gateway: RunningGateway, name: str) -> None:
+    requests.post(f"{api(gateway)}/registered-models/create", json={"name": name}, timeout=10).raise_for_status()
+
+
 def delete_webhook(gateway: RunningGateway, webhook_id: str) -> None:
     requests.delete(f"{api(gateway)}/webhooks/{webhook_id}", timeout=10).raise_for_status()
 
@@ -369,3 +373,25 @@ def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Receiver
         assert {d.headers["X-MLflow-Delivery-Id"] for d in accepted} == {
             d.headers["X-MLflow-Delivery-Id"] for d in refused
         }
+
+
+def test_with_several_workers_each_delivery_is_posted_once(tmp_path: Path, receiver: Receiver) -> None:
+    """Two worker processes share the queue: every event reaches the receiver, none twice."""
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    with run_gateway(tmp_path, "--backend-store-uri", store, "--workers", "2", *GATEWAY_FLAGS) as gateway:
+        hook = create_webhook(gateway, receiver.url, MODEL_EVENTS[:1])
+        names = [f"shared-{index}" for index in range(12)]
+        for name in names:  # spread over both workers by the kernel's accept balancing
+            requests.post(
+                f"{api(gateway)}/registered-models/create", json={"name": name}, timeout=10
+            ).raise_for_status()
+        requests.post(
+            f"{api(gateway)}/registered-models/create", json={"name": "marker"}, timeout=10
+        ).raise_for_status()
+        received = receiver.wait_for(lambda found: len(found) >= 13, "all thirteen deliveries")
+        # One more round trip through both workers' queues before counting: nothing arrives twice.
+        register(gateway, "last")
+        received = receiver.wait_for(lambda found: any(d.json["data"]["name"] == "last" for d in found), "the last")
+        delete_webhook(gateway, hook["webhook_id"])
+    assert sorted(d.json["data"]["name"] for d in received) == sorted([*names, "marker", "last"])
+    assert len({d.headers["X-MLflow-Delivery-Id"] for d in received}) == len(received)

@@ -160,8 +160,7 @@ def version_json(row: Any, tags: list[dict[str, str]], aliases: list[str]) -> di
     body["current_stage"] = row.current_stage
     body["description"] = row.description or ""
     body["source"] = row.source
-    if row.run_id is not None:
-        body["run_id"] = row.run_id
+    body["run_id"] = row.run_id or ""  # MLflow keeps the request's "" when no run is named
     body["status"] = row.status
     if row.status_message is not None:
         body["status_message"] = row.status_message
