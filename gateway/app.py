@@ -17,7 +17,14 @@ from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, UploadSlots
 from gateway.auth import openapi as auth_openapi
 from gateway.http import meta_api, meta_openapi, openapi
 from gateway.http.access import ROUTE_ACCESS_KEY, Access, add_route, undeclared_routes
-from gateway.http.app_keys import AUTH_STORE_KEY, REPOSITORY_KEY, SETTINGS_KEY, STORE_KEY, TRACE_STORE_KEY
+from gateway.http.app_keys import (
+    AUTH_STORE_KEY,
+    REGISTRY_STORE_KEY,
+    REPOSITORY_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+    TRACE_STORE_KEY,
+)
 from gateway.http.client_address import TRUSTED_PROXIES_KEY
 from gateway.http.hosts import ALLOWED_HOSTS_KEY, AllowedHosts
 from gateway.http.middleware import IN_FLIGHT_KEY, MAX_JSON_BODY, InFlight, add_request_id, request_middleware
@@ -88,6 +95,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
     else:
         from gateway.artifacts import run_artifacts
         from gateway.registry import api as registry_api
+        from gateway.registry.webhooks import api as webhooks_api
         from gateway.traces import api as traces_api
         from gateway.tracking import api as tracking_api
 
@@ -98,6 +106,7 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         app[LOCATIONS_KEY] = ArtifactLocations(root, repository, proxy=settings.serve_artifacts, own_root=own_root)
         tracking_api.add_routes(app)
         registry_api.add_routes(app)
+        webhooks_api.add_routes(app)
         traces_api.add_routes(app)
         run_artifacts.add_routes(app)
     if settings.ui:
@@ -110,6 +119,10 @@ def create_app(settings: Settings, repository: ArtifactRepository | None, signin
         admin_api.add_routes(app)
     if uses_database(settings):
         app.cleanup_ctx.append(_database_lifecycle)
+        if not settings.artifacts_only:
+            from gateway.registry.webhooks.delivery import deliveries_lifecycle
+
+            app.cleanup_ctx.append(deliveries_lifecycle)  # after the database: it reads the registry store
     if undeclared := undeclared_routes(app):
         raise RuntimeError(f"routes added without an access rule (use gateway.http.access.add_route): {undeclared}")
     return app
@@ -162,7 +175,6 @@ async def _database_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Connect to the metadata database (migrated before the workers started) for this worker."""
     from gateway.auth.middleware import AUTHENTICATOR_KEY, Authenticator
     from gateway.auth.store import AuthStore
-    from gateway.registry.api import REGISTRY_STORE_KEY
     from gateway.registry.store import RegistryStore
     from gateway.store.database import create_engine
     from gateway.traces.store import TraceStore

@@ -196,6 +196,21 @@ class Settings(BaseSettings):
         "addresses and --public-url's host (a request naming another Host is refused: DNS rebinding). "
         "Patterns: *.example.com; a port (name:8443) for one port only; * allows any Host.",
     )
+    webhook_allowed_hosts: str | None = Field(
+        None,
+        validation_alias=_env("WEBHOOK_ALLOWED_HOSTS"),
+        description="Registry webhook destinations allowed besides public https hosts, comma-separated host names, "
+        "addresses or networks (hooks.internal, 10.0.0.0/8): these may be loopback, private or link-local and "
+        "may use http. None: a webhook must be https to a host resolving only to public addresses.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS"),
+        description="Give up one webhook delivery attempt (connect, send, answer) after this long; it is retried "
+        "with backoff.",
+    )
     staging_ttl_seconds: float = Field(
         3600.0,
         gt=0,

@@ -281,6 +281,17 @@ RUN_ARTIFACT = op(
     },
 )
 
+MODEL_VERSION_ARTIFACT = {
+    **RUN_ARTIFACT,
+    "summary": "MLflow's UI route: one file of a registered model version, as an attachment",
+    "tags": ["registry"],
+    "parameters": [
+        query("name", {"type": "string", "minLength": 1}, "the registered model's name", required=True),
+        query("version", {"type": "string", "minLength": 1}, "the version number", required=True),
+        query("path", {"type": "string", "minLength": 1}, "the file's path inside the version's files", required=True),
+        *DOWNLOAD_HEADERS,
+    ],
+}
 LOGGED_MODEL_FILE = {
     **RUN_ARTIFACT,
     "summary": "MLflow's UI route (under /ajax-api only): one file of a logged model, as an attachment",
@@ -325,6 +336,7 @@ UPLOAD_ARTIFACT = op(
 OPERATIONS: Operations = {
     **{("artifacts", method, path): operation for (method, path), operation in ARTIFACTS.items()},
     ("", "GET", "/get-artifact"): RUN_ARTIFACT,  # a literal: gateway.artifacts.run_artifacts loads the database stack
+    ("", "GET", "/model-versions/get-artifact"): MODEL_VERSION_ARTIFACT,
     ("tracking", "GET", "/logged-models/{model_id}/artifacts/files"): LOGGED_MODEL_FILE,
     ("tracking", "GET", "/logged-models/{model_id}/artifacts/directories"): LOGGED_MODEL_DIRECTORY,
     ("tracking", "POST", "/upload-artifact"): UPLOAD_ARTIFACT,

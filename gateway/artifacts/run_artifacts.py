@@ -8,6 +8,9 @@ an artifact as a page of this server). It goes through `send_download`, so Range
 conditional headers work as on the artifact API. Only runs whose root this server stores
 (`mlflow-artifacts:/...`) can be served; MLflow would fetch others from the bucket itself.
 
+`GET /model-versions/get-artifact?name=&version=&path=`: the same for one file of a registered
+model version, below the location its files really are (`get-download-uri`'s answer).
+
 `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`: the same for a
 logged model's files; `GET .../logged-models/<id>/artifacts/directories?artifact_directory_path=`
 (under /api and /ajax-api, as MLflow): one level of a logged model's files, as `artifacts/list` lists
@@ -24,7 +27,7 @@ from gateway.artifacts.api import body_chunks
 from gateway.artifacts.downloads import send_download
 from gateway.artifacts.upload_limits import UPLOAD_SLOTS_KEY, SizeLimit
 from gateway.http.access import Access, add_route
-from gateway.http.app_keys import STORE_KEY
+from gateway.http.app_keys import REGISTRY_STORE_KEY, STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.http.request_values import parse_path, query_params, repository_of
@@ -32,6 +35,7 @@ from gateway.locations import LOCATIONS_KEY
 from gateway.logs import audit
 
 GET_ARTIFACT_PATH = "/get-artifact"
+MODEL_VERSION_ARTIFACT_PATH = "/model-versions/get-artifact"
 LOGGED_MODEL_FILES_PATH = "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
 LOGGED_MODEL_DIRECTORIES_PATH = "/logged-models/{model_id}/artifacts/directories"
 """Below each of the tracking prefixes."""
@@ -48,6 +52,19 @@ async def get_artifact(request: web.Request) -> web.StreamResponse:
         raise ApiError.invalid("Missing value for required parameter 'path'")
     run = await request.app[STORE_KEY].get_run(run_id)
     path = request.app[LOCATIONS_KEY].run_path(run["info"]["artifact_uri"], relative)
+    async with await repository_of(request).get(path) as download:
+        return await send_download(request, download)
+
+
+async def get_model_version_artifact(request: web.Request) -> web.StreamResponse:
+    query = query_params(request)
+    for required in ("name", "version", "path"):
+        if not query.get(required):
+            raise ApiError.invalid(f"Missing value for required parameter '{required}'")
+    relative = query["path"]
+    parse_path(relative)  # a bad path is refused before the version is looked up
+    location = await request.app[REGISTRY_STORE_KEY].get_model_version_download_uri(query["name"], query["version"])
+    path = request.app[LOCATIONS_KEY].run_path(location, relative)
     async with await repository_of(request).get(path) as download:
         return await send_download(request, download)
 
@@ -102,6 +119,7 @@ async def upload_artifact(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     add_route(app, "GET", GET_ARTIFACT_PATH, get_artifact, Access.READ)
+    add_route(app, "GET", MODEL_VERSION_ARTIFACT_PATH, get_model_version_artifact, Access.READ)
     add_route(app, "GET", LOGGED_MODEL_FILES_PATH, get_logged_model_artifact, Access.READ)
     for prefix in TRACKING_PREFIXES:
         add_route(app, "GET", prefix + LOGGED_MODEL_DIRECTORIES_PATH, list_logged_model_artifacts, Access.READ)

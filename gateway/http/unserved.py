@@ -17,10 +17,6 @@ def _under_api_roots(*names: str) -> tuple[str, ...]:
 
 UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "model registry webhooks and the registry UI's artifact route",
-        (*_under_api_roots("webhooks"), "/model-versions"),
-    ),
-    (
         "this part of tracing (trace artifacts, linking traces to runs or prompts, trace metrics, batchGetInfos)",
         (
             *_under_api_roots(

@@ -13,16 +13,23 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http.access import Access, add_route
+from gateway.http.app_keys import REGISTRY_STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.http.request_keys import user_of
 from gateway.locations import LOCATIONS_KEY
-from gateway.registry.sources import resolve_source
+from gateway.registry.sources import prompt_source, resolve_source
 from gateway.registry.store import NewVersion, RegistryStore
 from gateway.registry.store import values as v
+from gateway.registry.store.base import IS_PROMPT_TAG
+from gateway.registry.webhooks.delivery import DELIVERIES_KEY
+from gateway.registry.webhooks.events import Event
 
-REGISTRY_STORE_KEY = web.AppKey("registry_store", RegistryStore)
+PROMPT_TEXT_TAG, PROMPT_TYPE_TAG = "mlflow.prompt.text", "_mlflow_prompt_type"
+CREATED = {
+    entity: Event(entity, "created") for entity in ("registered_model", "prompt", "model_version", "prompt_version")
+}
 
 
 def _store(request: web.Request) -> RegistryStore:
@@ -82,6 +89,26 @@ def _max_results(fields: dict[str, Any], default: int) -> int:
         raise v.wrong_type(value, "max_results") from None
 
 
+async def _notify(
+    request: web.Request,
+    name: str,
+    model: Event | None,
+    prompt: Event | None,
+    data: dict[str, Any],
+    *,
+    is_prompt: bool | None = None,
+) -> None:
+    """Queue MLflow's webhook event for a change just made: `model`'s, or `prompt`'s when `name` is a
+    prompt (`None`: MLflow sends none). The worker posts the deliveries after this answer."""
+    deliveries = request.app.get(DELIVERIES_KEY)
+    if deliveries is not None:
+        await deliveries.notify(name, model, prompt, data, is_prompt=is_prompt)
+
+
+def _is_prompt(tags: dict[str, str]) -> bool:
+    return tags.get(IS_PROMPT_TAG, "false").lower() == "true"
+
+
 def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
     if token:
         body["next_page_token"] = token
@@ -92,9 +119,14 @@ def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 async def create_registered_model(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    model = await _store(request).create_registered_model(
-        _required(fields, "name"), _tags(fields), _text(fields, "description")
-    )
+    description = _text(fields, "description")
+    model = await _store(request).create_registered_model(_required(fields, "name"), _tags(fields), description)
+    tags = {tag["key"]: tag["value"] for tag in model.get("tags", [])}
+    prompt = _is_prompt(tags)
+    if prompt:
+        tags = {k: value for k, value in tags.items() if k not in (IS_PROMPT_TAG, PROMPT_TYPE_TAG)}
+    data = {"name": model["name"], "tags": tags, "description": description or ""}
+    await _notify(request, model["name"], CREATED["registered_model"], CREATED["prompt"], data, is_prompt=prompt)
     return {"registered_model": model}
 
 
@@ -137,22 +169,31 @@ async def get_latest_versions(request: web.Request, fields: dict[str, Any]) -> d
 async def set_registered_model_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     name, key = _required(fields, "name"), _required(fields, "key")
     await _store(request).set_registered_model_tag(name, key, fields.get("value"))
+    data = {"name": name, "key": key, "value": fields.get("value") or ""}
+    await _notify(request, name, None, Event("prompt_tag", "set"), data)  # MLflow tells of a prompt's tags only
     return {}
 
 
 async def delete_registered_model_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).delete_registered_model_tag(_required(fields, "name"), _required(fields, "key"))
+    name, key = _required(fields, "name"), _required(fields, "key")
+    await _store(request).delete_registered_model_tag(name, key)
+    await _notify(request, name, None, Event("prompt_tag", "deleted"), {"name": name, "key": key})
     return {}
 
 
 async def set_registered_model_alias(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    name, alias = _required(fields, "name"), _required(fields, "alias")
-    await _store(request).set_registered_model_alias(name, alias, _required(fields, "version"))
+    name, alias, version = _required(fields, "name"), _required(fields, "alias"), _required(fields, "version")
+    await _store(request).set_registered_model_alias(name, alias, version)
+    data = {"name": name, "alias": alias, "version": version}
+    await _notify(request, name, Event("model_version_alias", "created"), Event("prompt_alias", "created"), data)
     return {}
 
 
 async def delete_registered_model_alias(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).delete_registered_model_alias(_required(fields, "name"), _required(fields, "alias"))
+    name, alias = _required(fields, "name"), _required(fields, "alias")
+    await _store(request).delete_registered_model_alias(name, alias)
+    data = {"name": name, "alias": alias}
+    await _notify(request, name, Event("model_version_alias", "deleted"), Event("prompt_alias", "deleted"), data)
     return {}
 
 
@@ -172,7 +213,10 @@ async def create_model_version(request: web.Request, fields: dict[str, Any]) -> 
     tags = v.tags(_tags(fields))
     store = _store(request)
     await store.get_registered_model(name)  # an unknown model is a 404 before its source is looked at
-    resolved = await resolve_source(store, request.app[LOCATIONS_KEY], source, run_id, model_id)
+    if _is_prompt(tags):
+        resolved = prompt_source(source, run_id, model_id)
+    else:
+        resolved = await resolve_source(store, request.app[LOCATIONS_KEY], source, run_id, model_id)
     version = await store.create_model_version(
         NewVersion(
             name=name,
@@ -186,6 +230,15 @@ async def create_model_version(request: web.Request, fields: dict[str, Any]) -> 
             tags=tags,
         )
     )
+    if _is_prompt(tags):
+        shown = {k: value for k, value in tags.items() if k not in (IS_PROMPT_TAG, PROMPT_TYPE_TAG, PROMPT_TEXT_TAG)}
+        data = {"name": name, "version": version["version"], "template": tags.get(PROMPT_TEXT_TAG), "tags": shown}
+        data["description"] = description or None
+        await _notify(request, name, None, CREATED["prompt_version"], data, is_prompt=True)
+    else:
+        data = {"name": name, "version": version["version"], "source": resolved.source, "run_id": resolved.run_id}
+        data |= {"tags": tags, "description": description or None}
+        await _notify(request, name, CREATED["model_version"], None, data, is_prompt=False)
     return {"model_version": version}
 
 
@@ -234,12 +287,16 @@ async def get_model_version_download_uri(request: web.Request, fields: dict[str,
 async def set_model_version_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     name, version, key = _required(fields, "name"), _required(fields, "version"), _required(fields, "key")
     await _store(request).set_model_version_tag(name, version, key, fields.get("value"))
+    data = {"name": name, "version": version, "key": key, "value": fields.get("value") or ""}
+    await _notify(request, name, Event("model_version_tag", "set"), Event("prompt_version_tag", "set"), data)
     return {}
 
 
 async def delete_model_version_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     name, version, key = _required(fields, "name"), _required(fields, "version"), _required(fields, "key")
     await _store(request).delete_model_version_tag(name, version, key)
+    data = {"name": name, "version": version, "key": key}
+    await _notify(request, name, Event("model_version_tag", "deleted"), Event("prompt_version_tag", "deleted"), data)
     return {}
 
 

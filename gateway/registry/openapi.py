@@ -32,6 +32,7 @@ from gateway.registry.store.values import (
     MAX_VERSIONS,
     STAGES,
 )
+from gateway.registry.webhooks.events import VALID_ACTIONS
 
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "description": "no '/' or ':'"}
 VERSION: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "the version number, as a string"}
@@ -80,6 +81,47 @@ SCHEMAS: dict[str, Schema] = {
     ),
 }
 """The component schemas of the registry's objects, in the document's order."""
+
+WEBHOOK_EVENT: Schema = obj(
+    {
+        "entity": {"type": "string", "enum": sorted(entity.upper() for entity in VALID_ACTIONS)},
+        "action": {
+            "type": "string",
+            "enum": sorted({a.upper() for actions in VALID_ACTIONS.values() for a in actions}),
+        },
+    },
+    ("entity", "action"),
+    description="an entity and one of its actions (REGISTERED_MODEL: CREATED; MODEL_VERSION_TAG: SET, DELETED; ...)",
+)
+WEBHOOK_STATUS: Schema = {"type": "string", "enum": ["ACTIVE", "DISABLED"]}
+SCHEMAS["WebhookEvent"] = WEBHOOK_EVENT
+SCHEMAS["Webhook"] = obj(
+    {
+        "webhook_id": STRING,
+        "name": STRING,
+        "description": STRING,
+        "url": STRING,
+        "events": array(ref("WebhookEvent")),
+        "status": WEBHOOK_STATUS,
+        "creation_timestamp": INTEGER,
+        "last_updated_timestamp": INTEGER,
+    },
+    ("webhook_id", "name", "url", "events", "status"),
+    description="a webhook as MLflow answers it (its secret is never answered)",
+)
+WEBHOOK_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 63,
+    "pattern": "^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+}
+WEBHOOK_URL: Schema = {
+    **STRING,
+    "description": "https to a host resolving to public addresses only, unless the operator allows the host "
+    "(--webhook-allowed-hosts)",
+}
+WEBHOOK_OK = json_ok(obj({"webhook": ref("Webhook")}, ("webhook",)))
+WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": STRING}
 
 MODEL_OK = json_ok(obj({"registered_model": ref("RegisteredModel")}, ("registered_model",)))
 VERSION_OK = json_ok(obj({"model_version": ref("ModelVersion")}, ("model_version",)))
@@ -239,6 +281,77 @@ REGISTRY: dict[tuple[str, str], Operation] = {
         EMPTY_OK,
     ),
 }
+
+WEBHOOKS: dict[tuple[str, str], Operation] = {
+    ("POST", "/webhooks"): _post(
+        "Create a webhook for registry events (its URL checked against the destination policy)",
+        obj(
+            {
+                "name": WEBHOOK_NAME,
+                "url": WEBHOOK_URL,
+                "events": array(ref("WebhookEvent"), minItems=1),
+                "description": STRING,
+                "secret": {**STRING, "description": "signs each delivery (X-MLflow-Signature: v1,<HMAC-SHA256>)"},
+                "status": WEBHOOK_STATUS,
+            },
+            ("name", "url", "events"),
+        ),
+        WEBHOOK_OK,
+    ),
+    ("GET", "/webhooks"): _get(
+        "List webhooks, newest first",
+        [
+            query("max_results", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}),
+            query("page_token", PAGE_TOKEN),
+        ],
+        json_ok(obj({"webhooks": array(ref("Webhook")), "next_page_token": STRING})),
+    ),
+    ("GET", "/webhooks/{webhook_id}"): _get("Get a webhook", [WEBHOOK_ID], WEBHOOK_OK),
+    ("PATCH", "/webhooks/{webhook_id}"): {
+        **_post(
+            "Change a webhook's name, description, URL, events, secret or status",
+            obj(
+                {
+                    "name": {**STRING, "description": WEBHOOK_NAME["pattern"]},
+                    "description": STRING,
+                    "url": WEBHOOK_URL,
+                    "events": array(ref("WebhookEvent")),
+                    "secret": STRING,
+                    "status": WEBHOOK_STATUS,
+                }
+            ),
+            WEBHOOK_OK,
+        ),
+        "parameters": [WEBHOOK_ID],
+    },
+    ("DELETE", "/webhooks/{webhook_id}"): {
+        **_get("Delete a webhook and its pending deliveries", [WEBHOOK_ID], EMPTY_OK),
+    },
+    ("POST", "/webhooks/{webhook_id}/test"): {
+        **_post(
+            "Send MLflow's example payload of one event (default: the webhook's first) and report the answer",
+            obj({"event": ref("WebhookEvent")}),
+            json_ok(
+                obj(
+                    {
+                        "result": obj(
+                            {
+                                "success": {"type": "boolean"},
+                                "response_status": INTEGER,
+                                "response_body": STRING,
+                                "error_message": STRING,
+                            },
+                            ("success",),
+                        )
+                    },
+                    ("result",),
+                )
+            ),
+        ),
+        "parameters": [WEBHOOK_ID],
+    },
+}
+REGISTRY.update(WEBHOOKS)
 
 # Keyed by (API family, METHOD, path below the family's prefix): the registry shares tracking's prefixes.
 OPERATIONS: Operations = {("tracking", method, path): operation for (method, path), operation in REGISTRY.items()}

@@ -9,6 +9,9 @@ A source is accepted when it names something this server tracks:
 - an artifact URI (`mlflow-artifacts:/...`, a bucket URI) that the location policy allows and that lies
   inside the artifacts of the run (`run_id`) or logged model (`model_id`) named with it.
 
+A prompt version (tagged `mlflow.prompt.is_prompt = true`) has no files: its source must be one of
+the placeholders MLflow's own senders use (`dummy-source`, `prompt-template`), as MLflow's server demands.
+
 Anything else (a local path, `file:`, another host, a location no run or model of this server owns)
 is refused with a 400, so a registered version never points the client's download somewhere the
 server did not hand out. The storage location is what `get-download-uri` answers: the client
@@ -29,6 +32,8 @@ from gateway.store.errors import NotFound
 
 _LOGGED_MODEL_ID = re.compile(r"m-[0-9A-Za-z_-]{1,62}")
 _VERSION_SOURCE = re.compile(r"([^/]+)/([0-9]{1,10})")
+PROMPT_SOURCES = frozenset({"dummy-source", "prompt-template"})
+"""What MLflow's client and store send as a prompt version's source (mlflow/prompt/constants.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,13 @@ def _refused(source: str, why: str) -> ApiError:
 
 def _not_containing(source: str, id_name: str) -> ApiError:
     return _refused(source, f"The {id_name} request parameter must identify the resource that contains the source.")
+
+
+def prompt_source(source: str, run_id: str | None, model_id: str | None) -> ResolvedSource:
+    """A prompt version's placeholder source; anything else is refused as MLflow refuses it."""
+    if source not in PROMPT_SOURCES:
+        raise ApiError.invalid(f"Invalid prompt source: '{source}'. Prompt sources must use an MLflow placeholder.")
+    return ResolvedSource(source, source, run_id, model_id)
 
 
 def _inside(uri: str, root: str) -> bool:

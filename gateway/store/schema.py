@@ -263,6 +263,45 @@ registered_model_aliases = Table(
     ),
 )
 
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", String(36), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("description", Text),
+    Column("url", Text, nullable=False),
+    Column("secret", Text),
+    Column("status", String(20), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("deleted_time", BigInteger),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("webhook_id", String(36), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), primary_key=True),
+    Column("entity", String(50), primary_key=True),
+    Column("action", String(20), primary_key=True),
+    Index("ix_webhook_events_event", "entity", "action"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("webhook_id", String(36), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_time", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_time"),
+)
+"""A delivery waits here ('pending') until its webhook answers; one that can never succeed is kept as 'failed'."""
+
 users = Table(
     "users",
     metadata,

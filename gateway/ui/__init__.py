@@ -34,7 +34,7 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
     add_route(app, "GET", STATIC_PREFIX + "/{name}", static_file, Access.READ)
     if tracking:
         # These import the database stack: only where the tracking API runs.
-        from gateway.ui import cross_experiment, csv_export, logged_model_pages, tracking_pages
+        from gateway.ui import cross_experiment, csv_export, logged_model_pages, registry_pages, tracking_pages
 
         add_route(app, "GET", "/", tracking_pages.experiments_page, Access.READ)
         add_route(app, "GET", "/experiments", tracking_pages.experiments_page, Access.READ)
@@ -47,6 +47,7 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
         add_route(app, "GET", "/compare-runs", tracking_pages.compare_page, Access.READ)
         add_route(app, "GET", "/runs", cross_experiment.cross_experiment_page, Access.READ)
         add_route(app, "GET", "/runs.csv", csv_export.runs_csv, Access.READ)
+        registry_pages.add_routes(app)
         run_artifacts = "/experiments/{experiment_id}/runs/{run_id}/artifacts"
         add_route(app, "GET", run_artifacts, artifact_pages.run_artifacts_page, Access.READ)
         add_route(app, "GET", f"{run_artifacts}/{ANY_PATH}", artifact_pages.run_artifacts_page, Access.READ)

@@ -317,3 +317,12 @@ async def browse_place(request: web.Request, place: Place, context: dict[str, An
 async def browse_page(request: web.Request) -> web.StreamResponse:
     place = Place(ArtifactPath.parse(""), "/browse", "destination root")
     return await browse_place(request, place, {})
+
+
+async def stored_folder(request: web.Request, artifact_uri: str) -> dict[str, Any] | None:
+    """`folder_summary` of a folder this server stores (a model version's files), browsed from the
+    destination root; None when the folder lives elsewhere (a bucket, another server)."""
+    root = request.app[LOCATIONS_KEY].browsable_root(artifact_uri)
+    if root is None:
+        return None
+    return await folder_summary(request, Place(root, "/browse/" + quote(str(root), safe="/"), "files"))

@@ -1,13 +1,10 @@
 """MLflow 3 logged models in the UI: an experiment's models, one model (status in words, params,
 metrics, tags, the run it came from, its files) and its files in the artifact browser.
-
-Registered versions made from a model belong to the registry's pages: `REGISTERED_VERSIONS` is the
-hook they fill in (gateway/app.py may append a provider); the page shows what it returns.
+The registered versions made from a model come from the registry's pages (`versions_from_logged_model`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +17,7 @@ from gateway.locations import LOCATIONS_KEY
 from gateway.store.errors import NotFound
 from gateway.tracking.store import TrackingStore
 from gateway.ui.artifact_pages import Place, browse_place, folder_summary
+from gateway.ui.registry_pages import versions_from_logged_model
 from gateway.ui.rendering import page, render
 
 MODELS_PER_PAGE = 100
@@ -29,9 +27,6 @@ STATUS_WORDS = {
     "LOGGED_MODEL_UPLOAD_FAILED": "Upload failed",
     "LOGGED_MODEL_STATUS_UNSPECIFIED": "Status not set",
 }
-RegisteredVersions = Callable[[web.Request, dict[str, Any]], Awaitable[list[dict[str, str]]]]
-REGISTERED_VERSIONS: list[RegisteredVersions] = []
-"""Providers of the registered versions made from a model, as {"name", "version", "url"} (the registry's)."""
 
 
 def status_words(status: str) -> str:
@@ -89,7 +84,6 @@ async def logged_model_page(request: web.Request) -> web.StreamResponse:
             run = {"run_id": info["source_run_id"], "run_name": "(deleted run)", "experiment_id": None}
     tags = {tag["key"]: tag["value"] for tag in info.get("tags", [])}
     place = _place(model, request)
-    versions = [version for provider in REGISTERED_VERSIONS for version in await provider(request, model)]
     return render(
         request,
         "logged_model.html",
@@ -104,8 +98,7 @@ async def logged_model_page(request: web.Request) -> web.StreamResponse:
             "system_tags": {k: v for k, v in tags.items() if k.startswith("mlflow.")},
             "source_run": run,
             "files": await folder_summary(request, place) if place else None,
-            "registered_versions": versions,
-            "registry_hooked": bool(REGISTERED_VERSIONS),
+            "registered_versions": await versions_from_logged_model(request, info["model_id"]),
         },
     )
 

@@ -75,6 +75,7 @@ PAGE_QUERY = [
     {**query("expand", array(STRING), "parents whose children are listed (run ids, or all)"), "explode": True},
     query("compare_problem", STRING, "how many runs were ticked when Compare refused them (shown as a message)"),
 ]
+MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": STRING}
 RUNS_PAGE = page(
     "An experiment's runs as a table: MLflow filter, sort, chosen columns, nested runs, pages",
     [EXPERIMENT_ID, *TABLE_QUERY, *PAGE_QUERY],
@@ -158,6 +159,18 @@ UI: dict[tuple[str, str], Operation] = {
         "parameters": [{**EXPERIMENTS, "required": True}, *TABLE_QUERY],
         "responses": {"200": {"description": "The runs, one CSV row each", "content": CSV}, **HTML_ERRORS},
     },
+    ("GET", "/models"): page(
+        "Registered models with their latest versions, aliases and tags, searched by name and tag",
+        [query("q", STRING, "part of the name, any case"), query("tag", STRING, "key=value, or a key"), PAGE],
+    ),
+    ("GET", "/models/{name}"): page(
+        "One registered model: description, aliases, tags, its versions with stage, source run and logged model",
+        [MODEL_NAME],
+    ),
+    ("GET", "/models/{name}/versions/{version}"): page(
+        "One model version: its facts, tags and files (each downloadable, all as one zip)",
+        [MODEL_NAME, {"name": "version", "in": "path", "required": True, "schema": STRING}],
+    ),
     ("GET", "/browse"): BROWSE_PAGE,
     ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},
     ("GET", "/ui-static/{name}"): {

@@ -20,6 +20,7 @@ from gateway.tracking.store import TrackingStore, offset_token
 from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.compare_charts import compare_plot_data
 from gateway.ui.logged_model_pages import status_words
+from gateway.ui.registry_pages import versions_from_run
 from gateway.ui.rendering import page, render
 from gateway.ui.runs_table import (
     COLUMN_KINDS,
@@ -278,6 +279,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
             "system_tags": {k: v for k, v in tags.items() if k.startswith("mlflow.")},
             "datasets": [_dataset_row(item) for item in run.get("inputs", {}).get("dataset_inputs", [])],
             "models": models,
+            "registered_versions": await versions_from_run(request, info["run_id"]),
             "artifacts": await run_artifact_summary(request, info),
             "chart": _chart_data([info]),
         },

@@ -1182,12 +1182,6 @@ OTHER = [
     get(
         "wrong method", "/runs/create", theirs=Answer(405, json=False), ours=Answer(405, "BAD_REQUEST", "allowed: POST")
     ),
-    get(
-        "webhooks: not served",
-        "/webhooks",
-        theirs=Answer(200),
-        ours=Answer(404, "ENDPOINT_NOT_FOUND"),
-    ),
     post(
         "experiments/search-datasets: an experiment",
         "/experiments/search-datasets",
@@ -1314,6 +1308,85 @@ MESSAGES_READ: dict[str, str] = {
 """The cases whose error message is compared, and who reads it (elsewhere only status and code count:
 some of MLflow's messages embed raw SQL or a Python set in a random order)."""
 
+# -- model registry -----------------------------------------------------------------------------
+
+REGISTERED = Step("POST", "/registered-models/create", {"name": "{unique}"})
+PROMPT = Step(
+    "POST",
+    "/registered-models/create",
+    {"name": "{unique}", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]},
+)
+GET_REGISTERED = Step("GET", "/registered-models/get", query={"name": "{unique}"})
+IS_PROMPT = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+HOOK_EVENTS = [{"entity": "REGISTERED_MODEL", "action": "CREATED"}]
+
+REGISTRY = [
+    post("registered-models/create: name only", "/registered-models/create", {"name": "{unique}"}),
+    post(
+        "registered-models/create: tags and description",
+        "/registered-models/create",
+        {"name": "{unique}", "tags": [{"key": "team", "value": "a"}], "description": "first"},
+        after=(GET_REGISTERED,),
+    ),
+    post("registered-models/create: missing name", "/registered-models/create", {}),
+    post("registered-models/create: duplicate", "/registered-models/create", {"name": "{unique}"}, setup=(REGISTERED,)),
+    get("registered-models/get: unknown", "/registered-models/get", {"name": "{unique}"}),
+    get(
+        "registered-models/search: by name",
+        "/registered-models/search",
+        {"filter": "name = '{unique}'"},
+        setup=(REGISTERED,),
+    ),
+    get(
+        "registered-models/search: prompts left out",
+        "/registered-models/search",
+        {"filter": "name = '{unique}'"},
+        setup=(PROMPT,),
+    ),
+    post(
+        "registered-models/set-tag: a tag",
+        "/registered-models/set-tag",
+        {"name": "{unique}", "key": "k", "value": "v"},
+        setup=(REGISTERED,),
+        after=(GET_REGISTERED,),
+    ),
+    post(
+        "registered-models/alias: unknown version",
+        "/registered-models/alias",
+        {"name": "{unique}", "alias": "champion", "version": "1"},
+        setup=(REGISTERED,),
+    ),
+    get(
+        "model-versions/get: unknown version",
+        "/model-versions/get",
+        {"name": "{unique}", "version": "1"},
+        setup=(REGISTERED,),
+    ),
+    post(
+        "model-versions/create: a prompt version",
+        "/model-versions/create",
+        {
+            "name": "{unique}",
+            "source": "dummy-source",
+            "tags": [*IS_PROMPT, {"key": "mlflow.prompt.text", "value": "Hi"}],
+        },
+        setup=(PROMPT,),
+    ),
+    post(
+        "model-versions/create: a prompt version with a path source",
+        "/model-versions/create",
+        {"name": "{unique}", "source": "/etc/passwd", "tags": IS_PROMPT},
+        setup=(PROMPT,),
+    ),
+    get("webhooks: list", "/webhooks"),
+    get("webhooks/<id>: unknown", "/webhooks/00000000-0000-0000-0000-000000000000"),
+    post("webhooks: missing name", "/webhooks", {}),
+    post(
+        "webhooks: invalid name", "/webhooks", {"name": "bad name", "url": "https://x.invalid/h", "events": HOOK_EVENTS}
+    ),
+    post("webhooks: ftp url", "/webhooks", {"name": "h", "url": "ftp://x.invalid/h", "events": HOOK_EVENTS}),
+]
+
 ALL_CASES: list[Case] = [
     *EXPERIMENTS,
     *EXPERIMENT_SEARCH,
@@ -1331,6 +1404,7 @@ ALL_CASES: list[Case] = [
     *ARTIFACT_LISTS,
     *LOGGED_MODELS,
     *MODEL_SEARCH,
+    *REGISTRY,
     *OTHER,
 ]
 CASES = [replace(case, compare_message=True) if case.name in MESSAGES_READ else case for case in ALL_CASES]

@@ -262,6 +262,8 @@ TIME_KEYS = frozenset(
         "start_time",
         "end_time",
         "timestamp",
+        "creation_timestamp",
+        "last_updated_timestamp",
         "creation_timestamp_ms",
         "last_updated_timestamp_ms",
     }

@@ -112,7 +112,6 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     "logged-models/<id>: finalize unknown status": "MLflow accepts any status and sets the model to "
     "LOGGED_MODEL_STATUS_UNSPECIFIED (200); we refuse it (400 `Invalid value 'BOGUS' for parameter 'status'`)",
     # routes not served, and what we say we can do
-    "webhooks: not served": "no registry webhooks here (What is not served): 404 ENDPOINT_NOT_FOUND",
     "server-info: capabilities": "presigned uploads and the AI gateway are false because we do not serve "
     "them; an `artifact_gateway` object names our version, mode and the MLflow protocol served (multipart "
     "uploads are offered on S3 and Azure, not on local disk, where one streamed PUT is faster)",

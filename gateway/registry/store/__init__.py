@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from gateway.registry.store.models import RegisteredModelStore
 from gateway.registry.store.versions import ModelVersionStore, NewVersion, SourceModel, SourceRun
+from gateway.registry.store.webhooks import Claimed, WebhookStore
 
 
-class RegistryStore(RegisteredModelStore, ModelVersionStore):
-    """The registry store: registered models and model versions over one async SQLAlchemy engine."""
+class RegistryStore(RegisteredModelStore, ModelVersionStore, WebhookStore):
+    """The registry store: registered models, model versions and webhooks over one async SQLAlchemy engine."""
 
 
-__all__ = ["NewVersion", "RegistryStore", "SourceModel", "SourceRun"]
+__all__ = ["Claimed", "NewVersion", "RegistryStore", "SourceModel", "SourceRun"]

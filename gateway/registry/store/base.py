@@ -160,8 +160,7 @@ def version_json(row: Any, tags: list[dict[str, str]], aliases: list[str]) -> di
     body["current_stage"] = row.current_stage
     body["description"] = row.description or ""
     body["source"] = row.source
-    if row.run_id is not None:
-        body["run_id"] = row.run_id
+    body["run_id"] = row.run_id or ""  # MLflow keeps the request's "" when no run is named
     body["status"] = row.status
     if row.status_message is not None:
         body["status_message"] = row.status_message
@@ -174,15 +173,30 @@ def version_json(row: Any, tags: list[dict[str, str]], aliases: list[str]) -> di
 
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
-"""The tag that marks a registered model as a prompt: the client's searches exclude prompts with
-`tags.`mlflow.prompt.is_prompt` != 'true'`, which must hold for models that have no such tag."""
+"""The tag that marks a registered model (and its versions) as a prompt."""
 
 
-def tag_condition(owner: ColumnElement[bool], tag: Any, comparison: Any) -> ColumnElement[bool]:
-    """`comparison` (on `tags.<key>`) for the rows `owner` relates to `tag`'s table."""
-    if comparison.key == IS_PROMPT_TAG:
-        value = str(comparison.value).lower()
-        wants_prompts = (comparison.op == "=" and value == "true") or (comparison.op == "!=" and value == "false")
-        is_prompt = exists().where(and_(owner, tag.key == IS_PROMPT_TAG, tag.value == "true"))
-        return is_prompt if wants_prompts else ~is_prompt
-    return exists().where(and_(owner, tag.key == comparison.key, compare(tag.value, comparison.op, comparison.value)))
+def search_conditions(
+    comparisons: Sequence[Any], owner: ColumnElement[bool], any_version: ColumnElement[bool], tag: Any
+) -> list[ColumnElement[bool]]:
+    """The tag comparisons of a search, and whether prompts or models are searched, as MLflow decides.
+
+    `owner` relates a row to its own tags; `any_version` relates it to the tags that make it a prompt.
+    A search finds models only, unless its first `tags.`mlflow.prompt.is_prompt`` comparison asks for
+    prompts (`= 'true'` or `!= 'false'`); that comparison and any other on the key only choose the side,
+    which MLflow's store does with an anti-join because plain models have no such tag.
+    """
+    wants_prompts = False
+    for comparison in comparisons:
+        if comparison.key == IS_PROMPT_TAG:
+            value = str(comparison.value).lower()
+            wants_prompts = (comparison.op == "=" and value == "true") or (comparison.op == "!=" and value == "false")
+            break
+    is_prompt = exists().where(and_(any_version, tag.key == IS_PROMPT_TAG, tag.value == "true"))
+    conditions = [is_prompt if wants_prompts else ~is_prompt]
+    conditions.extend(
+        exists().where(and_(owner, tag.key == comparison.key, compare(tag.value, comparison.op, comparison.value)))
+        for comparison in comparisons
+        if comparison.key != IS_PROMPT_TAG
+    )
+    return conditions

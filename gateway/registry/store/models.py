@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.registry.search_filter import MODELS, InvalidFilter, parse_filter, parse_order_by
 from gateway.registry.store import values as v
-from gateway.registry.store.base import MODEL, RegistryBase, tag_condition
+from gateway.registry.store.base import MODEL, RegistryBase, search_conditions
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue, NotFound
 from gateway.store.sql import compare, insert_statement
@@ -117,12 +117,11 @@ class RegisteredModelStore(RegistryBase):
         offset = v.page_offset(token)
         query = select(s.registered_models)
         tag = s.registered_model_tags.c
+        own = tag.registered_model_id == MODEL.registered_model_id
+        tags = [comparison for comparison in comparisons if comparison.entity == "tag"]
+        query = query.where(*search_conditions(tags, own, own, tag))
         for comparison in comparisons:
-            if comparison.entity == "tag":
-                query = query.where(
-                    tag_condition(tag.registered_model_id == MODEL.registered_model_id, tag, comparison)
-                )
-            else:
+            if comparison.entity != "tag":
                 query = query.where(compare(MODEL.name, comparison.op, comparison.value))
         columns = {
             "name": MODEL.name,

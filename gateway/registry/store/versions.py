@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from gateway.registry.search_filter import VERSIONS, InvalidFilter, parse_filter, parse_order_by
 from gateway.registry.store import values as v
-from gateway.registry.store.base import MODEL, VERSION, RegistryBase, tag_condition
+from gateway.registry.store.base import MODEL, VERSION, RegistryBase, search_conditions
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
 from gateway.store.sql import compare, insert_statement
@@ -45,6 +45,15 @@ class SourceModel:
     model_id: str
     artifact_location: str
     source_run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionLinks:
+    """What a version's page links to: its logged model, and its run with the run's experiment."""
+
+    model_id: str | None
+    run_id: str | None
+    experiment_id: str | None
 
 
 class ModelVersionStore(RegistryBase):
@@ -235,11 +244,14 @@ class ModelVersionStore(RegistryBase):
             s.registered_models, MODEL.registered_model_id == VERSION.registered_model_id
         )
         tag = s.model_version_tags.c
+        owner = and_(tag.registered_model_id == VERSION.registered_model_id, tag.version == VERSION.version)
+        tags = [comparison for comparison in comparisons if comparison.entity == "tag"]
+        # As MLflow: a model any of whose versions is tagged a prompt is a prompt, all its versions with it.
+        query = query.where(
+            *search_conditions(tags, owner, tag.registered_model_id == VERSION.registered_model_id, tag)
+        )
         for comparison in comparisons:
-            if comparison.entity == "tag":
-                owner = and_(tag.registered_model_id == VERSION.registered_model_id, tag.version == VERSION.version)
-                query = query.where(tag_condition(owner, tag, comparison))
-            else:
+            if comparison.entity != "tag":
                 query = query.where(compare(columns[comparison.key], comparison.op, comparison.value))
         clauses = [columns[o.key].asc() if o.ascending else columns[o.key].desc() for o in ordering]
         if not any(o.key == "name" for o in ordering):
@@ -278,3 +290,21 @@ class ModelVersionStore(RegistryBase):
                 )
             ).first()
         return SourceModel(row.model_id, row.artifact_location, row.source_run_id) if row is not None else None
+
+    async def version_links(self, name: str) -> dict[str, VersionLinks]:
+        """Each version of `name` (by number, as a string) with its logged model and its run's experiment,
+        for the UI's links (one query)."""
+        runs = s.runs.c
+        query = (
+            select(VERSION.version, VERSION.model_id, VERSION.run_id, runs.experiment_id)
+            .join(s.registered_models, MODEL.registered_model_id == VERSION.registered_model_id)
+            .outerjoin(s.runs, runs.run_uuid == VERSION.run_id)
+            .where(MODEL.name == name)
+        )
+        async with self.engine.connect() as conn:
+            return {
+                str(row.version): VersionLinks(
+                    row.model_id, row.run_id, None if row.experiment_id is None else str(row.experiment_id)
+                )
+                for row in await conn.execute(query)
+            }

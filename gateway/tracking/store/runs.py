@@ -221,7 +221,7 @@ class RunStore(StoreBase):
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(lifecycle(query, s.runs.c.lifecycle_stage, view_type))).all()
-            return await self._runs_json(conn, rows[:limit]), len(rows) > limit
+            return await conn.run_sync(runs_json, rows[:limit]), len(rows) > limit
 
     def _runs_query(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> Any:
         try:

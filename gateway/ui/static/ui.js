@@ -3,8 +3,9 @@
 (function () {
   "use strict";
 
-  // The mlflow client prints links like http://host/#/experiments/1/runs/<id>; open the same page here.
-  if (location.pathname === "/" && /^#\/experiments\//.test(location.hash)) {
+  // The mlflow client prints links like http://host/#/experiments/1/runs/<id> and #/models/<name>/versions/<v>;
+  // open the same page here.
+  if (location.pathname === "/" && /^#\/(experiments\/|models(\/|$))/.test(location.hash)) {
     location.replace(location.hash.slice(1));
     return;
   }
