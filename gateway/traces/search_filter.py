@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
@@ -15,6 +15,8 @@ from gateway.store.errors import InvalidValue
 
 SOURCE_RUN = "mlflow.sourceRun"
 TRACE_NAME = "mlflow.traceName"
+TRACE = "TRACE"
+"""The source type of a trace's links (`entity_associations`)."""
 
 _ATTRIBUTES = {
     "status": "state",
@@ -40,7 +42,8 @@ _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Clause:
-    """One condition: `kind` is 'attribute' (a trace_info column), 'tag' or 'metadata'."""
+    """One condition: `kind` is 'attribute' (a trace_info column), 'tag', 'metadata' or 'run' (the run
+    the trace was made in, or one it was linked to later)."""
 
     kind: str
     key: str
@@ -99,7 +102,7 @@ def parse(filter_string: str | None) -> list[Clause]:
         elif prefix in ("metadata", "request_metadata"):
             clauses.append(Clause("metadata", name, op, str(value)))
         elif prefix in ("", "trace", "attributes", "attribute") and name.lower() in ("name", "run_id"):
-            kind, real = ("tag", TRACE_NAME) if name.lower() == "name" else ("metadata", SOURCE_RUN)
+            kind, real = ("tag", TRACE_NAME) if name.lower() == "name" else ("run", SOURCE_RUN)
             clauses.append(Clause(kind, real, op, str(value)))
         elif prefix in ("", "trace", "attributes", "attribute") and name.lower() in _ATTRIBUTES:
             column = _ATTRIBUTES[name.lower()]
@@ -146,6 +149,12 @@ def condition(clause: Clause) -> ColumnElement[bool]:
     matching = select(table.c.trace_id).where(
         table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
     )
+    if clause.kind == "run" and clause.op == "=":
+        links = s.entity_associations.c
+        linked = select(links.source_id).where(
+            links.source_type == TRACE, links.destination_type == "RUN", links.destination_id == clause.value
+        )
+        return or_(s.trace_info.c.trace_id.in_(matching), s.trace_info.c.trace_id.in_(linked))
     return s.trace_info.c.trace_id.in_(matching)
 
 

@@ -498,8 +498,7 @@ def test_unserved_features_are_named_in_their_404(gateway: RunningGateway) -> No
     cases = {
         ("POST", "/api/2.0/mlflow/webhooks"): "webhooks",
         ("GET", "/ajax-api/2.0/mlflow/webhooks/123"): "webhooks",
-        ("POST", "/api/2.0/mlflow/traces/link-to-run"): "linking traces to runs",
-        ("POST", "/api/3.0/mlflow/traces/batchGetInfos"): "batchGetInfos",
+        ("POST", "/api/3.0/mlflow/traces/metrics"): "Trace metrics",
         ("GET", "/api/2.0/endpoints/"): "AI gateway",
     }
     for (method, path), feature in cases.items():

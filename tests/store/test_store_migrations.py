@@ -46,7 +46,7 @@ def test_concurrent_migrations_all_succeed(fresh_uri: str) -> None:
         await engine.dispose()
         return list(rows)
 
-    assert asyncio.run(versions()) == ["0008"]
+    assert asyncio.run(versions()) == ["0010"]
 
 
 @pytest.mark.parametrize(
