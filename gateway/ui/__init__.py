@@ -44,6 +44,10 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
         add_route(app, "POST", "/experiments/{experiment_id}/restore", tracking_pages.restore_experiment, Access.WRITE)
         add_route(app, "GET", "/experiments/{experiment_id}/runs/{run_id}", tracking_pages.run_page, Access.READ)
         add_route(app, "GET", "/compare-runs", tracking_pages.compare_page, Access.READ)
+        from gateway.ui import trace_pages
+
+        add_route(app, "GET", "/experiments/{experiment_id}/traces", trace_pages.traces_page, Access.READ)
+        add_route(app, "GET", "/experiments/{experiment_id}/traces/{trace_id}", trace_pages.trace_page, Access.READ)
         run_artifacts = "/experiments/{experiment_id}/runs/{run_id}/artifacts"
         add_route(app, "GET", run_artifacts, artifact_pages.run_artifacts_page, Access.READ)
         add_route(app, "GET", f"{run_artifacts}/{ANY_PATH}", artifact_pages.run_artifacts_page, Access.READ)
