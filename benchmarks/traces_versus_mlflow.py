@@ -2,7 +2,7 @@
 stock client (several threads at once, each trace a root span with two children, sent as the client
 sends them: start + OTLP spans) and `search_traces` latency with 100,000 traces in the experiment.
 
-Both servers run with `--workers 2` on SQLite. The 100,000 traces are not sent through the API (that
+Both servers run one worker (`--workers 1`) on SQLite. The 100,000 traces are not sent through the API (that
 would take most of an hour against `mlflow server` here): after the ingest leg, each server's own
 database gets copies of one trace the client logged there (its info row, tags and request metadata,
 new ids and times, every tenth an ERROR) written directly with sqlite3, in each server's own schema.
@@ -151,14 +151,14 @@ def search_latency(url: str, experiment_id: str, repeats: int, count: int) -> di
 
 @contextlib.contextmanager
 def servers(work: Path) -> Iterator[dict[str, tuple[str, Path]]]:
-    """The gateway and `mlflow server`, two workers each, SQLite; name -> (url, database)."""
+    """The gateway and `mlflow server`, one worker each, SQLite; name -> (url, database)."""
     with contextlib.ExitStack() as stack:
         gateway_db = work / "gateway.db"
         gateway = stack.enter_context(
-            run_gateway(work / "gateway", "--backend-store-uri", f"sqlite:///{gateway_db}", "--workers", "2")
+            run_gateway(work / "gateway", "--backend-store-uri", f"sqlite:///{gateway_db}", "--workers", "1")
         )
         mlflow_db = work / "mlflow.db"
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "2"]
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "1"]
         command += ["--backend-store-uri", f"sqlite:///{mlflow_db}", "--artifacts-destination", str(work / "mlart")]
         url, _ = stack.enter_context(process("mlflow", command, work, {}))
         yield {"gateway": (gateway.url, gateway_db), "mlflow server": (url, mlflow_db)}

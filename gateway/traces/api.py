@@ -123,7 +123,7 @@ async def get_trace_artifact(request: web.Request) -> web.Response:
     """`get-trace-artifact`: the trace's `traces.json` (MLflow's span form), as MLflow's UI reads it."""
     trace_id = request.query.get("request_id")
     if not trace_id or "\x00" in trace_id:
-        raise ApiError.invalid('Request must include the "request_id" query parameter.')
+        raise ApiError(400, "BAD_REQUEST", 'Request must include the "request_id" query parameter.')
     if request.query.get("path"):
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", "Trace attachments are not served by this server")
     trace = await trace_store(request).get_trace(trace_id)
