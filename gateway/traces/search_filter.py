@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
@@ -145,17 +145,23 @@ def condition(clause: Clause) -> ColumnElement[bool]:
     """The WHERE condition on `trace_info` for `clause`."""
     if clause.kind == "attribute":
         return _compare(s.trace_info.c[clause.key], clause.op, clause.value)
+    # Correlated EXISTS: the planner walks trace_info in the page's order and stops once the page is
+    # full, where IN (subquery) first collected every matching id (all 100,000 for a common tag).
     table = s.trace_tags if clause.kind == "tag" else s.trace_request_metadata
-    matching = select(table.c.trace_id).where(
-        table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
+    trace_id = s.trace_info.c.trace_id
+    matching = exists().where(
+        table.c.trace_id == trace_id, table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
     )
     if clause.kind == "run" and clause.op == "=":
         links = s.entity_associations.c
-        linked = select(links.source_id).where(
-            links.source_type == TRACE, links.destination_type == "RUN", links.destination_id == clause.value
+        linked = exists().where(
+            links.source_type == TRACE,
+            links.source_id == trace_id,
+            links.destination_type == "RUN",
+            links.destination_id == clause.value,
         )
-        return or_(s.trace_info.c.trace_id.in_(matching), s.trace_info.c.trace_id.in_(linked))
-    return s.trace_info.c.trace_id.in_(matching)
+        return or_(matching, linked)
+    return matching
 
 
 _ORDER = re.compile(r"^\s*(?:(?:trace|attributes?)\.)?(\w+)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
