@@ -187,14 +187,14 @@ def main() -> None:
     print(
         f"| traces ingested per second ({args.threads} client threads, {args.threads * args.traces_per_thread} "
         f"traces of 3 spans) | {ingested[gateway]:.1f} | {ingested[stock]:.1f} | "
-        f"{ingested[gateway] / ingested[stock]:.2f}x |"
+        f"{ingested[gateway] / ingested[stock]:.1f}x |"
     )
     for label in SEARCHES:
         ours, theirs = latency[gateway][label], latency[stock][label]
         print(
             f"| `search_traces` with {args.stored:,} traces: {label}, median (p90) | {ours[0] * 1000:.0f} ms "
             f"({ours[1] * 1000:.0f}) | {theirs[0] * 1000:.0f} ms ({theirs[1] * 1000:.0f}) | "
-            f"{theirs[0] / ours[0]:.2f}x faster |"
+            f"{theirs[0] / ours[0]:.1f}x |"
         )
 
 
