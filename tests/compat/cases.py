@@ -1342,6 +1342,14 @@ TRACES = [
         {"trace_ids": ["{trace_id}"], "run_id": "{run_id}"},
         setup=(EXPERIMENT, RUN, TRACE),
     ),
+    post(
+        "traces/link-to-run: unknown trace",
+        "/traces/link-to-run",
+        {"trace_ids": ["tr-{unique}"], "run_id": "{run_id}"},
+        setup=(EXPERIMENT, RUN),
+        theirs=Answer(200),
+        ours=Answer(404, "RESOURCE_DOES_NOT_EXIST", "not found"),
+    ),
     post("traces/link-to-run: no run id", "/traces/link-to-run", {"trace_ids": ["tr-1"]}),
     post("traces/link-to-run: trace ids a string", "/traces/link-to-run", {"trace_ids": "tr-1", "run_id": "r"}),
     post(
