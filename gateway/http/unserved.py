@@ -16,19 +16,7 @@ def _under_api_roots(*names: str) -> tuple[str, ...]:
 
 
 UNSERVED: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "this part of tracing (trace artifacts, linking traces to runs or prompts, trace metrics, batchGetInfos)",
-        (
-            *_under_api_roots(
-                "traces/link-to-run",
-                "traces/link-prompts",
-                "traces/batchGetInfos",
-                "traces/metrics",
-                "traces/calculate-filter-correlation",
-                "get-trace-artifact",
-            ),
-        ),
-    ),
+    ("trace metrics (the charts of MLflow's own UI)", _under_api_roots("traces/metrics")),
     ("evaluation datasets and scorers", _under_api_roots("datasets", "scorers")),
     (
         "the AI gateway",

@@ -371,6 +371,19 @@ spans = Table(
     Column("content", Text, nullable=False),
 )
 
+# Links made after the fact (MLflow's entity_associations): a trace to a run (`traces/link-to-run`) or to a
+# prompt version ("name/version", `traces/link-prompts`). No foreign key: deleting traces deletes theirs.
+entity_associations = Table(
+    "entity_associations",
+    metadata,
+    Column("source_type", String(36), primary_key=True),
+    Column("source_id", String(250), primary_key=True),
+    Column("destination_type", String(36), primary_key=True),
+    Column("destination_id", String(500), primary_key=True),
+    Column("created_time", BigInteger, nullable=False),
+    Index("index_entity_associations_destination", "destination_type", "destination_id"),
+)
+
 assessments = Table(
     "assessments",
     metadata,

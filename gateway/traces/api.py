@@ -7,103 +7,35 @@ what is valid is the store's to say, in its own errors (`gateway.store.errors`).
 
 from __future__ import annotations
 
-import datetime
+import json
 import re
 from typing import Any
 
 from aiohttp import web
 
 from gateway.http.access import Access, add_route
-from gateway.http.app_keys import TRACE_STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.json_api import Handler, json_endpoint
 from gateway.http.prefixes import SERVER_INFO_PREFIXES, TRACKING_PREFIXES
-from gateway.traces import otlp, search_filter
+from gateway.traces import legacy, links, otlp, search_filter, span_dicts
+from gateway.traces.correlation import calculate_filter_correlation
 from gateway.traces.limits import DEFAULT_SEARCH_RESULTS, MAX_BATCH_GET, MAX_DELETE_IDS, MAX_SEARCH_RESULTS
-from gateway.traces.store import STATES, TraceInfo, TraceStore
+from gateway.traces.request_fields import (
+    integer,
+    millis_of_duration,
+    millis_of_timestamp,
+    positive,
+    string,
+    string_list,
+    string_map,
+    strings,
+    trace_store,
+)
+from gateway.traces.store import STATES, TraceInfo
 
 PREFIXES = (*TRACKING_PREFIXES, *SERVER_INFO_PREFIXES)
 OTLP_PATH = "/v1/traces"
 EXPERIMENT_HEADER = "X-Mlflow-Experiment-Id"
-
-
-def _store(request: web.Request) -> TraceStore:
-    return request.app[TRACE_STORE_KEY]
-
-
-def _string(fields: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = fields.get(name)
-    if value is None or value == "":
-        if required:
-            raise ApiError.invalid(f"Missing value for required parameter '{name}'.")
-        return None
-    if not isinstance(value, str) or "\x00" in value:
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a string without NUL")
-    return value
-
-
-def _strings(fields: dict[str, Any], name: str) -> list[str]:
-    value = fields.get(name)
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    if not all(isinstance(item, str) and "\x00" not in item for item in items):
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a list of strings")
-    return items
-
-
-def _int(value: object, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer")
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an integer") from None
-    if not -(1 << 63) <= number < 1 << 63:  # what the database and MLflow's protobufs hold
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': out of the 64-bit integer range")
-    return number
-
-
-def _positive(value: int | None, name: str) -> int | None:
-    if value is not None and value < 1:
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be 1 or more")
-    return value
-
-
-def _string_map(value: object, name: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
-    ):
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must map strings to strings")
-    return value
-
-
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
-_DURATION = re.compile(r"^(-)?(\d+)(?:\.(\d{1,9}))?s$")
-
-
-def _millis_of_timestamp(value: object, name: str) -> int:
-    """Milliseconds since the epoch of a protobuf JSON Timestamp (RFC 3339)."""
-    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be an RFC 3339 timestamp")
-    zone = "+00:00" if match[3] == "Z" else match[3]
-    moment = datetime.datetime.fromisoformat(match[1] + zone)
-    return int(moment.timestamp()) * 1000 + int((match[2] or "0").ljust(9, "0")[:3])
-
-
-def _millis_of_duration(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ApiError.invalid(f"Invalid value for parameter '{name}': it must be a duration such as '1.5s'")
-    millis = int(match[2]) * 1000 + int((match[3] or "0").ljust(9, "0")[:3])
-    return -millis if match[1] else millis
 
 
 def _trace_info(fields: dict[str, Any]) -> TraceInfo:
@@ -111,7 +43,7 @@ def _trace_info(fields: dict[str, Any]) -> TraceInfo:
     info = trace.get("trace_info") if isinstance(trace, dict) else None
     if not isinstance(info, dict):
         raise ApiError.invalid("Missing value for required parameter 'trace.trace_info'.")
-    trace_id = _string(info, "trace_id", required=True)
+    trace_id = string(info, "trace_id", required=True)
     assert trace_id is not None
     if len(trace_id) > 50:
         raise ApiError.invalid("Invalid value for parameter 'trace_id': at most 50 characters")
@@ -132,33 +64,36 @@ def _trace_info(fields: dict[str, Any]) -> TraceInfo:
     return TraceInfo(
         trace_id=trace_id,
         experiment_id=experiment_number,
-        request_time=_millis_of_timestamp(info.get("request_time"), "request_time"),
-        execution_duration=_millis_of_duration(info.get("execution_duration"), "execution_duration"),
+        request_time=millis_of_timestamp(info.get("request_time"), "request_time"),
+        execution_duration=millis_of_duration(info.get("execution_duration"), "execution_duration"),
         state=state,
-        request_preview=_string(info, "request_preview"),
-        response_preview=_string(info, "response_preview"),
-        client_request_id=_string(info, "client_request_id"),
-        tags=_string_map(info.get("tags"), "tags"),
-        metadata=_string_map(info.get("trace_metadata"), "trace_metadata"),
+        request_preview=string(info, "request_preview"),
+        response_preview=string(info, "response_preview"),
+        client_request_id=string(info, "client_request_id"),
+        tags=string_map(info.get("tags"), "tags"),
+        metadata=string_map(info.get("trace_metadata"), "trace_metadata"),
     )
 
 
 async def start_trace(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"trace": {"trace_info": await _store(request).start_trace(_trace_info(fields))}}
+    """MLflow 3's start (`{"trace": {"trace_info": ...}}`), or MLflow 2's on the same path."""
+    if "trace" not in fields and "experiment_id" in fields:
+        return await legacy.start_trace_v2(request, fields)
+    return {"trace": {"trace_info": await trace_store(request).start_trace(_trace_info(fields))}}
 
 
 async def get_trace_info(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"trace": {"trace_info": await _store(request).get_trace_info(request.match_info["trace_id"])}}
+    return {"trace": {"trace_info": await trace_store(request).get_trace_info(request.match_info["trace_id"])}}
 
 
 async def get_trace(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    trace_id = _string(fields, "trace_id", required=True)
+    trace_id = string(fields, "trace_id", required=True)
     assert trace_id is not None
-    return {"trace": await _store(request).get_trace(trace_id)}
+    return {"trace": await trace_store(request).get_trace(trace_id)}
 
 
-def _batch_ids(fields: dict[str, Any]) -> list[str]:
-    ids = _strings(fields, "trace_ids")
+def _batch_ids(fields: dict[str, Any], *, strict: bool = False) -> list[str]:
+    ids = string_list(fields, "trace_ids") if strict else strings(fields, "trace_ids")
     if not ids:
         raise ApiError.invalid("Missing value for required parameter 'trace_ids'.")
     if len(ids) > MAX_BATCH_GET:
@@ -167,13 +102,37 @@ def _batch_ids(fields: dict[str, Any]) -> list[str]:
 
 
 async def batch_get_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    traces = await _store(request).get_traces(_batch_ids(fields))
+    traces = await trace_store(request).get_traces(_batch_ids(fields))
     if "experiment_ids" in fields:
-        allowed = set(_strings(fields, "experiment_ids"))
+        allowed = set(strings(fields, "experiment_ids"))
         traces = [
             t for t in traces if t["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"] in allowed
         ]
     return {"traces": traces}
+
+
+async def batch_get_trace_infos(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+    experiment_ids: list[object] | None = None
+    if "experiment_ids" in fields:
+        experiment_ids = [*string_list(fields, "experiment_ids")]
+    infos = await trace_store(request).get_trace_infos(_batch_ids(fields, strict=True), experiment_ids)
+    return {"trace_infos": infos}
+
+
+async def get_trace_artifact(request: web.Request) -> web.Response:
+    """`get-trace-artifact`: the trace's `traces.json` (MLflow's span form), as MLflow's UI reads it."""
+    trace_id = request.query.get("request_id")
+    if not trace_id or "\x00" in trace_id:
+        raise ApiError(400, "BAD_REQUEST", 'Request must include the "request_id" query parameter.')
+    if request.query.get("path"):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", "Trace attachments are not served by this server")
+    trace = await trace_store(request).get_trace(trace_id)
+    body = json.dumps(span_dicts.trace_data(trace["spans"]), separators=(",", ":")).encode()
+    return web.Response(
+        body=body,
+        content_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="traces.json"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def search_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -186,17 +145,17 @@ async def search_traces(request: web.Request, fields: dict[str, Any]) -> dict[st
             experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
             if isinstance(experiment, dict) and experiment.get("experiment_id") not in (None, ""):
                 experiment_ids.append(experiment["experiment_id"])
-    experiment_ids.extend(_strings(fields, "experiment_ids"))
+    experiment_ids.extend(strings(fields, "experiment_ids"))
     if not experiment_ids:
         raise ApiError.invalid("Missing value for required parameter 'locations'.")
-    max_results = _int(fields.get("max_results"), "max_results") or DEFAULT_SEARCH_RESULTS
+    max_results = integer(fields.get("max_results"), "max_results") or DEFAULT_SEARCH_RESULTS
     if not 1 <= max_results <= MAX_SEARCH_RESULTS:
         raise ApiError.invalid(
             f"Invalid value {max_results} for parameter 'max_results': from 1 to {MAX_SEARCH_RESULTS}"
         )
-    clauses = search_filter.parse(_string(fields, "filter"))
-    traces, token = await _store(request).search_traces(
-        experiment_ids, clauses, _strings(fields, "order_by"), max_results, _string(fields, "page_token")
+    clauses = search_filter.parse(string(fields, "filter"))
+    traces, token = await trace_store(request).search_traces(
+        experiment_ids, clauses, strings(fields, "order_by"), max_results, string(fields, "page_token")
     )
     answer: dict[str, Any] = {"traces": traces}
     if token:
@@ -205,21 +164,21 @@ async def search_traces(request: web.Request, fields: dict[str, Any]) -> dict[st
 
 
 async def delete_traces(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    experiment_id = _string(fields, "experiment_id", required=True)
-    ids = _strings(fields, "request_ids") or _strings(fields, "trace_ids")
+    experiment_id = string(fields, "experiment_id", required=True)
+    ids = strings(fields, "request_ids") or strings(fields, "trace_ids")
     if len(ids) > MAX_DELETE_IDS:
         raise ApiError.invalid(f"Invalid value for parameter 'request_ids': at most {MAX_DELETE_IDS} ids per call")
-    deleted = await _store(request).delete_traces(
+    deleted = await trace_store(request).delete_traces(
         experiment_id,
-        max_timestamp_millis=_int(fields.get("max_timestamp_millis"), "max_timestamp_millis"),
-        max_traces=_positive(_int(fields.get("max_traces"), "max_traces"), "max_traces"),
+        max_timestamp_millis=integer(fields.get("max_timestamp_millis"), "max_timestamp_millis"),
+        max_traces=positive(integer(fields.get("max_traces"), "max_traces"), "max_traces"),
         trace_ids=ids,
     )
     return {"traces_deleted": deleted}
 
 
 def _tag_key(fields: dict[str, Any]) -> str:
-    key = _string(fields, "key", required=True)
+    key = string(fields, "key", required=True)
     assert key is not None
     if len(key) > 250:
         raise ApiError.invalid("Invalid value for parameter 'key': at most 250 characters")
@@ -231,15 +190,15 @@ def _path_trace_id(request: web.Request) -> str:
 
 
 async def set_trace_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    value = _string(fields, "value") or ""
-    await _store(request).set_trace_tag(_path_trace_id(request), _tag_key(fields), value)
+    value = string(fields, "value") or ""
+    await trace_store(request).set_trace_tag(_path_trace_id(request), _tag_key(fields), value)
     return {}
 
 
 async def delete_trace_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     if request.method == "DELETE" and not fields:
         fields = {key: value for key, value in request.query.items()}
-    await _store(request).delete_trace_tag(_path_trace_id(request), _tag_key(fields))
+    await trace_store(request).delete_trace_tag(_path_trace_id(request), _tag_key(fields))
     return {}
 
 
@@ -261,9 +220,9 @@ def _assessment_part(assessment: dict[str, Any], name: str) -> Any:
     if name in ("feedback", "expectation", "source") and not isinstance(value, dict):
         raise ApiError.invalid(f"Invalid value for parameter 'assessment.{name}': it must be an object")
     if name == "metadata":
-        return _string_map(value, "assessment.metadata")
+        return string_map(value, "assessment.metadata")
     if name in ("assessment_name", "span_id", "rationale", "overrides"):
-        text = _string(assessment, name, required=name == "assessment_name")
+        text = string(assessment, name, required=name == "assessment_name")
         if name == "assessment_name" and text is not None and len(text) > 250:
             raise ApiError.invalid("Invalid value for parameter 'assessment_name': at most 250 characters")
         return text
@@ -286,13 +245,13 @@ async def create_assessment(request: web.Request, fields: dict[str, Any]) -> dic
         for name in _ASSESSMENT_FIELDS
         if (name in given or name == "assessment_name") and (value := _assessment_part(given, name)) not in (None, {})
     }
-    created = await _store(request).create_assessment(_path_trace_id(request), assessment)
+    created = await trace_store(request).create_assessment(_path_trace_id(request), assessment)
     return {"assessment": created}
 
 
 async def get_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
     trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
-    return {"assessment": await _store(request).get_assessment(trace_id, assessment_id)}
+    return {"assessment": await trace_store(request).get_assessment(trace_id, assessment_id)}
 
 
 def _snake(path: str) -> str:
@@ -313,11 +272,11 @@ async def update_assessment(request: web.Request, fields: dict[str, Any]) -> dic
         raise ApiError.invalid("Exactly one of `expectation` or `feedback` should be specified.")
     changes = {path: _assessment_part(given, path) for path in paths}
     trace_id, assessment_id = _path_trace_id(request), request.match_info["assessment_id"]
-    return {"assessment": await _store(request).update_assessment(trace_id, assessment_id, changes)}
+    return {"assessment": await trace_store(request).update_assessment(trace_id, assessment_id, changes)}
 
 
 async def delete_assessment(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    await _store(request).delete_assessment(_path_trace_id(request), request.match_info["assessment_id"])
+    await trace_store(request).delete_assessment(_path_trace_id(request), request.match_info["assessment_id"])
     return {}
 
 
@@ -332,7 +291,7 @@ async def export_spans(request: web.Request) -> web.Response:
     except otlp.TooManySpans as exc:
         raise ApiError(413, "BAD_REQUEST", exc.message) from None
     if rows:
-        await _store(request).log_spans(experiment_id, rows)
+        await trace_store(request).log_spans(experiment_id, rows)
     if request.content_type == "application/json":
         return web.json_response({})
     return web.Response(body=b"", content_type="application/x-protobuf")
@@ -340,10 +299,16 @@ async def export_spans(request: web.Request) -> web.Response:
 
 ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("POST", "/traces", start_trace, Access.WRITE),
+    ("GET", "/traces", legacy.search_traces_v2, Access.READ),
     ("GET", "/traces/get", get_trace, Access.READ),
     ("GET", "/traces/batchGet", batch_get_traces, Access.READ),
+    ("POST", "/traces/batchGetInfos", batch_get_trace_infos, Access.READ),
     ("POST", "/traces/search", search_traces, Access.READ),
     ("POST", "/traces/delete-traces", delete_traces, Access.WRITE),
+    ("POST", "/traces/link-to-run", links.link_traces_to_run, Access.WRITE),
+    ("POST", "/traces/link-prompts", links.link_prompts_to_trace, Access.WRITE),
+    ("POST", "/traces/calculate-filter-correlation", calculate_filter_correlation, Access.READ),
+    ("GET", "/traces/{request_id}/info", legacy.get_trace_info_v2, Access.READ),
     ("PATCH", "/traces/{trace_id}/tags", set_trace_tag, Access.WRITE),
     ("DELETE", "/traces/{trace_id}/tags", delete_trace_tag, Access.WRITE),
     ("POST", "/traces/{trace_id}/assessments", create_assessment, Access.WRITE),
@@ -351,6 +316,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("PATCH", "/traces/{trace_id}/assessments/{assessment_id}", update_assessment, Access.WRITE),
     ("DELETE", "/traces/{trace_id}/assessments/{assessment_id}", delete_assessment, Access.WRITE),
     ("GET", "/traces/{trace_id}", get_trace_info, Access.READ),
+    ("PATCH", "/traces/{request_id}", legacy.end_trace_v2, Access.WRITE),
 ]
 """Served under each of MLflow's 2.0 and 3.0 prefixes; the fixed paths come before `{trace_id}`."""
 
@@ -359,4 +325,5 @@ def add_routes(app: web.Application) -> None:
     for prefix in PREFIXES:
         for method, path, handler, access in ROUTES:
             add_route(app, method, prefix + path, json_endpoint(handler), access)
+        add_route(app, "GET", prefix + "/get-trace-artifact", get_trace_artifact, Access.READ)
     add_route(app, "POST", OTLP_PATH, export_spans, Access.WRITE)

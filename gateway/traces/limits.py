@@ -16,3 +16,5 @@ MAX_DELETE_IDS = 1000
 MAX_TAG_KEY = 250
 MAX_PREVIEW = 1000
 """Characters of request/response previews kept (MLflow's SQL store keeps 1000)."""
+MAX_LINKS_PER_REQUEST = 100
+"""Trace ids per `traces/link-to-run` (MLflow's limit)."""

@@ -19,7 +19,13 @@ from gateway.http.openapi_schemas import (
     op,
     query,
 )
-from gateway.traces.limits import DEFAULT_SEARCH_RESULTS, MAX_BATCH_GET, MAX_DELETE_IDS, MAX_SEARCH_RESULTS
+from gateway.traces.limits import (
+    DEFAULT_SEARCH_RESULTS,
+    MAX_BATCH_GET,
+    MAX_DELETE_IDS,
+    MAX_LINKS_PER_REQUEST,
+    MAX_SEARCH_RESULTS,
+)
 
 TAG = "traces"
 STRING_MAP: Schema = {"type": "object", "additionalProperties": STRING}
@@ -65,15 +71,54 @@ TRACE = obj({"trace_info": TRACE_INFO, "spans": array(SPAN)})
 TRACE_ID = {"name": "trace_id", "in": "path", "required": True, "schema": STRING}
 ASSESSMENT_ID = {"name": "assessment_id", "in": "path", "required": True, "schema": STRING}
 ONE_ASSESSMENT = json_ok(obj({"assessment": ASSESSMENT}))
+KEY_VALUES = array(obj({"key": STRING, "value": STRING}))
+TRACE_INFO_V2 = obj(
+    {
+        "request_id": STRING,
+        "experiment_id": STRING,
+        "timestamp_ms": {"type": "integer"},
+        "execution_time_ms": {"type": "integer"},
+        "status": {"type": "string", "enum": ["TRACE_STATUS_UNSPECIFIED", "OK", "ERROR", "IN_PROGRESS"]},
+        "request_metadata": KEY_VALUES,
+        "tags": KEY_VALUES,
+    },
+    description="MLflow 2's TraceInfo",
+)
+REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": STRING}
+NUMBER_OR_NAN: Schema = {"anyOf": [{"type": "number"}, {"type": "string", "enum": ["NaN"]}]}
 
 
 def _trace_routes() -> dict[tuple[str, str], Operation]:
     return {
         ("POST", "/traces"): op(
-            "Start (record) a trace's info; the answer tags it mlflow.trace.spansLocation=TRACKING_STORE",
-            json_ok(obj({"trace": obj({"trace_info": TRACE_INFO})})),
+            "Start (record) a trace's info; the answer tags it mlflow.trace.spansLocation=TRACKING_STORE. "
+            "MLflow 2's start ({experiment_id, timestamp_ms, request_metadata, tags}; answered with a "
+            "TraceInfo v2 of a new IN_PROGRESS trace) is taken on the same path",
+            json_ok(
+                {
+                    "anyOf": [
+                        obj({"trace": obj({"trace_info": TRACE_INFO})}),
+                        obj({"trace_info": TRACE_INFO_V2}),
+                    ]
+                }
+            ),
             tag=TAG,
-            requestBody=json_body(obj({"trace": obj({"trace_info": TRACE_INFO}, ("trace_info",))}, ("trace",))),
+            requestBody=json_body(
+                {
+                    "anyOf": [
+                        obj({"trace": obj({"trace_info": TRACE_INFO}, ("trace_info",))}, ("trace",)),
+                        obj(
+                            {
+                                "experiment_id": STRING,
+                                "timestamp_ms": INT64_LIKE,
+                                "request_metadata": KEY_VALUES,
+                                "tags": KEY_VALUES,
+                            },
+                            ("experiment_id", "timestamp_ms"),
+                        ),
+                    ]
+                }
+            ),
         ),
         ("GET", "/traces/get"): op(
             "A trace with its spans",
@@ -91,6 +136,111 @@ def _trace_routes() -> dict[tuple[str, str], Operation]:
             parameters=[
                 query("trace_ids", array(STRING, maxItems=MAX_BATCH_GET), required=True),
                 query("experiment_ids", array(STRING), "only traces of these experiments"),
+            ],
+        ),
+        ("POST", "/traces/batchGetInfos"): op(
+            f"Up to {MAX_BATCH_GET} trace infos without spans (unknown ids are left out)",
+            json_ok(obj({"trace_infos": array(TRACE_INFO)})),
+            tag=TAG,
+            requestBody=json_body(
+                obj(
+                    {
+                        "trace_ids": array(STRING, maxItems=MAX_BATCH_GET),
+                        "experiment_ids": array(STRING, description="only traces of these experiments"),
+                    },
+                    ("trace_ids",),
+                )
+            ),
+        ),
+        ("POST", "/traces/link-to-run"): op(
+            f"Link up to {MAX_LINKS_PER_REQUEST} existing traces to an existing run: a search on run_id then "
+            "finds them (all or none; an unknown trace or run is a 404)",
+            EMPTY_OK,
+            tag=TAG,
+            requestBody=json_body(
+                obj(
+                    {"trace_ids": array(STRING, maxItems=MAX_LINKS_PER_REQUEST), "run_id": STRING},
+                    ("trace_ids", "run_id"),
+                )
+            ),
+        ),
+        ("POST", "/traces/link-prompts"): op(
+            "Link prompt versions (name and version) to a trace",
+            EMPTY_OK,
+            tag=TAG,
+            requestBody=json_body(
+                obj(
+                    {"trace_id": STRING, "prompt_versions": array(obj({"name": STRING, "version": STRING}))},
+                    ("trace_id", "prompt_versions"),
+                )
+            ),
+        ),
+        ("POST", "/traces/calculate-filter-correlation"): op(
+            "How two trace filters co-occur in experiments (NPMI, smoothed NPMI and the counts)",
+            json_ok(
+                obj(
+                    {
+                        "npmi": NUMBER_OR_NAN,
+                        "npmi_smoothed": NUMBER_OR_NAN,
+                        "filter1_count": {"type": "integer"},
+                        "filter2_count": {"type": "integer"},
+                        "joint_count": {"type": "integer"},
+                        "total_count": {"type": "integer"},
+                    }
+                )
+            ),
+            tag=TAG,
+            requestBody=json_body(
+                obj(
+                    {
+                        "experiment_ids": array(STRING),
+                        "filter_string1": STRING,
+                        "filter_string2": STRING,
+                        "base_filter": STRING,
+                    },
+                    ("experiment_ids", "filter_string1", "filter_string2"),
+                )
+            ),
+        ),
+        ("GET", "/traces"): op(
+            "MLflow 2's trace search (TraceInfo v2)",
+            json_ok(obj({"traces": array(TRACE_INFO_V2), "next_page_token": PAGE_TOKEN})),
+            tag=TAG,
+            parameters=[
+                query("experiment_ids", array(STRING), required=True),
+                query("filter", STRING),
+                query("max_results", {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS}),
+                query("order_by", array(STRING)),
+                query("page_token", PAGE_TOKEN),
+            ],
+        ),
+        ("GET", "/traces/{request_id}/info"): op(
+            "MLflow 2's trace info", json_ok(obj({"trace_info": TRACE_INFO_V2})), tag=TAG, parameters=[REQUEST_ID]
+        ),
+        ("PATCH", "/traces/{request_id}"): op(
+            "MLflow 2's trace end: the end time, the status, metadata and tags merged",
+            json_ok(obj({"trace_info": TRACE_INFO_V2})),
+            tag=TAG,
+            parameters=[REQUEST_ID],
+            requestBody=json_body(
+                obj(
+                    {
+                        "timestamp_ms": INT64_LIKE,
+                        "status": TRACE_INFO_V2["properties"]["status"],
+                        "request_metadata": KEY_VALUES,
+                        "tags": KEY_VALUES,
+                    },
+                    ("timestamp_ms",),
+                )
+            ),
+        ),
+        ("GET", "/get-trace-artifact"): op(
+            "A trace's spans as the traces.json file MLflow's UI reads ({\"spans\": [...]}, MLflow's span form)",
+            json_ok({"type": "object", "properties": {"spans": array({"type": "object"})}}),
+            tag=TAG,
+            parameters=[
+                query("request_id", STRING, required=True),
+                query("path", STRING, "an attachment: not served (404)"),
             ],
         ),
         ("POST", "/traces/search"): op(

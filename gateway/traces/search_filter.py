@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
@@ -15,6 +15,8 @@ from gateway.store.errors import InvalidValue
 
 SOURCE_RUN = "mlflow.sourceRun"
 TRACE_NAME = "mlflow.traceName"
+TRACE = "TRACE"
+"""The source type of a trace's links (`entity_associations`)."""
 
 _ATTRIBUTES = {
     "status": "state",
@@ -40,7 +42,8 @@ _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Clause:
-    """One condition: `kind` is 'attribute' (a trace_info column), 'tag' or 'metadata'."""
+    """One condition: `kind` is 'attribute' (a trace_info column), 'tag', 'metadata' or 'run' (the run
+    the trace was made in, or one it was linked to later)."""
 
     kind: str
     key: str
@@ -99,7 +102,7 @@ def parse(filter_string: str | None) -> list[Clause]:
         elif prefix in ("metadata", "request_metadata"):
             clauses.append(Clause("metadata", name, op, str(value)))
         elif prefix in ("", "trace", "attributes", "attribute") and name.lower() in ("name", "run_id"):
-            kind, real = ("tag", TRACE_NAME) if name.lower() == "name" else ("metadata", SOURCE_RUN)
+            kind, real = ("tag", TRACE_NAME) if name.lower() == "name" else ("run", SOURCE_RUN)
             clauses.append(Clause(kind, real, op, str(value)))
         elif prefix in ("", "trace", "attributes", "attribute") and name.lower() in _ATTRIBUTES:
             column = _ATTRIBUTES[name.lower()]
@@ -142,11 +145,23 @@ def condition(clause: Clause) -> ColumnElement[bool]:
     """The WHERE condition on `trace_info` for `clause`."""
     if clause.kind == "attribute":
         return _compare(s.trace_info.c[clause.key], clause.op, clause.value)
+    # Correlated EXISTS: the planner walks trace_info in the page's order and stops once the page is
+    # full, where IN (subquery) first collected every matching id (all 100,000 for a common tag).
     table = s.trace_tags if clause.kind == "tag" else s.trace_request_metadata
-    matching = select(table.c.trace_id).where(
-        table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
+    trace_id = s.trace_info.c.trace_id
+    matching = exists().where(
+        table.c.trace_id == trace_id, table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
     )
-    return s.trace_info.c.trace_id.in_(matching)
+    if clause.kind == "run" and clause.op == "=":
+        links = s.entity_associations.c
+        linked = exists().where(
+            links.source_type == TRACE,
+            links.source_id == trace_id,
+            links.destination_type == "RUN",
+            links.destination_id == clause.value,
+        )
+        return or_(matching, linked)
+    return matching
 
 
 _ORDER = re.compile(r"^\s*(?:(?:trace|attributes?)\.)?(\w+)\s*(ASC|DESC)?\s*$", re.IGNORECASE)

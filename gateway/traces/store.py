@@ -15,16 +15,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
-from gateway.traces.limits import MAX_PREVIEW
-from gateway.traces.search_filter import Clause, condition, order_columns
+from gateway.traces.limits import MAX_LINKS_PER_REQUEST, MAX_PREVIEW
+from gateway.traces.search_filter import TRACE, Clause, condition, order_columns
 
 SPANS_LOCATION = "mlflow.trace.spansLocation"
+ARTIFACT_LOCATION = "mlflow.artifactLocation"
+RUN = "RUN"
+PROMPT_VERSION = "PROMPT_VERSION"
 TRACKING_STORE = "TRACKING_STORE"
 STATES = ("STATE_UNSPECIFIED", "OK", "ERROR", "IN_PROGRESS")
 
@@ -260,6 +263,128 @@ class TraceStore:
                 spans.setdefault(row.trace_id, []).append(json.loads(row.content))
         return [{"trace_info": info, "spans": spans.get(info["trace_id"], [])} for info in infos]
 
+    async def get_trace_infos(self, trace_ids: list[str], experiment_ids: list[object] | None) -> list[dict[str, Any]]:
+        """The infos (no spans) of `trace_ids` that exist, only those of `experiment_ids` when given."""
+        async with self.engine.connect() as conn:
+            infos = await self._infos(conn, trace_ids)
+        if experiment_ids is None:
+            return infos
+        allowed = {str(experiment_id) for experiment_id in experiment_ids}
+        return [info for info in infos if info["trace_location"]["mlflow_experiment"]["experiment_id"] in allowed]
+
+    async def _link(self, conn: AsyncConnection, source_ids: list[str], kind: str, destinations: list[str]) -> None:
+        now = int(time.time() * 1000)
+        for source_id in dict.fromkeys(source_ids):
+            for destination in dict.fromkeys(destinations):
+                await conn.execute(
+                    _insert(conn, s.entity_associations)
+                    .values(
+                        source_type=TRACE,
+                        source_id=source_id,
+                        destination_type=kind,
+                        destination_id=destination,
+                        created_time=now,
+                    )
+                    .on_conflict_do_nothing()
+                )
+
+    async def _existing_all(self, conn: AsyncConnection, trace_ids: list[str]) -> None:
+        t = s.trace_info.c
+        found = {row.trace_id for row in await conn.execute(select(t.trace_id).where(t.trace_id.in_(trace_ids)))}
+        if missing := [trace_id for trace_id in trace_ids if trace_id not in found]:
+            raise NotFound(f"Trace with ID '{missing[0]}' not found.")
+
+    async def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        """Link existing traces to an existing run (a search on `run_id` then finds them); all or none."""
+        if len(trace_ids) > MAX_LINKS_PER_REQUEST:
+            raise InvalidValue(
+                f"Cannot link more than {MAX_LINKS_PER_REQUEST} traces to a run in a single request. "
+                f"Provided {len(trace_ids)} traces."
+            )
+        async with self.engine.begin() as conn:
+            runs = s.runs.c
+            if (await conn.execute(select(runs.run_uuid).where(runs.run_uuid == run_id))).first() is None:
+                raise NotFound(f"Run with id={run_id} not found")
+            await self._existing_all(conn, trace_ids)
+            await self._link(conn, trace_ids, RUN, [run_id])
+
+    async def link_prompts_to_trace(self, trace_id: str, prompt_versions: list[str]) -> None:
+        """Link prompt versions ("name/version") to an existing trace."""
+        async with self.engine.begin() as conn:
+            await self._existing(conn, trace_id)
+            await self._link(conn, [trace_id], PROMPT_VERSION, prompt_versions)
+
+    async def linked(self, trace_id: str, kind: str) -> list[str]:
+        """What the trace is linked to: run ids (RUN) or "name/version" (PROMPT_VERSION), oldest first."""
+        links = s.entity_associations.c
+        query = (
+            select(links.destination_id)
+            .where(links.source_type == TRACE, links.source_id == trace_id, links.destination_type == kind)
+            .order_by(links.created_time, links.destination_id)
+        )
+        async with self.engine.connect() as conn:
+            return [row.destination_id for row in await conn.execute(query)]
+
+    async def count_traces(self, experiment_ids: list[object], clause_sets: list[list[Clause]]) -> list[int]:
+        """How many of the experiments' traces match each list of clauses."""
+        experiments = [_experiment_id(experiment_id) for experiment_id in experiment_ids]
+        t = s.trace_info.c
+        counts = []
+        async with self.engine.connect() as conn:
+            for clauses in clause_sets:
+                query = select(func.count()).where(
+                    t.experiment_id.in_(experiments), *(condition(clause) for clause in clauses)
+                )
+                counts.append(int((await conn.execute(query)).scalar_one()))
+        return counts
+
+    async def start_trace_v2(
+        self, experiment_id: object, timestamp_ms: int, metadata: dict[str, str], tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """MLflow 2's start: a new IN_PROGRESS trace with an id of the server's; its spans go to the
+        artifact location the tag `mlflow.artifactLocation` names (MLflow 2 clients upload them there)."""
+        experiment = _experiment_id(experiment_id)
+        trace_id = "tr-" + uuid.uuid4().hex
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(s.experiments.c.artifact_location).where(s.experiments.c.experiment_id == experiment)
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"No Experiment with id={experiment} exists")
+            location = f"{row.artifact_location.rstrip('/')}/traces/{trace_id}/artifacts"
+            await conn.execute(
+                s.trace_info.insert().values(
+                    trace_id=trace_id,
+                    experiment_id=experiment,
+                    request_time=timestamp_ms,
+                    execution_duration=None,
+                    state="IN_PROGRESS",
+                )
+            )
+            await _upsert_pairs(conn, s.trace_tags, trace_id, {**tags, ARTIFACT_LOCATION: location})
+            await _upsert_pairs(conn, s.trace_request_metadata, trace_id, metadata)
+            return (await self._infos(conn, [trace_id]))[0]
+
+    async def end_trace_v2(
+        self, trace_id: str, timestamp_ms: int, state: str, metadata: dict[str, str], tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """MLflow 2's end: the duration from the start, the final state, metadata and tags merged."""
+        t = s.trace_info.c
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(t.request_time).where(t.trace_id == trace_id))).first()
+            if row is None:
+                raise NotFound(f"Trace with ID '{trace_id}' not found.")
+            await conn.execute(
+                update(s.trace_info)
+                .where(t.trace_id == trace_id)
+                .values(execution_duration=timestamp_ms - row.request_time, state=state)
+            )
+            await _upsert_pairs(conn, s.trace_tags, trace_id, tags)
+            await _upsert_pairs(conn, s.trace_request_metadata, trace_id, metadata)
+            return (await self._infos(conn, [trace_id]))[0]
+
     async def get_trace(self, trace_id: str) -> dict[str, Any]:
         traces = await self.get_traces([trace_id])
         if not traces:
@@ -319,6 +444,10 @@ class TraceStore:
             ids = [row.trace_id for row in await conn.execute(chosen)]
             for table in (s.assessments, s.spans, s.trace_tags, s.trace_request_metadata, s.trace_info):
                 await conn.execute(delete(table).where(table.c.trace_id.in_(ids)))
+            links = s.entity_associations.c
+            await conn.execute(
+                delete(s.entity_associations).where(links.source_type == TRACE, links.source_id.in_(ids))
+            )
         return len(ids)
 
     async def _existing(self, conn: AsyncConnection, trace_id: str) -> None:

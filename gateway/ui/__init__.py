@@ -34,7 +34,14 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
     add_route(app, "GET", STATIC_PREFIX + "/{name}", static_file, Access.READ)
     if tracking:
         # These import the database stack: only where the tracking API runs.
-        from gateway.ui import cross_experiment, csv_export, logged_model_pages, registry_pages, tracking_pages
+        from gateway.ui import (
+            cross_experiment,
+            csv_export,
+            logged_model_pages,
+            registry_pages,
+            trace_pages,
+            tracking_pages,
+        )
 
         add_route(app, "GET", "/", tracking_pages.experiments_page, Access.READ)
         add_route(app, "GET", "/experiments", tracking_pages.experiments_page, Access.READ)
@@ -48,6 +55,8 @@ def add_routes(app: web.Application, *, tracking: bool, artifacts: bool) -> None
         add_route(app, "GET", "/runs", cross_experiment.cross_experiment_page, Access.READ)
         add_route(app, "GET", "/runs.csv", csv_export.runs_csv, Access.READ)
         registry_pages.add_routes(app)
+        add_route(app, "GET", "/experiments/{experiment_id}/traces", trace_pages.traces_page, Access.READ)
+        add_route(app, "GET", "/experiments/{experiment_id}/traces/{trace_id}", trace_pages.trace_page, Access.READ)
         run_artifacts = "/experiments/{experiment_id}/runs/{run_id}/artifacts"
         add_route(app, "GET", run_artifacts, artifact_pages.run_artifacts_page, Access.READ)
         add_route(app, "GET", f"{run_artifacts}/{ANY_PATH}", artifact_pages.run_artifacts_page, Access.READ)

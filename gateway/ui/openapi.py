@@ -171,6 +171,16 @@ UI: dict[tuple[str, str], Operation] = {
         "One model version: its facts, tags and files (each downloadable, all as one zip)",
         [MODEL_NAME, {"name": "version", "in": "path", "required": True, "schema": STRING}],
     ),
+    ("GET", "/experiments/{experiment_id}/traces"): page(
+        "An experiment's traces: request and response previews, status, duration, tags, assessments, run; pages",
+        [EXPERIMENT_ID, query("filter", STRING, "MLflow's trace filter, e.g. trace.status = 'ERROR'"), PAGE],
+    ),
+    ("GET", "/experiments/{experiment_id}/traces/{trace_id}"): page(
+        "One trace: its span tree on a timeline, each span's inputs, outputs, attributes and events, its "
+        "assessments, the runs it belongs to",
+        [EXPERIMENT_ID, {"name": "trace_id", "in": "path", "required": True, "schema": STRING}],
+        **{"302": {"description": "The trace is in another experiment: its own page", "content": REDIRECT_BODY}},
+    ),
     ("GET", "/browse"): BROWSE_PAGE,
     ("GET", "/browse/{path}"): {**BROWSE_PAGE, "parameters": [*BROWSE_PAGE["parameters"], ARTIFACT_PATH]},
     ("GET", "/ui-static/{name}"): {

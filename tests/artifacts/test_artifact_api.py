@@ -496,8 +496,7 @@ def test_server_info_health_and_version(gateway: RunningGateway) -> None:
 
 def test_unserved_features_are_named_in_their_404(gateway: RunningGateway) -> None:
     cases = {
-        ("POST", "/api/2.0/mlflow/traces/link-to-run"): "linking traces to runs",
-        ("POST", "/api/3.0/mlflow/traces/batchGetInfos"): "batchGetInfos",
+        ("POST", "/api/3.0/mlflow/traces/metrics"): "Trace metrics",
         ("GET", "/api/2.0/endpoints/"): "AI gateway",
     }
     for (method, path), feature in cases.items():

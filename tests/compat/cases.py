@@ -1387,6 +1387,61 @@ REGISTRY = [
     post("webhooks: ftp url", "/webhooks", {"name": "h", "url": "ftp://x.invalid/h", "events": HOOK_EVENTS}),
 ]
 
+V3 = "/api/3.0/mlflow"
+TRACE = Step(
+    "POST",
+    "/traces",
+    {
+        "trace": {
+            "trace_info": {
+                "trace_id": "tr-{unique}",
+                "trace_location": {
+                    "type": "MLFLOW_EXPERIMENT",
+                    "mlflow_experiment": {"experiment_id": "{experiment_id}"},
+                },
+                "request_time": "2026-01-02T03:04:05.678Z",
+                "execution_duration": "1.5s",
+                "state": "OK",
+            }
+        }
+    },
+    prefix=V3,
+    save={"trace_id": "trace.trace_info.trace_id"},
+)
+TRACES = [
+    post(
+        "traces/link-to-run: a trace to a run",
+        "/traces/link-to-run",
+        {"trace_ids": ["{trace_id}"], "run_id": "{run_id}"},
+        setup=(EXPERIMENT, RUN, TRACE),
+    ),
+    post(
+        "traces/link-to-run: unknown trace",
+        "/traces/link-to-run",
+        {"trace_ids": ["tr-{unique}"], "run_id": "{run_id}"},
+        setup=(EXPERIMENT, RUN),
+        theirs=Answer(200),
+        ours=Answer(404, "RESOURCE_DOES_NOT_EXIST", "not found"),
+    ),
+    post("traces/link-to-run: no run id", "/traces/link-to-run", {"trace_ids": ["tr-1"]}),
+    post("traces/link-to-run: trace ids a string", "/traces/link-to-run", {"trace_ids": "tr-1", "run_id": "r"}),
+    post(
+        "traces/link-prompts: a prompt version",
+        "/traces/link-prompts",
+        {"trace_id": "{trace_id}", "prompt_versions": [{"name": "greeting", "version": "1"}]},
+        setup=(EXPERIMENT, TRACE),
+    ),
+    post("traces/link-prompts: no prompt versions", "/traces/link-prompts", {"trace_id": "tr-1"}),
+    post("traces/batchGetInfos: no trace ids", "/traces/batchGetInfos", {}, prefix=V3),
+    post(
+        "traces/calculate-filter-correlation: no filters",
+        "/traces/calculate-filter-correlation",
+        {"experiment_ids": ["0"]},
+        prefix=V3,
+    ),
+    get("get-trace-artifact: no request id", "/get-trace-artifact", prefix=AJAX),
+]
+
 ALL_CASES: list[Case] = [
     *EXPERIMENTS,
     *EXPERIMENT_SEARCH,
@@ -1405,6 +1460,7 @@ ALL_CASES: list[Case] = [
     *LOGGED_MODELS,
     *MODEL_SEARCH,
     *REGISTRY,
+    *TRACES,
     *OTHER,
 ]
 CASES = [replace(case, compare_message=True) if case.name in MESSAGES_READ else case for case in ALL_CASES]

@@ -111,6 +111,8 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     "we refuse it (400 `Invalid value 'BOGUS' for parameter 'status'`)",
     "logged-models/<id>: finalize unknown status": "MLflow accepts any status and sets the model to "
     "LOGGED_MODEL_STATUS_UNSPECIFIED (200); we refuse it (400 `Invalid value 'BOGUS' for parameter 'status'`)",
+    "traces/link-to-run: unknown trace": "MLflow records a link for any trace id it is given (200); we "
+    "link only traces (and a run) that exist: 404 naming the trace, and nothing is linked",
     # routes not served, and what we say we can do
     "server-info: capabilities": "presigned uploads and the AI gateway are false because we do not serve "
     "them; an `artifact_gateway` object names our version, mode and the MLflow protocol served (multipart "
