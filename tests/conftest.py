@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,16 +9,19 @@ from typing import Any
 import pytest
 
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.mlflow_state import forget_mlflow_state
 from tests.postgres_server import postgres_cluster
 from tests.storage_servers import AzureServer, S3Server, azurite_blob, seaweed_s3
 
 
 @pytest.fixture(autouse=True)
 def forget_mlflow_tracking_uri() -> Iterator[None]:
-    """`mlflow.set_tracking_uri` is process-global (and writes os.environ): undo it after each test."""
+    """`mlflow.set_tracking_uri`, the fluent API's active experiment and runs, and the MLFLOW_* variables
+    a test sets are process-global: undo them after each test, so a test never inherits an experiment
+    id of another test's gateway (module fixtures that set them forget them with `forget_mlflow_state`)."""
+    before = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
     yield
-    if "mlflow" in sys.modules:
-        sys.modules["mlflow"].set_tracking_uri(None)
+    forget_mlflow_state(before)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from mlflow.entities import AssessmentSource, AssessmentSourceType
 from playwright.async_api import Page
 
 from tests.gateway_process import RunningGateway, run_gateway
+from tests.mlflow_state import forget_mlflow_state
 from tests.ui import test_ui_browser as browser_tests
 from tests.ui.test_ui_browser import screenshot
 
@@ -79,7 +80,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="reviewer")
         mlflow.log_feedback(trace_id=nested, name="correct", value=True, rationale="checked by hand", source=human)
         yield Traced(gateway, experiment_id, run.info.run_id, nested, failed)
-    mlflow.set_tracking_uri(None)
+    forget_mlflow_state()
 
 
 async def trace_ids_in_table(tab: Page) -> list[str]:
