@@ -104,6 +104,9 @@ async def _existing(engine: AsyncEngine, column: Any, extra: Any, keys: list[Any
 
 
 async def _has_schema(engine: AsyncEngine) -> bool:
+    """Whether the store has its tables (a dry run creates nothing, not even an empty SQLite file)."""
+    if engine.dialect.name == "sqlite" and not await asyncio.to_thread(Path(engine.url.database or "").is_file):
+        return False
     async with engine.connect() as conn:
         return await conn.run_sync(lambda sync: inspect(sync).has_table("experiments"))
 

@@ -268,3 +268,22 @@ def test_a_bad_source_gets_a_clear_error_and_nothing_is_written(source: str, fra
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
     assert not store.parent.exists()
+
+
+def test_a_dry_run_reports_counts_and_writes_nothing(
+    mlflow_store: tuple[Path, dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    workdir, _, _ = mlflow_store
+    store = tmp_path / "never.db"
+    dry = gateway_cli(
+        "import-mlflow",
+        "--from",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--backend-store-uri",
+        f"sqlite:///{store}",
+        "--dry-run",
+    )
+    assert dry.returncode == 0, dry.stderr
+    counts = {line.split()[0]: line.split()[-1] for line in dry.stderr.splitlines() if line.startswith("  ")}
+    assert counts["runs"] == "3" and counts["traces"] == "1" and counts["assessments"] == "2"
+    assert not store.exists()
