@@ -67,10 +67,10 @@ class Progress:
         self._shown = 0.0
         self.tty = out.isatty()
 
-    def add(self, entity: str, number: int) -> None:
+    def add(self, entity: str, number: int, *, show: bool = False) -> None:
         self.counts[entity] = self.counts.get(entity, 0) + number
         now = time.monotonic()
-        if now - self._shown >= (0.2 if self.tty else 1.0):
+        if show or now - self._shown >= (0.2 if self.tty else 1.0):
             self.show()
             self._shown = now
 
@@ -262,8 +262,8 @@ async def _write_all(
             async for points in source.metric_points(batch_ids, options.points_per_batch):
                 await writer.insert_points(conn, points)
                 progress.add("metric points", len(points))
-        progress.add("runs", len(batch_ids))
         progress.add("params", len(rows.get("params", [])))
+        progress.add("runs", len(batch_ids), show=True)  # a line for each batch committed
     for model in await source.registered_models():
         name = model["registered_models"][0]["name"]
         if name in found.present_registered or name in skipped.get("registered models", set()):
