@@ -67,10 +67,10 @@ class Progress:
         self._shown = 0.0
         self.tty = out.isatty()
 
-    def add(self, entity: str, number: int) -> None:
+    def add(self, entity: str, number: int, *, show: bool = False) -> None:
         self.counts[entity] = self.counts.get(entity, 0) + number
         now = time.monotonic()
-        if now - self._shown >= (0.2 if self.tty else 1.0):
+        if show or now - self._shown >= (0.2 if self.tty else 1.0):
             self.show()
             self._shown = now
 
@@ -104,6 +104,9 @@ async def _existing(engine: AsyncEngine, column: Any, extra: Any, keys: list[Any
 
 
 async def _has_schema(engine: AsyncEngine) -> bool:
+    """Whether the store has its tables (a dry run creates nothing, not even an empty SQLite file)."""
+    if engine.dialect.name == "sqlite" and not await asyncio.to_thread(Path(engine.url.database or "").is_file):
+        return False
     async with engine.connect() as conn:
         return await conn.run_sync(lambda sync: inspect(sync).has_table("experiments"))
 
@@ -259,8 +262,8 @@ async def _write_all(
             async for points in source.metric_points(batch_ids, options.points_per_batch):
                 await writer.insert_points(conn, points)
                 progress.add("metric points", len(points))
-        progress.add("runs", len(batch_ids))
         progress.add("params", len(rows.get("params", [])))
+        progress.add("runs", len(batch_ids), show=True)  # a line for each batch committed
     for model in await source.registered_models():
         name = model["registered_models"][0]["name"]
         if name in found.present_registered or name in skipped.get("registered models", set()):

@@ -20,6 +20,7 @@ from gateway.import_mlflow.rows import (
     TRACKING_STORE,
     Inventory,
     Point,
+    Row,
     Rows,
     SourceError,
     latest_of,
@@ -222,7 +223,42 @@ class FileSource:
             rows["tags"] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
             rows["latest_metrics"] += latest_of(self._points(run_id))
             self._run_inputs(run_id, folder, rows)
+        rows["logged_model_metrics"] = self._model_metrics(set(run_ids))
         return rows
+
+    def _model_metrics(self, run_ids: set[str]) -> list[Row]:
+        """The links of these runs' points to logged models: a model's metrics/<key> lines
+        ("timestamp value step run_id [dataset_name dataset_digest]")."""
+        found: list[Row] = []
+        experiments = {self._run_dirs[run_id].parent for run_id in run_ids}
+        for experiment in experiments:
+            models = experiment / "models"
+            if not models.is_dir():
+                continue
+            for model in sorted(models.iterdir()):
+                for key, text in _files(model / "metrics").items():
+                    for line in text.splitlines():
+                        parts = line.split()
+                        if len(parts) < 4 or parts[3] not in run_ids:
+                            continue
+                        run_uuid, name, value, nan, timestamp, step = point(
+                            parts[3], key, float(parts[1]), int(parts[0]), int(parts[2])
+                        )
+                        found.append(
+                            {
+                                "model_id": model.name,
+                                "key": name,
+                                "timestamp": timestamp,
+                                "step": step,
+                                "run_uuid": run_uuid,
+                                "value": value,
+                                "is_nan": nan,
+                                "experiment_id": int(experiment.name),
+                                "dataset_name": parts[4] if len(parts) > 4 else None,
+                                "dataset_digest": parts[5] if len(parts) > 5 else None,
+                            }
+                        )
+        return found
 
     def _run_inputs(self, run_id: str, folder: Path, rows: Rows) -> None:
         datasets = folder.parent / "datasets"

@@ -4,6 +4,7 @@ run is either wholly there or not at all, and a second import after a crash cont
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -67,6 +68,14 @@ async def insert_points(conn: AsyncConnection, records: list[Point]) -> None:
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     if conn.dialect.name == "postgresql":
+        from asyncpg.exceptions import UniqueViolationError
+
+        # the batch's runs are new, so its points are too: COPY them straight in; a point already there
+        # (another import of the same source at once) rolls back to the savepoint and goes the careful way
+        with contextlib.suppress(UniqueViolationError):
+            async with conn.begin_nested():
+                await driver.copy_records_to_table("metrics", records=records, columns=list(POINT_COLUMNS))
+            return
         await driver.execute(_POINTS_STAGING)
         await driver.copy_records_to_table("import_points", records=records, columns=list(POINT_COLUMNS))
         await driver.execute(_POINTS_FROM_STAGING)

@@ -84,6 +84,7 @@ def snapshot(tracking_uri: str, logged: dict[str, Any]) -> dict[str, Any]:
         str(model.status),
         model.params,
         model.tags,
+        sorted({(m.key, repr(m.value), m.step, m.timestamp, m.run_id) for m in model.metrics or []}),
     )
     if "version" in logged:
         registered = client.get_registered_model("reg-model")
