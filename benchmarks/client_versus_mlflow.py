@@ -560,9 +560,10 @@ def tracking_section(samples: dict[str, list[dict[str, float]]], meta: dict[str,
             "an earlier run's).",
             "",
         ]
+    big = f", the {names['big_runs']} runs written into its database in its own schema" if meta["big_runs"] else ""
     lines += [
         "Each server seeded once with the same data (600 runs through the client, the long history through "
-        f"`log_batch`, the {names['big_runs']} runs written into its database in its own schema), then every call "
+        f"`log_batch`{big}), then every call "
         "timed per run, the order alternating; each thread its own `MlflowClient`, all on one run. Every "
         "search's count and every history's steps checked.",
         "",

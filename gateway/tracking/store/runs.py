@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, not_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, not_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -44,6 +44,8 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 """The tag MLflow's client sets on a nested run (autolog's grid-search children): its parent's run id."""
 PAGE_BYTES = 16 << 20
 """About how much run data one page of a run search holds; the client follows next_page_token."""
+RUNS_PER_CHUNK = IN_BATCH // 5
+"""Runs whose children are read at once in a search; the page size is checked between chunks."""
 
 
 def _json_size(run: dict[str, Any]) -> int:
@@ -236,23 +238,35 @@ class RunStore(StoreBase):
         return query
 
 
+_CHILD_ORDER = {"latest_metrics": "key", "params": "key", "tags": "key", "run_model_inputs": "model_id"}
+"""The column a run's children are listed by, where MLflow lists them in an order."""
+
+
+@functools.cache
+def _children_query(table_name: str) -> Any:
+    """The rows of `table_name` for a list of runs (bound as `ids`), built once."""
+    table = s.metadata.tables[table_name]
+    query = select(table).where(table.c.run_uuid.in_(bindparam("ids", expanding=True)))
+    order = _CHILD_ORDER.get(table_name)
+    return query.order_by(table.c[order]) if order else query
+
+
 def runs_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Runs in MLflow's shape; one query per child table for the whole page, not per run."""
     ids = [row.run_uuid for row in rows]
 
-    def children(table: Any, order: Any = None) -> dict[str, list[Any]]:
+    def children(table: Any) -> dict[str, list[Any]]:
         grouped: dict[str, list[Any]] = {run_id: [] for run_id in ids}
         for offset in range(0, len(ids), IN_BATCH):  # bound the bind parameters per statement
-            query = select(table).where(table.c.run_uuid.in_(ids[offset : offset + IN_BATCH]))
-            for child in conn.execute(query.order_by(order) if order is not None else query).all():
+            for child in conn.execute(_children_query(table.name), {"ids": ids[offset : offset + IN_BATCH]}).all():
                 grouped[child.run_uuid].append(child)
         return grouped
 
-    metrics = children(s.latest_metrics, s.latest_metrics.c.key)
-    params = children(s.params, s.params.c.key)
-    tags = children(s.tags, s.tags.c.key)
+    metrics = children(s.latest_metrics)
+    params = children(s.params)
+    tags = children(s.tags)
     inputs = children(s.run_inputs)
-    model_inputs = children(s.run_model_inputs, s.run_model_inputs.c.model_id)
+    model_inputs = children(s.run_model_inputs)
     outputs = children(s.run_outputs)
     runs = []
     for row in rows:
@@ -296,8 +310,8 @@ def _search_page(
     page = rows[:max_results]
     found: list[dict[str, Any]] = []
     size = 0
-    for start in range(0, len(page), IN_BATCH // 5):
-        for run in runs_json(conn, page[start : start + IN_BATCH // 5]):
+    for start in range(0, len(page), RUNS_PER_CHUNK):
+        for run in runs_json(conn, page[start : start + RUNS_PER_CHUNK]):
             if found and size >= PAGE_BYTES:
                 return found, offset_token(offset + len(found))
             found.append(run)
