@@ -10,8 +10,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.storage_servers import free_ports
 
@@ -105,3 +107,11 @@ def create_database(dsn: str, name: str) -> str:
 
     asyncio.run(create())
     return dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+def store_uri_for(request: Any, workdir: Path) -> str:
+    """The metadata store a test module's `request.param` ("sqlite" or "postgresql") asks for: a SQLite file
+    in `workdir`, or a new database on the session's cluster (the `postgres_dsn` fixture)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{workdir / 'mlruns.db'}"
+    return create_database(request.getfixturevalue("postgres_dsn"), f"db{uuid.uuid4().hex[:16]}")

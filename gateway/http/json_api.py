@@ -8,15 +8,18 @@ a repeated name becoming a list. No field may hold a NUL character: no store kee
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
+from gateway.http.access import Access, add_route
 from gateway.http.errors import ApiError
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 """A route's logic: the request and its fields in, the JSON answer out."""
+Route = tuple[str, str, Handler, Access]
+"""(method, path below the prefix, handler, access)."""
 
 
 async def arguments(request: web.Request) -> dict[str, Any]:
@@ -72,3 +75,11 @@ def json_endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Res
         return web.json_response(await handler(request, fields))
 
     return endpoint
+
+
+def add_json_routes(app: web.Application, prefixes: Iterable[str], routes: Iterable[Route]) -> None:
+    """Each of `routes` under each of `prefixes`, through the access table."""
+    routes = list(routes)
+    for prefix in prefixes:
+        for method, path, handler, access in routes:
+            add_route(app, method, prefix + path, json_endpoint(handler), access)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.http.access import Access, add_route
 from gateway.http.errors import ApiError
-from gateway.http.json_api import Handler, json_endpoint
+from gateway.http.json_api import Handler, add_json_routes
 from gateway.http.prefixes import SERVER_INFO_PREFIXES, TRACKING_PREFIXES
 from gateway.traces import legacy, links, otlp, search_filter, span_dicts
 from gateway.traces.correlation import calculate_filter_correlation
@@ -322,8 +322,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 
 
 def add_routes(app: web.Application) -> None:
+    add_json_routes(app, PREFIXES, ROUTES)
     for prefix in PREFIXES:
-        for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, json_endpoint(handler), access)
         add_route(app, "GET", prefix + "/get-trace-artifact", get_trace_artifact, Access.READ)
     add_route(app, "POST", OTLP_PATH, export_spans, Access.WRITE)

@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.access import Access, add_route
+from gateway.http.access import Access
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
-from gateway.http.json_api import Handler, json_endpoint
+from gateway.http.json_api import Handler, add_json_routes
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.locations import LOCATIONS_KEY
 from gateway.tracking.limits import (
@@ -488,9 +488,6 @@ AJAX_ROUTES: list[tuple[str, str, Handler, Access]] = [
 
 
 def add_routes(app: web.Application) -> None:
-    for prefix in TRACKING_PREFIXES:
-        for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, json_endpoint(handler), access)
+    add_json_routes(app, TRACKING_PREFIXES, ROUTES)
     ajax_prefix = next(prefix for prefix in TRACKING_PREFIXES if prefix.startswith("/ajax-api/"))
-    for method, path, handler, access in AJAX_ROUTES:
-        add_route(app, method, ajax_prefix + path, json_endpoint(handler), access)
+    add_json_routes(app, [ajax_prefix], AJAX_ROUTES)

@@ -23,17 +23,13 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from tests.gateway_process import RunningGateway, run_gateway
-from tests.postgres_server import create_database
+from tests.postgres_server import store_uri_for
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     workdir = tmp_path_factory.mktemp(f"registry-{request.param}")
-    if request.param == "sqlite":
-        store = f"sqlite:///{workdir / 'mlruns.db'}"
-    else:
-        store = create_database(request.getfixturevalue("postgres_dsn"), f"reg{uuid.uuid4().hex[:12]}")
-    with run_gateway(workdir, "--backend-store-uri", store) as running:
+    with run_gateway(workdir, "--backend-store-uri", store_uri_for(request, workdir)) as running:
         yield running
 
 

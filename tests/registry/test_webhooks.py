@@ -22,7 +22,7 @@ from aiohttp import web
 from mlflow import MlflowClient
 
 from tests.gateway_process import RunningGateway, run_gateway
-from tests.postgres_server import create_database
+from tests.postgres_server import store_uri_for
 
 SECRET = "s3cret-for-signing"
 MODEL_EVENTS = [
@@ -123,11 +123,7 @@ GATEWAY_FLAGS = ("--webhook-allowed-hosts", "127.0.0.1", "--webhook-timeout-seco
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     workdir = tmp_path_factory.mktemp(f"webhooks-{request.param}")
-    if request.param == "sqlite":
-        store = f"sqlite:///{workdir / 'mlruns.db'}"
-    else:
-        store = create_database(request.getfixturevalue("postgres_dsn"), f"hook{uuid.uuid4().hex[:12]}")
-    with run_gateway(workdir, "--backend-store-uri", store, *GATEWAY_FLAGS) as running:
+    with run_gateway(workdir, "--backend-store-uri", store_uri_for(request, workdir), *GATEWAY_FLAGS) as running:
         yield running
 
 

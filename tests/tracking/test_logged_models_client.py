@@ -18,17 +18,13 @@ from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
 from tests.gateway_process import RunningGateway, run_gateway
-from tests.postgres_server import create_database
+from tests.postgres_server import store_uri_for
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     workdir = tmp_path_factory.mktemp(f"models-{request.param}")
-    if request.param == "sqlite":
-        store = f"sqlite:///{workdir / 'mlruns.db'}"
-    else:
-        store = create_database(request.getfixturevalue("postgres_dsn"), f"lm{uuid.uuid4().hex[:12]}")
-    with run_gateway(workdir, "--backend-store-uri", store) as running:
+    with run_gateway(workdir, "--backend-store-uri", store_uri_for(request, workdir)) as running:
         yield running
 
 

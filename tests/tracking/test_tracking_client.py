@@ -18,7 +18,7 @@ from mlflow.entities import Experiment, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from tests.gateway_process import RunningGateway, run_gateway
-from tests.postgres_server import create_database
+from tests.postgres_server import store_uri_for
 
 TRACKING = "/api/2.0/mlflow"
 
@@ -26,11 +26,7 @@ TRACKING = "/api/2.0/mlflow"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tracking(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     workdir = tmp_path_factory.mktemp(f"tracking-{request.param}")
-    if request.param == "sqlite":
-        store = f"sqlite:///{workdir / 'mlruns.db'}"
-    else:
-        store = create_database(request.getfixturevalue("postgres_dsn"), f"t{uuid.uuid4().hex[:12]}")
-    with run_gateway(workdir, "--backend-store-uri", store, "--workers", "2") as running:
+    with run_gateway(workdir, "--backend-store-uri", store_uri_for(request, workdir), "--workers", "2") as running:
         yield running
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.access import Access, add_route
+from gateway.http.access import Access
 from gateway.http.app_keys import REGISTRY_STORE_KEY
-from gateway.http.json_api import Handler, json_endpoint
+from gateway.http.json_api import Handler, add_json_routes
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.registry.store import values as v
 from gateway.registry.store.webhooks import webhook_name, webhook_status
@@ -122,6 +122,4 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 
 
 def add_routes(app: web.Application) -> None:
-    for prefix in TRACKING_PREFIXES:
-        for method, path, handler, access in ROUTES:
-            add_route(app, method, prefix + path, json_endpoint(handler), access)
+    add_json_routes(app, TRACKING_PREFIXES, ROUTES)
