@@ -24,6 +24,7 @@ from gateway.import_mlflow.rows import (
     Rows,
     SourceError,
     latest_of,
+    model_version_record,
     point,
 )
 from gateway.import_mlflow.spans import span_row
@@ -341,22 +342,14 @@ class FileSource:
                     model["deleted_versions"].append({"version": number})
                     continue
                 model["model_versions"].append(
-                    {
-                        "name": name,
-                        "version": number,
-                        "creation_time": version.get("creation_timestamp") or 0,
-                        "last_updated_time": version.get("last_updated_timestamp") or 0,
-                        "description": version.get("description"),
-                        "user_id": version.get("user_id"),
-                        "current_stage": version.get("current_stage") or "None",
-                        "source": version.get("source") or "",
-                        "run_id": version.get("run_id") or None,
-                        "run_link": version.get("run_link"),
-                        "status": version.get("status") or "READY",
-                        "status_message": version.get("status_message"),
-                        "storage_location": version.get("storage_location") or version.get("source") or "",
-                        "model_id": version.get("model_id"),
-                    }
+                    model_version_record(
+                        version,
+                        name,
+                        number,
+                        version.get("creation_timestamp") or 0,
+                        version.get("last_updated_timestamp") or 0,
+                        version.get("model_id"),
+                    )
                 )
                 model["model_version_tags"] += [
                     {"name": name, "version": number, "key": k, "value": v}

@@ -175,3 +175,25 @@ def assessment_content(row: Row) -> str:
     if row.get("valid") is not None:
         content["valid"] = bool(row["valid"])
     return json.dumps(content, separators=(",", ":"))
+
+
+def model_version_record(
+    values: dict[str, Any], name: str, number: int, created: int, updated: int, model_id: str | None
+) -> Row:
+    """A registered model version as the writer takes it, from either source's fields (`values`)."""
+    return {
+        "name": name,
+        "version": number,
+        "creation_time": created,
+        "last_updated_time": updated,
+        "description": values.get("description"),
+        "user_id": values.get("user_id"),
+        "current_stage": values.get("current_stage") or "None",
+        "source": values.get("source") or "",
+        "run_id": values.get("run_id") or None,
+        "run_link": values.get("run_link"),
+        "status": values.get("status") or "READY",
+        "status_message": values.get("status_message"),
+        "storage_location": values.get("storage_location") or values.get("source") or "",
+        "model_id": model_id,
+    }

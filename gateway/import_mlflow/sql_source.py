@@ -25,6 +25,7 @@ from gateway.import_mlflow.rows import (
     assessment_content,
     latest_of,
     metric_row,
+    model_version_record,
     point,
 )
 from gateway.import_mlflow.spans import span_row
@@ -340,22 +341,14 @@ class SqlSource:
                 continue
             match = _MODEL_URI.match(row.get("source") or "")
             model["model_versions"].append(
-                {
-                    "name": row["name"],
-                    "version": int(row["version"]),
-                    "creation_time": row.get("creation_time") or 0,
-                    "last_updated_time": row.get("last_updated_time") or row.get("creation_time") or 0,
-                    "description": row.get("description"),
-                    "user_id": row.get("user_id"),
-                    "current_stage": row.get("current_stage") or "None",
-                    "source": row.get("source") or "",
-                    "run_id": row.get("run_id") or None,
-                    "run_link": row.get("run_link"),
-                    "status": row.get("status") or "READY",
-                    "status_message": row.get("status_message"),
-                    "storage_location": row.get("storage_location") or row.get("source") or "",
-                    "model_id": row.get("model_id") or (match[1] if match else None),
-                }
+                model_version_record(
+                    row,
+                    row["name"],
+                    int(row["version"]),
+                    row.get("creation_time") or 0,
+                    row.get("last_updated_time") or row.get("creation_time") or 0,
+                    row.get("model_id") or (match[1] if match else None),
+                )
             )
         versions = {(v["name"], v["version"]) for m in by_name.values() for v in m["model_versions"]}
         for row in await self._rows("model_version_tags"):
