@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -414,6 +415,11 @@ def compare_tracking(work: Path, args: argparse.Namespace) -> dict[str, list[dic
                 samples.setdefault(server.name, []).append(sample)
                 brief = ", ".join(f"{key} {value:.3f}" for key, value in sample.items())
                 print(f"[tracking] run{run} {server.name}: {brief}", file=sys.stderr, flush=True)
+        if args.big_runs:  # last: a server may go on searching after the client gave up
+            for server in servers:
+                seconds = client_tracking.big_search_seconds(server.url, seeded[server.name], args)
+                samples[server.name][-1]["search_runs_big_s"] = seconds
+                print(f"[tracking] {server.name}: search over {args.big_runs} runs {seconds:.3f} s", file=sys.stderr)
     ceiling = [sys.executable, str(ROOT / "benchmarks" / "ceiling_server.py"), "--root", str(work)]
     with process("ceiling", ceiling, work, {}) as (url, _):
         for _ in range(args.tracking_runs):
@@ -486,20 +492,24 @@ TRACKING_META = ("tracking_runs", "metric_calls", "batches", "history_points", "
 
 
 def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
-    return {
-        name: {metric: statistics.median(sample[metric] for sample in runs) for metric in runs[0]}
-        for name, runs in samples.items()
-    }
+    """Each server's median of each metric, over the runs that measured it (the big search runs once)."""
+    result: dict[str, dict[str, float]] = {}
+    for name, runs in samples.items():
+        metrics = dict.fromkeys(metric for sample in runs for metric in sample)
+        result[name] = {m: statistics.median(sample[m] for sample in runs if m in sample) for m in metrics}
+    return result
 
 
 def fmt(value: float, seconds: bool) -> str:
+    if math.isinf(value):
+        return "no answer within the timeout"
     if seconds:
         return f"{value * 1000:,.0f} ms"
     return f"{value:,.0f}"
 
 
 def speedup(gateway: float | None, mlflow: float | None, seconds: bool) -> float | None:
-    if not gateway or not mlflow:
+    if not gateway or not mlflow or math.isinf(gateway) or math.isinf(mlflow):
         return None
     return mlflow / gateway if seconds else gateway / mlflow
 
@@ -741,6 +751,12 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=5, help="log_batch calls of 1,000 per thread of 4 (16: /4)")
     parser.add_argument("--history-points", type=int, default=100_000, help="points of the read metric history")
     parser.add_argument("--big-runs", type=int, default=100_000, help="runs of the large search (0: none)")
+    parser.add_argument(
+        "--search-timeout",
+        type=int,
+        default=300,
+        help="seconds a server may take to answer the large search before it counts as no answer (300)",
+    )
     parser.add_argument("--postgres", action="store_true", help="also the gateway's tracking legs on PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     parser.add_argument("--from-json", type=Path, help="only re-render the report from a saved JSON")
