@@ -37,16 +37,18 @@ ROOT = ""
 
 
 @contextlib.contextmanager
-def run_mlflow_server(workdir: Path, timeout: float = 180.0) -> Iterator[str]:
-    """`mlflow server` on SQLite with proxied artifacts on local disk, until the block ends; its URL.
+def run_mlflow_server(workdir: Path, timeout: float = 180.0, backend_store_uri: str | None = None) -> Iterator[str]:
+    """`mlflow server` with proxied artifacts on local disk (`workdir/art`), until the block ends; its URL.
 
-    It takes 10-20 s to start (migrations of a new database, then uvicorn), more on a busy machine.
+    Its store is `workdir/mlflow.db` (SQLite) unless `backend_store_uri` names another
+    (`postgresql+psycopg2://...`). It takes 10-20 s to start (migrations of a new database, then
+    uvicorn), more on a busy machine.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_ports(1)[0]
     command = [
         *(sys.executable, "-m", "mlflow", "server"),
-        *("--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"),
+        *("--backend-store-uri", backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"),
         *("--artifacts-destination", str(workdir / "art")),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
     ]

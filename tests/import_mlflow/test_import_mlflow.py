@@ -1,5 +1,5 @@
 """`artifact-gateway import-mlflow`: a store filled by the stock client (a stock `mlflow server` on
-SQLite, an old ./mlruns file store) imported, then read back through the gateway with the stock
+SQLite or PostgreSQL, an old ./mlruns file store) imported, then read back through the gateway with the stock
 client: the same ids, values, histories, tags, relations; a crash and a second run end the same."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,33 @@ from tests.import_mlflow.helpers import clean_env, gateway_cli, populate, snapsh
 from tests.postgres_server import create_database
 
 
-@pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """A stock `mlflow server` on SQLite filled by the stock client: its folder, what was logged, what
-    the stock client reads back from that server."""
-    workdir = tmp_path_factory.mktemp("mlflow-server")
-    with run_mlflow_server(workdir) as url:
+def _filled_stock_server(
+    workdir: Path, backend_store_uri: str | None = None
+) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A stock `mlflow server` on `backend_store_uri` (SQLite in `workdir` by default) filled by the stock
+    client: its folder (artifacts in `art`), what was logged, what the stock client reads back from it."""
+    with run_mlflow_server(workdir, backend_store_uri=backend_store_uri) as url:
         logged = populate(url, workdir)
         expected = snapshot(url, logged)
-    yield workdir, logged, expected
+    return workdir, logged, expected
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A stock `mlflow server` on SQLite (`mlflow.db`) filled by the stock client."""
+    return _filled_stock_server(tmp_path_factory.mktemp("mlflow-server"))
+
+
+@pytest.fixture(scope="module")
+def mlflow_postgres_store(
+    tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str
+) -> tuple[str, tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """A stock `mlflow server` on a new database of the session's PostgreSQL cluster filled by the stock
+    client: the database's `postgresql://` URI, and what `_filled_stock_server` answers. MLflow is given
+    `postgresql+psycopg2://`: SQLAlchemy 2.1 reaches a bare `postgresql://` with psycopg 3, not installed."""
+    database = create_database(postgres_dsn, f"mlflow{uuid.uuid4().hex[:12]}")
+    mlflow_uri = database.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return database, _filled_stock_server(tmp_path_factory.mktemp("mlflow-pg-server"), mlflow_uri)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +58,18 @@ def file_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return workdir, logged
 
 
+@pytest.mark.parametrize("source_backend", ["sqlite", "postgresql"])
 def test_a_stock_mlflow_server_store_reads_back_the_same_through_the_gateway(
-    mlflow_store: tuple[Path, dict[str, Any], dict[str, Any]], tmp_path: Path
+    source_backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    workdir, logged, expected = mlflow_store
+    if source_backend == "sqlite":
+        workdir, logged, expected = request.getfixturevalue("mlflow_store")
+        source = f"sqlite:///{workdir / 'mlflow.db'}"
+    else:
+        source, (workdir, logged, expected) = request.getfixturevalue("mlflow_postgres_store")
+        assert source.startswith("postgresql://")
     store = f"sqlite:///{tmp_path / 'gateway.db'}"
-    done = gateway_cli("import-mlflow", "--from", f"sqlite:///{workdir / 'mlflow.db'}", "--backend-store-uri", store)
+    done = gateway_cli("import-mlflow", "--from", source, "--backend-store-uri", store)
     assert done.returncode == 0, done.stderr
     assert "DIFFERENT" not in done.stderr and "0 different" in done.stderr
     with run_gateway(tmp_path / "gw", "--backend-store-uri", store, destination=workdir / "art") as gateway:
