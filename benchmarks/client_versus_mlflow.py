@@ -605,8 +605,8 @@ def tracking_section(samples: dict[str, list[dict[str, float]]], meta: dict[str,
     if "gateway_postgresql" in mid:
         pg = mid["gateway_postgresql"]
         lines += [
-            "The gateway on PostgreSQL (the test suite's server; stock `mlflow server` is not run on PostgreSQL "
-            "here: its driver, psycopg2, is not installed): "
+            "The gateway on PostgreSQL (the test suite's server; stock `mlflow server` on PostgreSQL is not "
+            "measured by this bench yet, so there is no ratio): "
             + "; ".join(
                 f"{label.format(**names)} {fmt(pg[metric], seconds)}"
                 for metric, label, seconds in TRACKING_ROWS
