@@ -139,3 +139,17 @@ def test_bad_input_gets_a_clear_page(registered: Registered, path: str, status: 
     assert response.status_code == status
     assert response.headers["Content-Type"].startswith("text/html")
     assert message in response.text.replace("&#39;", "'")
+
+
+async def test_logged_model_page_lists_the_versions_registered_from_it(registered: Registered, page: Page) -> None:
+    client = MlflowClient(registered.gateway.url, registered.gateway.url)
+    # MLflow answers no model_id for a version (it keeps none); the source names the logged model.
+    model_id = client.get_model_version(MODEL, "2").source.removeprefix("models:/")
+    assert model_id.startswith("m-")
+    await page.goto(f"{registered.gateway.url}/logged-models/{model_id}")
+    assert await page.locator("#registered-versions").inner_text() == f"{MODEL} v2"
+    await page.locator("#registered-versions a").click()
+    await page.wait_for_url(f"**/models/{MODEL}/versions/2")
+    other_id = client.get_model_version(MODEL, "1").source.removeprefix("models:/")
+    await page.goto(f"{registered.gateway.url}/logged-models/{other_id}")
+    assert await page.locator("#registered-versions").inner_text() == f"{MODEL} v1 (Staging)"
