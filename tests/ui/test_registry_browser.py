@@ -150,6 +150,8 @@ async def test_logged_model_page_lists_the_versions_registered_from_it(registere
     assert await page.locator("#registered-versions").inner_text() == f"{MODEL} v2"
     await page.locator("#registered-versions a").click()
     await page.wait_for_url(f"**/models/{MODEL}/versions/2")
+    await page.get_by_role("link", name=model_id, exact=True).click()  # and back to the logged model
+    await page.wait_for_url(f"**/logged-models/{model_id}")
     other_id = client.get_model_version(MODEL, "1").source.removeprefix("models:/")
     await page.goto(f"{registered.gateway.url}/logged-models/{other_id}")
     assert await page.locator("#registered-versions").inner_text() == f"{MODEL} v1 (Staging)"
