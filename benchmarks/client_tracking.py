@@ -275,3 +275,35 @@ def tracking_legs(url: str, seeded: dict[str, Any], args: Any) -> dict[str, floa
     sample["metric_history_s"] = seconds
     sample.update(model_legs(url))
     return sample
+
+
+FLOOR_METRICS = ("log_metric_4_cps", "log_batch_4_mps", "log_batch_16_mps", "search_runs_600_s", "metric_history_s")
+"""The calls timed against the replaying server (benchmarks/ceiling_server.py --replay-from)."""
+
+
+def floor_legs(url: str, upstream: str, seeded: dict[str, Any], args: Any) -> dict[str, float]:
+    """The stock client's own floor: the same calls against a server replaying `upstream`'s answers.
+
+    `url` answers each call with the exact bytes `upstream` (the gateway, seeded as `seeded`) answered the
+    first time (a call made here once, unmeasured, records them), so the time is the client's alone.
+    """
+    from mlflow import MlflowClient
+
+    run_id = MlflowClient(upstream).create_run(seeded["work_experiment"]).info.run_id
+    log_metric_rate(url, run_id, 1, 1)  # records each answer once
+    log_batch_rate(url, run_id, 1, 1)
+    sample: dict[str, float] = {}
+    sample["log_metric_4_cps"] = log_metric_rate(url, run_id, 4, args.metric_calls)
+    sample["log_batch_4_mps"] = log_batch_rate(url, run_id, 4, args.batches)
+    sample["log_batch_16_mps"] = log_batch_rate(url, run_id, 16, max(1, args.batches // 4))
+    search(url, seeded["searched"])
+    seconds, found = _median_seconds(lambda: search(url, seeded["searched"]), 5)
+    if len(found) != expected_search(600, 100):
+        raise AssertionError(f"{url}: replayed search found {len(found)}, expected {expected_search(600, 100)}")
+    sample["search_runs_600_s"] = seconds
+    MlflowClient(url).get_metric_history(seeded["history_run"], "loss")
+    seconds, history = _median_seconds(lambda: MlflowClient(url).get_metric_history(seeded["history_run"], "loss"), 3)
+    if sorted(m.step for m in history) != list(range(args.history_points)):
+        raise AssertionError(f"{url}: replayed get_metric_history returned {len(history)} points")
+    sample["metric_history_s"] = seconds
+    return sample

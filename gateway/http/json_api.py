@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,15 @@ from aiohttp import web
 from gateway.http.access import Access, add_route
 from gateway.http.errors import ApiError
 
-Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+@dataclass(frozen=True)
+class EncodedJson:
+    """A handler's answer already written as JSON text (a long list built as text, not as dicts): sent as is."""
+
+    text: str
+
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any] | EncodedJson]]
 """A route's logic: the request and its fields in, the JSON answer out."""
 Route = tuple[str, str, Handler, Access]
 """(method, path below the prefix, handler, access)."""
@@ -72,7 +81,10 @@ def json_endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.Res
         fields = await arguments(request)
         refuse_nul(fields, "body")
         refuse_nul(dict(request.match_info), "path")
-        return web.json_response(await handler(request, fields))
+        answer = await handler(request, fields)
+        if isinstance(answer, EncodedJson):
+            return web.Response(text=answer.text, content_type="application/json")
+        return web.json_response(answer)
 
     return endpoint
 

@@ -7,6 +7,7 @@ sends them); every rule about what is valid lives in the store, which raises its
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import Any
@@ -16,7 +17,7 @@ from aiohttp import web
 from gateway.http.access import Access
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
-from gateway.http.json_api import Handler, add_json_routes
+from gateway.http.json_api import EncodedJson, Handler, add_json_routes
 from gateway.http.prefixes import TRACKING_PREFIXES
 from gateway.locations import LOCATIONS_KEY
 from gateway.tracking.limits import (
@@ -288,14 +289,18 @@ async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str,
     return _with_token({"runs": found} if found else {}, token)
 
 
-async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> EncodedJson:
+    """The points come as JSON text from the store (a long history is thousands): placed as they are."""
     points, token = await _store(request).metric_history(
         _run_id(fields),
         fields.get("metric_key"),
         _bounded(fields, "max_results", MAX_HISTORY, MAX_HISTORY),
         fields.get("page_token") or None,
     )
-    return _with_token({"metrics": points} if points else {}, token)
+    members = [f'"metrics": {points}'] if points else []
+    if token:
+        members.append(f'"next_page_token": {json.dumps(token)}')
+    return EncodedJson("{" + ", ".join(members) + "}")
 
 
 async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:

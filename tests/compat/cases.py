@@ -784,6 +784,22 @@ LOG_BATCH = [
         {"metrics": [{"key": "mae", "value": 2.5, "timestamp": 123456789}]},
         after=(history("mae"),),
     ),
+    log_batch(
+        "metric values of every shape",
+        {
+            "metrics": [
+                {"key": "shape", "value": value, "timestamp": 2**53 + step, "step": step}
+                for step, value in enumerate(["Infinity", "-Infinity", 1e300, 5e-324, -0.0, 0.1, 123456789, -2.5])
+            ]
+            + [{"key": "shape", "value": 7.0, "timestamp": 0, "step": -(2**62)}]
+        },
+        after=(history("shape"),),
+    ),
+    log_batch(
+        "metric key of every character allowed",
+        {"metrics": [{"key": "épreuve/a b:c-d.e_f", "value": 1.0, "timestamp": 1, "step": 0}]},
+        after=(history("épreuve/a b:c-d.e_f"),),
+    ),
     log_batch("metric value null", {"metrics": [{"key": "mae", "value": None, "timestamp": 1}]}),
     log_batch("metric key a#b", {"metrics": [{"key": "a#b", "value": 1, "timestamp": 1}]}),
     log_batch("param key a#b", {"params": [{"key": "a#b", "value": "v"}]}),

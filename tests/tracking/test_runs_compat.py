@@ -3,6 +3,7 @@ batches, and MLflow's UI routes for sampled histories and datasets (on SQLite an
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.postgres_server import store_uri_for
 
 API = "/api/2.0/mlflow"
 AJAX = "/ajax-api/2.0/mlflow"
+MAX = sys.float_info.max
 SEE_DOCS = "See the API docs for more information about request parameters."
 
 
@@ -131,6 +133,37 @@ def test_metric_values_as_strings_are_numbers(tracking: RunningGateway) -> None:
         assert post(tracking, "/runs/log-metric", {"run_id": run_id, "key": "m", "value": value, "timestamp": 1}).ok
     history = MlflowClient(tracking.url).get_metric_history(run_id, "m")
     assert sorted(str(point.value) for point in history) == ["1.5", "nan"]
+
+
+def test_a_history_answer_is_protobufs_json_page_by_page(tracking: RunningGateway) -> None:
+    """The history is written as text, not through json.dumps: NaN is protobuf's string, numbers keep their
+    exact value (an infinity is stored as the largest double, as MLflow stores it), and the pages join up
+    to the whole history in step order."""
+    _, run_id = new_run(tracking)
+    values: list[Any] = ["NaN", "Infinity", "-Infinity", 0.1, -2.5, 5e-324, 1e300]
+    metrics = [{"key": "é/m", "value": v, "timestamp": 2**53 + step, "step": step} for step, v in enumerate(values)]
+    assert post(tracking, "/runs/log-batch", {"run_id": run_id, "metrics": metrics}).ok
+    pages, token = [], None
+    while True:
+        query = {"run_id": run_id, "metric_key": "é/m", "max_results": "3", **({"page_token": token} if token else {})}
+        answer = requests.get(f"{tracking.url}{API}/metrics/get-history", params=query, timeout=30)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+        page = answer.json()
+        pages.append(page["metrics"])
+        token = page.get("next_page_token")
+        if token is None:
+            assert set(page) == {"metrics"}
+            break
+    assert [len(page) for page in pages] == [3, 3, 1]
+    infinities = {"Infinity": MAX, "-Infinity": -MAX}
+    stored = [{**point, "value": infinities.get(point["value"], point["value"])} for point in metrics]
+    assert [point for page in pages for point in page] == stored
+    history = MlflowClient(tracking.url).get_metric_history(run_id, "é/m")
+    assert [repr(point.value) for point in history] == ["nan", repr(MAX), repr(-MAX), "0.1", "-2.5", "5e-324", "1e+300"]
+    query = {"run_id": run_id, "metric_key": "x"}
+    empty = requests.get(f"{tracking.url}{API}/metrics/get-history", params=query, timeout=30)
+    assert empty.status_code == 200 and empty.json() == {}
 
 
 def test_create_run_needs_an_experiment_and_checks_its_name_tag(tracking: RunningGateway) -> None:
