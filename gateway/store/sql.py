@@ -86,3 +86,23 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "IS NOT NULL":
         return column.is_not(None)  # type: ignore[no-any-return]
     raise InvalidValue(f"Invalid comparator '{op}'")
+
+
+def plain_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """The rows of a SELECT as plain tuples, for reads of thousands of rows (a long metric history).
+
+    On SQLite straight from the driver's cursor, inside the connection's transaction: SQLAlchemy's row
+    objects and result processing cost about 4 µs a row here, 40 ms for a history of 10,000 points
+    where the driver takes 10. The query's bound values go to the driver as they are (strings and
+    numbers: no bind processing). Values come back as the driver gives them (a Boolean column as 0 or
+    1 on SQLite). Elsewhere through SQLAlchemy.
+    """
+    if conn.dialect.name != "sqlite":
+        return [tuple(row) for row in conn.execute(query).all()]
+    compiled = query.compile(dialect=conn.dialect)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), [compiled.params[name] for name in compiled.positiontup or ()])
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()

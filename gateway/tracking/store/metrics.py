@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
-from gateway.store.sql import insert_for, upsert_statement
+from gateway.store.sql import insert_for, plain_rows, upsert_statement
 from gateway.tracking.limits import (
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
@@ -218,19 +219,23 @@ def _history_page(
     sql = _statements(conn.dialect.name)
     found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id)
     m = s.metrics.c
-    rows = conn.execute(
+    rows = plain_rows(
+        conn,
         select(m.value, m.is_nan, m.timestamp, m.step)
         .where(m.run_uuid == run_id, m.key == check_key(key, "metric_key"))
         .order_by(m.step, m.timestamp, m.id)
         .offset(offset)
-        .limit(max_results + 1)
-    ).all()
+        .limit(max_results + 1),
+    )
     token = offset_token(offset + max_results) if len(rows) > max_results else None
     if not rows:
         return None, token
     head = '{"key": ' + json.dumps(key) + ', "value": '
+    finite = math.isfinite
     points = [
-        f'{head}{_json_double(math.nan if nan else value)}, "timestamp": {int(timestamp)}, "step": {int(step)}}}'
+        f'{head}{value!r}, "timestamp": {timestamp}, "step": {step}}}'
+        if not nan and finite(value)
+        else f'{head}{_json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
         for value, nan, timestamp, step in rows[:max_results]
     ]
     return "[" + ", ".join(points) + "]", token
@@ -319,30 +324,42 @@ def _write_batch(
         _insert_metrics(conn, sql, run, metrics)
 
 
-def _stored(point: MetricPoint) -> dict[str, Any]:
-    """A point's stored columns: NaN is kept as 0 with its flag, as MLflow's SQL store keeps it."""
+def _stored_columns(point: MetricPoint) -> tuple[float, bool, int, int]:
+    """A point's stored value, is_nan, timestamp and step: NaN is kept as 0 with its flag, as MLflow's SQL
+    store keeps it."""
     nan = math.isnan(point.value)
-    return {"value": 0.0 if nan else point.value, "is_nan": nan, "timestamp": point.timestamp, "step": point.step}
+    return 0.0 if nan else point.value, nan, point.timestamp, point.step
+
+
+def _stored(point: MetricPoint) -> dict[str, Any]:
+    return dict(zip(("value", "is_nan", "timestamp", "step"), _stored_columns(point), strict=True))
+
+
+_METRIC_COLUMNS = (
+    "run_uuid", "key", "value", "is_nan", "timestamp", "step", "model_id", "dataset_name", "dataset_digest"
+)  # fmt: skip
+"""A metrics row's columns in the table's order: the order of the SQLite insert's `?` placeholders."""
+
+
+@functools.cache
+def _sqlite_metric_insert() -> str:
+    """The batch's metric insert as SQLite text with positional placeholders, for the driver's executemany."""
+    compiled = _statements("sqlite").metric.compile(dialect=sqlite.dialect(), column_keys=list(_METRIC_COLUMNS))
+    assert tuple(compiled.positiontup or ()) == _METRIC_COLUMNS, compiled.positiontup
+    return str(compiled)
 
 
 def _insert_metrics(conn: Connection, sql: _Statements, run: Any, points: Sequence[MetricPoint]) -> None:
     """Store each point once (logging it again changes nothing, as in MLflow), link to their logged
     models the points that name one, and move each key's latest value forward."""
     run_id = run.run_uuid
-    conn.execute(
-        sql.metric,
-        [
-            {
-                "run_uuid": run_id,
-                "key": p.key,
-                **_stored(p),
-                "model_id": p.model_id,
-                "dataset_name": p.dataset_name,
-                "dataset_digest": p.dataset_digest,
-            }
-            for p in points
-        ],
-    )
+    rows = [(run_id, p.key, *_stored_columns(p), p.model_id, p.dataset_name, p.dataset_digest) for p in points]
+    if conn.dialect.name == "sqlite":
+        # The driver's own executemany: SQLAlchemy's per-row parameter handling cost as much as SQLite's
+        # inserts themselves for a batch of 1,000 points (benchmarks: log_batch from 4 threads).
+        conn.exec_driver_sql(_sqlite_metric_insert(), rows)
+    else:
+        conn.execute(sql.metric, [dict(zip(_METRIC_COLUMNS, row, strict=True)) for row in rows])
     linked = [p for p in points if p.model_id]
     for model_id in sorted({p.model_id for p in linked if p.model_id}):
         row = conn.execute(sql.model, {"model_id": model_id}).first() if checked_model_id(model_id) else None
