@@ -102,9 +102,10 @@ def _bounded(fields: dict[str, Any], name: str, default: int, limit: int) -> int
     return value
 
 
-def _metric(fields: dict[str, Any], prefix: str = "") -> MetricPoint:
+def _metric(fields: dict[str, Any], prefix: str = "", checked_keys: dict[str, str] | None = None) -> MetricPoint:
     """A metric point checked in MLflow's order (key, value, timestamp, step; the key's length last),
-    with MLflow's field names: `prefix` is `metrics[i].` inside a batch."""
+    with MLflow's field names: `prefix` is `metrics[i].` inside a batch, where `checked_keys` keeps the
+    keys already found good (a batch of 1,000 points usually has a few keys)."""
     key = fields.get("key")
     if key is None or key == "":
         raise missing(f"{prefix}key")
@@ -118,8 +119,13 @@ def _metric(fields: dict[str, Any], prefix: str = "") -> MetricPoint:
             f"(value={value}). Timestamp must be a nonnegative long (64-bit integer) "
         )
     step = int_field(fields.get("step"), f"{prefix}step", default=0)
+    checked = checked_keys.get(key) if checked_keys is not None and isinstance(key, str) else None
+    if checked is None:
+        checked = check_key(key, f"{prefix}key", name_field=f"{prefix}name", label="Metric name")
+        if checked_keys is not None:
+            checked_keys[checked] = checked
     return MetricPoint(
-        key=check_key(key, f"{prefix}key", name_field=f"{prefix}name", label="Metric name"),
+        key=checked,
         value=value,
         timestamp=timestamp,
         step=step,
@@ -259,7 +265,8 @@ async def delete_tag(request: web.Request, fields: dict[str, Any]) -> dict[str, 
 
 
 async def log_batch(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
-    metrics = [_metric(item, f"metrics[{index}].") for index, item in enumerate(_objects(fields, "metrics"))]
+    keys: dict[str, str] = {}
+    metrics = [_metric(item, f"metrics[{index}].", keys) for index, item in enumerate(_objects(fields, "metrics"))]
     await _store(request).log_batch(_run_id(fields), metrics, _objects(fields, "params"), _objects(fields, "tags"))
     return {}
 

@@ -98,6 +98,18 @@ def test_without_truncation_a_long_value_is_refused(tmp_path: Path) -> None:
             {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1}, {"key": "n", "value": 2.0}]},
             f"Missing value for required parameter 'metrics[1].timestamp'. {SEE_DOCS}",
         ),
+        (  # the batch checks each distinct key once: a bad key after good ones is still found, in its place
+            "/runs/log-batch",
+            {"metrics": [{"key": k, "value": 1.0, "timestamp": 1} for k in ("m", "m", "a#b", "m")]},
+            "Invalid value \"a#b\" for parameter 'metrics[2].name' supplied: Names may only contain alphanumerics, "
+            "underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).",
+        ),
+        (
+            "/runs/log-batch",
+            {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1}, {"key": ["m"], "value": 1.0, "timestamp": 1}]},
+            "Invalid value [\"m\"] for parameter 'metrics[1].key' supplied:  Hint: Value was of type 'list'. "
+            + SEE_DOCS,
+        ),
         (
             "/runs/log-batch",
             {"params": [{"key": "dup", "value": "1"}, {"key": "dup", "value": "1"}]},
