@@ -12,8 +12,8 @@ import os
 from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 
-FLUSH_THREADS = 4
-"""Threads of the pool that flushes the directories beyond the first (a chain deeper than 5 waits its turn)."""
+FLUSH_THREADS = 8
+"""Threads of the pool that flushes the directories beyond the first, for all uploads of the worker."""
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
@@ -36,6 +36,8 @@ def fsync_together(fds: Collection[int]) -> None:
     The first error is raised, but only after every flush has finished: the caller closes the
     descriptors next, and none may be closed while a thread still flushes it.
     """
+    if not fds:
+        return
     first, *others = fds
     if not others:  # an existing folder: its one new entry, flushed here without a thread hop
         os.fsync(first)
