@@ -5,9 +5,10 @@ Every blocking filesystem call runs in the event loop's default executor (throug
 one per network chunk. A large upload nobody asked a digest of is hashed after its answer
 (`DeferredDigests`); a small file is read whole when opened for a download.
 
-`repository` holds the class; each other module one concern: `staging` and `streaming` (an upload
-on its way in), `commits` (into place), `reads` and `listing`, `multipart`, `sweep`, `deletes`,
-`metadata` (ObjectInfo, the sha256 xattr), `fs_paths`, `threads` and `os_errors`.
+`repository` holds the class; each other module one concern: `staging` and `streaming` (an upload on
+its way in), `commits` (into place) and `flushes` (its directories made durable at once), `reads`
+and `listing`, `multipart`, `sweep`, `deletes`, `metadata` (ObjectInfo, the sha256 xattr),
+`fs_paths`, `threads` and `os_errors`.
 """
 
 from repositories.local.repository import LocalRepository

@@ -1,7 +1,9 @@
 """Committing a staged file: its parent directories opened (or made) one level at a time relative to
 the level above, never through a symbolic link, the file linked or renamed into place relative to
 the opened parent (and from the opened staging directory), and with `fsync` every directory that
-gained an entry flushed before the upload is answered. No path is looked up twice, so a link
+gained an entry flushed before the upload is answered (together, when a new folder chain made
+several: `flushes.py`). The file itself is flushed before it gets its name, so a crash can never
+leave the name with missing bytes. No path is looked up twice, so a link
 swapped in anywhere on the way makes the commit fail; it cannot place the file outside the root.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from repositories.base import ObjectInfo
 from repositories.deferred_digests import file_sha256
 from repositories.errors import Conflict
+from repositories.local.flushes import fsync_together
 from repositories.local.fs_paths import open_child_dir
 from repositories.local.metadata import object_info, record_sha256
 from repositories.local.staging import DIR_FLAGS, STAGING_DIR_NAME, Staged, link_anonymous, name_in_staging
@@ -103,9 +106,8 @@ def commit(root: Path, staging_dir: Path, staged: Staged, path: ArtifactPath, *,
     parents = _open_parents(root, path.parts[:-1], path)
     try:
         _place(staging_dir, staged, parents, path.parts[-1])
-        if fsync:
-            for fd in parents.dirty():
-                os.fsync(fd)
+        if fsync:  # the file's folder, and the parent of each folder made for it, all at once
+            fsync_together(parents.dirty())
     finally:
         parents.close()
     if sha256 is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import hashlib
 import logging
 import os
@@ -204,6 +205,64 @@ async def test_fsync_off_still_writes_atomically(tmp_path: Path) -> None:
     repo = LocalRepository.open(tmp_path / "nofsync", fsync=False)
     await repo.put(p("x"), chunks(b"data"))
     assert (repo.root / "x").read_bytes() == b"data"
+
+
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool, int]]:
+    """Every fsync in this process, as (inode, is a directory, link count) when it starts; the real call still runs."""
+    import stat
+
+    real_fsync = os.fsync
+    flushed: list[tuple[int, bool, int]] = []
+
+    def recording(fd: int) -> None:
+        st = os.fstat(fd)
+        flushed.append((st.st_ino, stat.S_ISDIR(st.st_mode), st.st_nlink))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return flushed
+
+
+@pytest.mark.parametrize("small", [True, False], ids=["small-body", "streamed-body"])
+async def test_a_new_folder_chain_is_made_durable_with_its_file(
+    repo: LocalRepository, monkeypatch: pytest.MonkeyPatch, small: bool
+) -> None:
+    """Every directory that gained an entry is flushed (the root, each new folder's parent, the file's
+    folder), each once, and the file before it has a name; an existing folder costs one flush."""
+    data = os.urandom(1000 if small else WRITE_BATCH_BYTES + 1)
+    length = len(data) if small else None
+    flushed = record_fsyncs(monkeypatch)
+    await repo.put(p("run/artifacts/deep/model.bin"), chunks(data), content_length=length)
+    inode = {name: os.stat(repo.root / name).st_ino for name in ("", "run", "run/artifacts", "run/artifacts/deep")}
+    stored = os.stat(repo.root / "run/artifacts/deep/model.bin")
+    unnamed = 0 if repo._anonymous else 1  # a named staging file has its staging name only
+    assert flushed[0] == (stored.st_ino, False, unnamed)  # the bytes, before the file was linked into place
+    directories = [ino for ino, is_dir, _ in flushed[1:]]
+    assert all(is_dir for _, is_dir, _ in flushed[1:])
+    assert sorted(directories) == sorted(inode.values())  # each directory that gained an entry, once
+
+    flushed.clear()
+    await repo.put(p("run/artifacts/deep/next.bin"), chunks(data), content_length=length)
+    assert [(is_dir, ino) for ino, is_dir, _ in flushed[1:]] == [(True, inode["run/artifacts/deep"])]
+    assert (repo.root / "run/artifacts/deep/next.bin").read_bytes() == data
+    assert (repo.root / "run/artifacts/deep/model.bin").read_bytes() == data
+    assert debris(repo) == []
+
+
+def test_flushing_directories_together_reports_a_failure_after_all(tmp_path: Path) -> None:
+    from repositories.local.flushes import fsync_together
+
+    folders = [os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY) for _ in range(3)]
+    closed = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    os.close(closed)
+    try:
+        fsync_together(folders)
+        with pytest.raises(OSError) as failure:
+            fsync_together([folders[0], closed, folders[1], folders[2]])
+        assert failure.value.errno == errno.EBADF
+    finally:
+        for fd in folders:
+            os.close(fd)
 
 
 def test_open_refuses_an_unwritable_destination(tmp_path: Path) -> None:
