@@ -58,6 +58,8 @@ MIN_PART_SIZE = 5 * MIB  # S3's floor for every part but the last
 MAX_PARTS = 10_000
 DELETE_BATCH = 1000
 READ_CHUNK_BYTES = MIB
+HASH_INLINE_BYTES = 64 << 10
+"""Objects up to this size are hashed on the event loop (tens of microseconds), larger ones in a thread."""
 SHA256_METADATA = "sha256"
 
 T = TypeVar("T")
@@ -143,6 +145,7 @@ class S3Repository(ObjectStoreRepository):
     kind = "s3"
 
     def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
+        super().__init__()
         if options.part_size < MIN_PART_SIZE:
             raise InvalidPath("", f"S3 part size must be at least {MIN_PART_SIZE // MIB} MiB")
         self.bucket = bucket
@@ -205,7 +208,10 @@ class S3Repository(ObjectStoreRepository):
         if only is not None:  # fits in one part: a single PutObject, digest stored as metadata
             await collisions.passed()
             digests = DigestAccumulator(expected)
-            integrity = await asyncio.to_thread(self._hash_and_integrity, digests, only)
+            if len(only) <= HASH_INLINE_BYTES:  # microseconds: less than the hop to a thread and back
+                integrity = self._hash_and_integrity(digests, only)
+            else:
+                integrity = await asyncio.to_thread(self._hash_and_integrity, digests, only)
             sha256 = digests.finish()
             response = await _call(
                 str(path),
@@ -371,7 +377,7 @@ class S3Repository(ObjectStoreRepository):
         with contextlib.suppress(ClientError, BotoCoreError):
             await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
-    async def delete(self, path: ArtifactPath) -> None:
+    async def _delete(self, path: ArtifactPath) -> None:
         if path.is_root:
             raise InvalidPath("", "refusing to delete the whole artifact destination")
         key = self.key(path)
