@@ -522,7 +522,8 @@ async def test_s3_uploads_into_folders_just_written_send_no_head_for_them(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An MLflow run's artifact sits three or more folders deep, and each small upload sent a HEAD per
-    folder besides its listing and its PutObject: most of the requests a small upload cost S3."""
+    folder besides its listing and its PutObject (which waited for a 100 Continue): most of the
+    requests a small upload cost S3."""
     server: S3Server = request.getfixturevalue("s3_server")
     bucket = request.getfixturevalue("s3_bucket")
     for name, value in server.env().items():
@@ -530,14 +531,21 @@ async def test_s3_uploads_into_folders_just_written_send_no_head_for_them(
     repository = S3Repository(bucket, "runs", S3Options(endpoint_url=server.endpoint, addressing_style="path"))
     await repository.start()
     calls: list[str] = []
+    expect: list[str | None] = []
 
     def record(model: object, **_: object) -> None:
         calls.append(model.name)  # type: ignore[attr-defined]
 
+    def sent(request: object, **_: object) -> None:
+        if request.method == "PUT":  # type: ignore[attr-defined]
+            expect.append(request.headers.get("Expect"))  # type: ignore[attr-defined]
+
     repository.client.meta.events.register("before-call.s3", record)
+    repository.client.meta.events.register("before-send.s3", sent)
     try:
         await repository.put(p("0/run/artifacts/first.txt"), body(b"1"))
         assert sorted(calls) == ["HeadObject"] * 3 + ["ListObjectsV2", "PutObject"]
+        assert expect == [None]  # a small body goes at once, without waiting for a 100 Continue
         calls.clear()
         await repository.put(p("0/run/artifacts/second.txt"), body(b"2"))
         assert sorted(calls) == ["ListObjectsV2", "PutObject"]
