@@ -1,6 +1,6 @@
 """The stock client's `log_artifact` of a large file on S3: the gateway's proxied parts against the rest.
 
-Not a test; run it by hand (about 4 minutes with the defaults on this machine):
+Not a test; run it by hand (about 5 minutes with the defaults on this machine, at a load average of 10):
 
     .venv/bin/python benchmarks/s3_client_upload.py --size-mib 700 --rounds 3
 

@@ -1,6 +1,6 @@
 """Where the tail of small S3 uploads comes from: the gateway against SeaweedFS itself, in one run.
 
-Not a test; run it by hand (about 2 minutes with the defaults, `--no-mlflow` about 1):
+Not a test; run it by hand (about 8 minutes with the defaults on this machine, checking included):
 
     .venv/bin/python benchmarks/s3_small_tail.py --rounds 3
 
