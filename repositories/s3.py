@@ -105,7 +105,10 @@ def _send_small_bodies_at_once(request: Any, **_: Any) -> None:
     round trip more, and the largest part of its time on a loaded server, to save sending a few KiB
     that an error would discard.
     """
-    if "Expect" in request.headers and determine_content_length(request.body) <= SMALL_OBJECT_BYTES:
+    if "Expect" not in request.headers:
+        return
+    length = determine_content_length(request.body)
+    if length is not None and length <= SMALL_OBJECT_BYTES:
         del request.headers["Expect"]
 
 
