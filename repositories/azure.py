@@ -150,6 +150,7 @@ class AzureRepository(ObjectStoreRepository):
     kind = "azure"
 
     def __init__(self, container: str, account_host: str, prefix: str, options: AzureOptions) -> None:
+        super().__init__()
         self.container_name = container
         self.account_host = account_host
         self.account_name = account_host.split(".", 1)[0]
@@ -363,7 +364,7 @@ class AzureRepository(ObjectStoreRepository):
     async def presign_get(self, path: ArtifactPath, expires_s: int) -> PresignedRequest:
         return PresignedRequest(self._sas_url(path, BlobSasPermissions(read=True), expires_s), {})
 
-    async def delete(self, path: ArtifactPath) -> None:
+    async def _delete(self, path: ArtifactPath) -> None:
         if path.is_root:
             raise InvalidPath("", "refusing to delete the whole artifact destination")
         what = str(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from repositories.base import ArtifactRepository, ObjectInfo
@@ -28,15 +29,61 @@ def directory_prefix(prefix: str, path: ArtifactPath) -> str:
     return f"{key}/" if key else ""
 
 
+FOLDER_MEMORY_S = 10.0
+"""How long a folder this process wrote into is taken, without a HEAD, for a folder and not a file."""
+MAX_KNOWN_FOLDERS = 10_000
+
+
+class KnownFolders:
+    """Folders this process committed an object into in the last `FOLDER_MEMORY_S`: no file has their name.
+
+    Every upload would otherwise HEAD each of its parent folders (an MLflow run's artifact sits 3 or
+    more folders deep), and small uploads to S3 then spent most of their requests on those HEADs.
+    While a folder holds an object, no gateway writes a file of its name (its own check lists the
+    folder first), so the answer can go stale only when every object below it is deleted and a file
+    of its name written. This process forgets everything when it deletes anything and forgets a path
+    it is about to write a file at; another process doing both within `FOLDER_MEMORY_S` is the race
+    the check already admits (two uploads racing each other), made a few seconds wider.
+    """
+
+    def __init__(self, memory_s: float = FOLDER_MEMORY_S, limit: int = MAX_KNOWN_FOLDERS) -> None:
+        self._memory_s = memory_s
+        self._limit = limit
+        self._seen: dict[ArtifactPath, float] = {}
+
+    def holds(self, folder: ArtifactPath) -> bool:
+        seen = self._seen.get(folder)
+        return seen is not None and time.monotonic() - seen < self._memory_s
+
+    def committed(self, path: ArtifactPath) -> None:
+        """An object was committed at `path`: each of its parents is a folder now."""
+        if len(self._seen) >= self._limit:
+            self._seen.clear()
+        now = time.monotonic()
+        for parent in _parents(path):
+            self._seen[parent] = now
+
+    def forget(self, path: ArtifactPath | None = None) -> None:
+        """Forget `path` (a file is about to be written there), or every folder (None: something was deleted)."""
+        if path is None:
+            self._seen.clear()
+        else:
+            self._seen.pop(path, None)
+
+
+def _parents(path: ArtifactPath) -> list[ArtifactPath]:
+    return [ArtifactPath(path.parts[:depth]) for depth in range(1, len(path.parts))]
+
+
 class CollisionCheck:
     """Whether an object may be written at `path` without a file and a folder sharing a name.
 
     Local disk cannot hold a file and a directory of one name, and refuses the write (`Conflict`);
     an object store can (`fd/x` beside `fd/x/y.txt`), after which a listing shows the name twice and
     clients break. So the object stores check, started when an upload starts (one listing of `path/`
-    and one HEAD per parent folder, all at once, while the body arrives) and awaited just before the
-    commit, and refuse with local disk's own `Conflict`. Two writes racing each other can still both
-    pass: an object store has no atomic check across keys.
+    and one HEAD per parent folder not in `known`, all at once, while the body arrives) and awaited
+    just before the commit, and refuse with local disk's own `Conflict`. Two writes racing each
+    other can still both pass: an object store has no atomic check across keys.
     """
 
     def __init__(
@@ -44,16 +91,19 @@ class CollisionCheck:
         path: ArtifactPath,
         is_directory: Callable[[ArtifactPath], Awaitable[bool]],
         is_file: Callable[[ArtifactPath], Awaitable[bool]],
+        known: KnownFolders,
     ) -> None:
-        self._task = asyncio.ensure_future(self._check(path, is_directory, is_file))
+        known.forget(path)
+        parents = [parent for parent in _parents(path) if not known.holds(parent)]
+        self._task = asyncio.ensure_future(self._check(path, parents, is_directory, is_file))
 
     @staticmethod
     async def _check(
         path: ArtifactPath,
+        parents: list[ArtifactPath],
         is_directory: Callable[[ArtifactPath], Awaitable[bool]],
         is_file: Callable[[ArtifactPath], Awaitable[bool]],
     ) -> None:
-        parents = [ArtifactPath(path.parts[:depth]) for depth in range(1, len(path.parts))]
         folder, *files = await asyncio.gather(is_directory(path), *(is_file(parent) for parent in parents))
         if any(files):
             raise Conflict(f"A file is in the way of '{path}': a parent directory is an existing file")
@@ -77,6 +127,9 @@ class ObjectStoreRepository(ArtifactRepository):
 
     prefix: str
 
+    def __init__(self) -> None:
+        self.known_folders = KnownFolders()
+
     def key(self, path: ArtifactPath) -> str:
         return object_key(self.prefix, path)
 
@@ -95,12 +148,21 @@ class ObjectStoreRepository(ArtifactRepository):
             raise InvalidPath("", "an upload needs a file name")
         collisions = self._collision_check(path)
         try:
-            return await self._put(path, body, expected, content_length, collisions)
+            info = await self._put(path, body, expected, content_length, collisions)
         finally:
             await collisions.drop()
+        self.known_folders.committed(path)
+        return info
+
+    async def delete(self, path: ArtifactPath) -> None:
+        self.known_folders.forget()
+        try:
+            await self._delete(path)
+        finally:
+            self.known_folders.forget()  # and what uploads meanwhile committed
 
     def _collision_check(self, path: ArtifactPath) -> CollisionCheck:
-        return CollisionCheck(path, self._is_directory, self._is_file)
+        return CollisionCheck(path, self._is_directory, self._is_file, self.known_folders)
 
     async def _check_no_collision(self, path: ArtifactPath) -> None:
         """`Conflict` if a file or folder is in the way of committing `path` (a multipart completion)."""
@@ -120,6 +182,10 @@ class ObjectStoreRepository(ArtifactRepository):
         collisions: CollisionCheck,
     ) -> ObjectInfo:
         """Store `body` at `path` as `put` promises, awaiting `collisions.passed()` before the commit."""
+
+    @abc.abstractmethod
+    async def _delete(self, path: ArtifactPath) -> None:
+        """Delete the object or the whole tree at `path`; deleting nothing is not an error."""
 
     @abc.abstractmethod
     async def _is_file(self, path: ArtifactPath) -> bool:

@@ -503,6 +503,65 @@ async def test_a_file_and_a_folder_cannot_share_a_name(repository: ArtifactRepos
         await repository.abort_multipart(p("fd/x"), upload_id)
 
 
+async def test_a_file_where_an_emptied_folder_was_is_in_the_way_below_it(repository: ArtifactRepository) -> None:
+    """The object stores remember for a few seconds which folders they just wrote into (no HEAD of
+    them); deleting forgets that, so a file written where the folder was is seen again."""
+    await repository.put(p("fe/x/y.txt"), body(b"inside"))
+    await repository.put(p("fe/x/w.txt"), body(b"inside too"))
+    await repository.delete(p("fe/x"))
+    await repository.put(p("fe/x"), body(b"now a file"))
+    with pytest.raises(Conflict, match="A file is in the way of"):
+        await repository.put(p("fe/x/z.txt"), body(b"below a file"))
+    with pytest.raises(Conflict, match="A file is in the way of"):
+        await repository.put(p("fe/x/z.txt"), body(os.urandom(PART + 1)))
+    assert [(entry.name, entry.is_dir) async for entry in repository.list(p("fe"))] == [("x", False)]
+    assert await read_all(repository, "fe/x") == b"now a file"
+
+
+async def test_s3_uploads_into_folders_just_written_send_no_head_for_them(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MLflow run's artifact sits three or more folders deep, and each small upload sent a HEAD per
+    folder besides its listing and its PutObject (which waited for a 100 Continue): most of the
+    requests a small upload cost S3."""
+    server: S3Server = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    repository = S3Repository(bucket, "runs", S3Options(endpoint_url=server.endpoint, addressing_style="path"))
+    await repository.start()
+    calls: list[str] = []
+    expect: list[str | None] = []
+
+    def record(model: object, **_: object) -> None:
+        calls.append(model.name)  # type: ignore[attr-defined]
+
+    def sent(request: object, **_: object) -> None:
+        if request.method == "PUT":  # type: ignore[attr-defined]
+            expect.append(request.headers.get("Expect"))  # type: ignore[attr-defined]
+
+    repository.client.meta.events.register("before-call.s3", record)
+    repository.client.meta.events.register("before-send.s3", sent)
+    try:
+        await repository.put(p("0/run/artifacts/first.txt"), body(b"1"))
+        assert sorted(calls) == ["HeadObject"] * 3 + ["ListObjectsV2", "PutObject"]
+        assert expect == [None]  # a small body goes at once, without waiting for a 100 Continue
+        calls.clear()
+        await repository.put(p("0/run/artifacts/second.txt"), body(b"2"))
+        assert sorted(calls) == ["ListObjectsV2", "PutObject"]
+        calls.clear()
+        await repository.put(p("0/run/artifacts/model/third.txt"), body(b"3"))
+        assert sorted(calls) == ["HeadObject", "ListObjectsV2", "PutObject"]  # only the new folder
+        calls.clear()
+        await repository.delete(p("0/run/artifacts/second.txt"))
+        calls.clear()
+        await repository.put(p("0/run/artifacts/fourth.txt"), body(b"4"))  # after a delete, checked again
+        assert sorted(calls) == ["HeadObject"] * 3 + ["ListObjectsV2", "PutObject"]
+        assert await read_all(repository, "0/run/artifacts/model/third.txt") == b"3"
+    finally:
+        await repository.close()
+
+
 async def test_names_no_client_could_use_are_left_out_of_listings(
     repository: ArtifactRepository, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
