@@ -1,9 +1,10 @@
 """Group commit: small writes that arrive together share one transaction, each answered after its commit.
 
-A write is a synchronous function of a SQLAlchemy `Connection` (Core statements only). `GroupWriter.write`
-queues it and waits; a lane takes every write queued meanwhile (up to `MAX_GROUP`) and runs them in one
-transaction, each inside its own SAVEPOINT, so a write that fails is rolled back alone and its caller
-gets its error while the others commit. Nobody is answered before the commit of their group returns; if
+A write is a synchronous function of a SQLAlchemy `Connection` (Core statements only, no other effect).
+`GroupWriter.write` queues it and waits; a lane takes every write queued meanwhile (up to `MAX_GROUP`)
+and runs them in one transaction; when one of them fails, the group runs again with each write inside
+its own SAVEPOINT, so a write that fails is rolled back alone and its caller gets its error while the
+others commit. Nobody is answered before the commit of their group returns; if
 the commit itself fails, every write of the group gets that error and none of them is stored.
 
 On SQLite the lane is one thread holding its own `sqlite3` connection (`BEGIN IMMEDIATE`, WAL,
@@ -42,7 +43,23 @@ class _Pending(Generic[T]):
 
 
 def run_group(conn: Connection, writes: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
-    """Run `writes` in one transaction, each in a SAVEPOINT (none for a group of one): (ok, result or error)."""
+    """Run `writes` in one transaction: (ok, result or error) of each.
+
+    First all of them one after the other; only when one of them fails is that rolled back and the
+    group run again, each write in its own SAVEPOINT, so the failed one is rolled back alone. The
+    writes are pure database work, so running one again changes nothing but the time taken, and a
+    group where nothing fails (nearly all of them) costs no SAVEPOINT and RELEASE: on PostgreSQL two
+    round trips of each write's three or four.
+    """
+    if len(writes) > 1:
+        transaction = conn.begin()
+        try:
+            results = [write(conn) for write in writes]
+        except Exception:
+            transaction.rollback()  # a write failed: run again, each write in its own SAVEPOINT
+        else:
+            transaction.commit()  # a failing commit is every write's error (`GroupWriter._lane`)
+            return [(True, result) for result in results]
     outcomes: list[tuple[bool, Any]] = []
     with conn.begin():
         if len(writes) == 1:

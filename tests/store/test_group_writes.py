@@ -1,8 +1,8 @@
 """Group commit of the tracking writes (gateway/store/writes.py), on SQLite and PostgreSQL.
 
-Concurrent metric, param and tag writes share one transaction, each in its own SAVEPOINT; each is
-answered only once that transaction has committed, a write that fails is rolled back alone, and an
-acknowledged write survives the gateway being killed.
+Concurrent metric, param and tag writes share one transaction (written again with a SAVEPOINT each when
+one of them fails); each is answered only once that transaction has committed, a write that fails is
+rolled back alone, and an acknowledged write survives the gateway being killed.
 """
 
 from __future__ import annotations

@@ -121,7 +121,13 @@ def test_run_delete_restore_and_tags(tracking: RunningGateway) -> None:
     assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     with pytest.raises(MlflowException, match="must be in the 'active' state"):
         client.log_param(run.info.run_id, "x", "1")
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        client.log_metric(run.info.run_id, "m", 1.0, step=1)
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        client.log_batch(run.info.run_id, metrics=[Metric("m", 2.0, 0, 2), Metric("n", 3.0, 0, 0)])
     client.restore_run(run.info.run_id)
+    assert client.get_metric_history(run.info.run_id, "m") == []  # nothing of the refused writes stored
+    assert client.get_run(run.info.run_id).data.metrics == {}
     client.log_param(run.info.run_id, "x", "1")
 
 

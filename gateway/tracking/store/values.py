@@ -15,7 +15,7 @@ import posixpath
 import random
 import re
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.store.errors import InvalidValue, NotFound, StoreError
 from gateway.tracking.limits import MAX_KEY
@@ -201,8 +201,10 @@ def possible_experiment_id(number: int) -> bool:
     return INT64_MIN <= number <= INT64_MAX
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
+    """One checked metric point of a request (a tuple: a batch builds a thousand, where a frozen dataclass
+    took three times as long to make each)."""
+
     key: str
     value: float
     timestamp: int
