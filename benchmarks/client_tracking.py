@@ -277,7 +277,14 @@ def tracking_legs(url: str, seeded: dict[str, Any], args: Any) -> dict[str, floa
     return sample
 
 
-FLOOR_METRICS = ("log_metric_4_cps", "log_batch_4_mps", "log_batch_16_mps", "search_runs_600_s", "metric_history_s")
+FLOOR_METRICS = (
+    "log_metric_4_cps",
+    "log_metric_16_cps",
+    "log_batch_4_mps",
+    "log_batch_16_mps",
+    "search_runs_600_s",
+    "metric_history_s",
+)
 """The calls timed against the replaying server (benchmarks/ceiling_server.py --replay-from)."""
 
 
@@ -294,6 +301,7 @@ def floor_legs(url: str, upstream: str, seeded: dict[str, Any], args: Any) -> di
     log_batch_rate(url, run_id, 1, 1)
     sample: dict[str, float] = {}
     sample["log_metric_4_cps"] = log_metric_rate(url, run_id, 4, args.metric_calls)
+    sample["log_metric_16_cps"] = log_metric_rate(url, run_id, 16, max(1, args.metric_calls // 4))
     sample["log_batch_4_mps"] = log_batch_rate(url, run_id, 4, args.batches)
     sample["log_batch_16_mps"] = log_batch_rate(url, run_id, 16, max(1, args.batches // 4))
     search(url, seeded["searched"])
