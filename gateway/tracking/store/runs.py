@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, not_, select, update
+from sqlalchemy import and_, any_, bindparam, delete, exists, func, insert, not_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -240,10 +241,12 @@ _CHILD_ORDER = {"latest_metrics": "key", "params": "key", "tags": "key", "run_mo
 
 
 @functools.cache
-def _children_query(table_name: str) -> Any:
-    """The rows of `table_name` for a list of runs (bound as `ids`), built once."""
+def _postgresql_children(table_name: str) -> Any:
+    """The rows of `table_name` for a list of runs bound as one array, `ids`: one statement text whatever
+    the count (prepared once per connection), where an expanding IN rendered a cast per id each time."""
     table = s.metadata.tables[table_name]
-    return _ordered_children(table, select(table).where(table.c.run_uuid.in_(bindparam("ids", expanding=True))))
+    ids = bindparam("ids", type_=postgresql.ARRAY(table.c.run_uuid.type))
+    return _ordered_children(table, select(table).where(table.c.run_uuid == any_(ids)))
 
 
 def _ordered_children(table: Any, query: Any) -> Any:
@@ -268,11 +271,14 @@ def _sqlite_children(table_name: str, count: int) -> str:
 
 
 def _children_rows(conn: Connection, table_name: str, ids: list[str]) -> Sequence[Any]:
-    """The rows of `table_name` for runs `ids`. On SQLite through the driver, the statement's text built
-    once per table and count: SQLAlchemy's expanding IN and row processing were most of a search's time."""
-    if conn.dialect.name != "sqlite":
-        return conn.execute(_children_query(table_name), {"ids": ids}).all()
-    return list(map(_plain_row(table_name), driver_rows(conn, _sqlite_children(table_name, len(ids)), ids)))
+    """The rows of `table_name` for runs `ids`, as named tuples. On SQLite through the driver, the
+    statement's text built once per table and count: SQLAlchemy's expanding IN and row processing were
+    most of a search's time; on PostgreSQL the ids bound as one array."""
+    if conn.dialect.name == "sqlite":
+        found: Sequence[Any] = driver_rows(conn, _sqlite_children(table_name, len(ids)), ids)
+    else:
+        found = conn.execute(_postgresql_children(table_name), {"ids": ids}).all()
+    return list(map(_plain_row(table_name), found))
 
 
 def runs_text(conn: Connection, rows: Sequence[Any]) -> list[str]:
