@@ -100,9 +100,20 @@ def plain_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
     if conn.dialect.name != "sqlite":
         return [tuple(row) for row in conn.execute(query).all()]
     compiled = query.compile(dialect=conn.dialect)
+    return driver_rows(conn, str(compiled), [compiled.params[name] for name in compiled.positiontup or ()])
+
+
+def sqlite_text(query: Any) -> str:
+    """`query` as SQLite text with positional placeholders, its bound values in their order of creation:
+    compile it once (cached by the caller) and run it with `driver_rows`."""
+    return str(query.compile(dialect=sqlite.dialect()))
+
+
+def driver_rows(conn: Connection, text: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of SQLite `text` run on `conn`'s driver connection (inside its transaction) as plain tuples."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(str(compiled), [compiled.params[name] for name in compiled.positiontup or ()])
+        cursor.execute(text, values)
         return list(cursor.fetchall())
     finally:
         cursor.close()

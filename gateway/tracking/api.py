@@ -141,6 +141,15 @@ def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
     return body
 
 
+def _encoded_page(name: str, items: str | None, token: str | None) -> EncodedJson:
+    """A page's answer from its items' JSON array text (left out when there are none) and its token:
+    the text `json.dumps` gives of `_with_token({name: items} if items else {}, token)`."""
+    members = [f'"{name}": {items}'] if items else []
+    if token:
+        members.append(f'"next_page_token": {json.dumps(token)}')
+    return EncodedJson("{" + ", ".join(members) + "}")
+
+
 # -- experiments -------------------------------------------------------------------------------
 
 
@@ -283,9 +292,10 @@ async def log_outputs(request: web.Request, fields: dict[str, Any]) -> dict[str,
     return {}
 
 
-async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
+async def search_runs(request: web.Request, fields: dict[str, Any]) -> EncodedJson:
+    """The runs come as JSON text from the store, written in its reader thread: placed as they are."""
     order_by = [str(item) for item in _list(fields, "order_by")]
-    found, token = await _store(request).search_runs(
+    found, token = await _store(request).search_runs_text(
         _list(fields, "experiment_ids"),
         _text(fields, "filter"),
         _view_type(fields, "run_view_type"),
@@ -293,7 +303,7 @@ async def search_runs(request: web.Request, fields: dict[str, Any]) -> dict[str,
         order_by,
         fields.get("page_token") or None,
     )
-    return _with_token({"runs": found} if found else {}, token)
+    return _encoded_page("runs", "[" + ", ".join(found) + "]" if found else None, token)
 
 
 async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> EncodedJson:
@@ -304,10 +314,7 @@ async def get_metric_history(request: web.Request, fields: dict[str, Any]) -> En
         _bounded(fields, "max_results", MAX_HISTORY, MAX_HISTORY),
         fields.get("page_token") or None,
     )
-    members = [f'"metrics": {points}'] if points else []
-    if token:
-        members.append(f'"next_page_token": {json.dumps(token)}')
-    return EncodedJson("{" + ", ".join(members) + "}")
+    return _encoded_page("metrics", points, token)
 
 
 async def get_metric_history_bulk(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:

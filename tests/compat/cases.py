@@ -934,6 +934,30 @@ RUN_SEARCH = [
     search_runs("bad order_by", {"order_by": ["metrics.loss SIDEWAYS"]}),
     search_runs("max_results too large", {"max_results": 123456789}),
     search_runs("page_token garbage", {"page_token": "garbage"}),
+    post(
+        "runs/search: values of every shape",
+        "/runs/search",
+        {"experiment_ids": ["{experiment_id}"]},
+        setup=(
+            *ERM,
+            Step(
+                "POST",
+                "/runs/log-batch",
+                {
+                    "run_id": "{run_id}",
+                    "metrics": [
+                        {"key": f"m{n}", "value": value, "timestamp": 2**53, "step": -(2**62)}
+                        for n, value in enumerate(["NaN", "Infinity", "-Infinity", -0.0, 5e-324, 1e300, 123456789])
+                    ],
+                    "params": [{"key": "épreuve", "value": 'quote " back \\ line\n tab\t \u0001 \u2028 😀 ü'}],
+                    "tags": [{"key": "t/a b:c-d.e_f", "value": "<b>&amp;</b> ' é"}],
+                },
+            ),
+            Step("POST", "/runs/log-inputs", {"run_id": "{run_id}", "datasets": [DATASET]}),
+            Step("POST", "/runs/outputs", {"run_id": "{run_id}", "models": [{"model_id": "{model_id}", "step": 3}]}),
+            Step("POST", "/runs/update", {"run_id": "{run_id}", "status": "FINISHED", "end_time": 5000}),
+        ),
+    ),
     post("runs/search: no experiment ids", "/runs/search", {}),
     post("runs/search: unknown experiment", "/runs/search", {"experiment_ids": ["99999"]}),
 ]

@@ -33,6 +33,7 @@ from gateway.tracking.store.values import (
     check_key,
     check_length,
     check_value,
+    json_double,
     json_number,
     no_run,
     offset_token,
@@ -235,16 +236,10 @@ def _history_page(
     points = [
         f'{head}{value!r}, "timestamp": {timestamp}, "step": {step}}}'
         if not nan and finite(value)
-        else f'{head}{_json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
+        else f'{head}{json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
         for value, nan, timestamp, step in rows[:max_results]
     ]
     return "[" + ", ".join(points) + "]", token
-
-
-def _json_double(value: float) -> str:
-    """A double as protobuf's JSON (and `json.dumps` of `json_number`) writes it."""
-    number = json_number(float(value))
-    return f'"{number}"' if isinstance(number, str) else repr(number)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,12 @@ def json_number(value: float) -> float | str:
     return value
 
 
+def json_double(value: float) -> str:
+    """A double as protobuf's JSON (and `json.dumps` of `json_number`) writes it."""
+    number = json_number(float(value))
+    return f'"{number}"' if isinstance(number, str) else repr(number)
+
+
 MAX_OFFSET = 1 << 53
 
 
