@@ -455,6 +455,8 @@ def compare_tracking_postgres(work: Path, args: argparse.Namespace) -> dict[str,
         for name, url in urls.items():
             seeded[name] = client_tracking.seed(url, args.history_points)
             client_tracking.warm_up(url, seeded[name])
+        for store in (gateway_store, mlflow_store):
+            analyze(store.replace("postgresql+psycopg2://", "postgresql://", 1))
         for run in range(args.tracking_runs):
             names = list(urls) if run % 2 == 0 else list(urls)[::-1]
             for name in names:
@@ -463,6 +465,23 @@ def compare_tracking_postgres(work: Path, args: argparse.Namespace) -> dict[str,
                 brief = ", ".join(f"{key} {value:.3f}" for key, value in sample.items())
                 print(f"[tracking] run{run} {name}: {brief}", file=sys.stderr, flush=True)
     return samples
+
+
+def analyze(dsn: str) -> None:
+    """`ANALYZE` a freshly seeded database, as autovacuum does within a minute or so: without it the first
+    timed run of either server plans its searches on tables PostgreSQL has no statistics of yet."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 def client_legs_warm_up(server: Server, sources: Sources, work: Path) -> None:
