@@ -251,13 +251,18 @@ class GatewaySite(web.SockSite):
 def quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The event loop's exception handler: one line per kind per `QUIET_LOG_SECONDS`, never a flood.
 
-    `accept()` failing (no descriptors or memory left) is one warning without a traceback; anything
-    else keeps asyncio's own report, but at most once per kind in the period.
+    `accept()` failing (no descriptors or memory left) and a connection error nobody retrieved (an HTTP
+    client's own task when a storage backend dies mid-request; the request itself already answered
+    502) are one warning without a traceback; anything else keeps asyncio's own report, but at most
+    once per kind in the period.
     """
     message = str(context.get("message", "event loop error"))
     exception = context.get("exception")
     if message.startswith("socket.accept() out of system resource"):
         quiet_event("accept_failed", "accepting connections failed", logging.WARNING, error=str(exception))
+        return
+    if isinstance(exception, ConnectionError):  # e.g. a storage backend died under a client's internal task
+        quiet_event(f"loop:{message}", message, logging.WARNING, error=repr(exception))
         return
     quiet_event(
         f"loop:{message}",
