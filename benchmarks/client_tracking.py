@@ -17,7 +17,6 @@ answering `{}` (benchmarks/ceiling_server.py's idea for JSON), the most any serv
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import statistics
 import sys
@@ -235,20 +234,18 @@ def big_search_seconds(url: str, seeded: dict[str, Any], args: Any) -> float:
     before the servers stop, so a search the server keeps working on slows nothing else measured."""
     import mlflow.environment_variables as env
 
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
-    os.environ[env.MLFLOW_HTTP_REQUEST_TIMEOUT.name] = str(args.search_timeout)
-    os.environ[env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.name] = "0"
+    from benchmarks.versus_mlflow import environment
+
+    limits = {
+        env.MLFLOW_HTTP_REQUEST_TIMEOUT.name: str(args.search_timeout),
+        env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "0",
+    }
     try:
-        seconds, found = _median_seconds(lambda: search(url, seeded["big"]), 3)
+        with environment(**limits):
+            seconds, found = _median_seconds(lambda: search(url, seeded["big"]), 3)
     except Exception as exc:  # the client's timeout, whatever it is wrapped in
         print(f"{url}: no answer to the search over {args.big_runs} runs: {exc}", file=sys.stderr)
         return math.inf
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     expected = min(1000, expected_search(args.big_runs, 1000))
     if len(found) != expected:
         raise AssertionError(f"{url}: search over the big set found {len(found)}, expected {expected}")

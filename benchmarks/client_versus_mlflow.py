@@ -55,7 +55,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import client_tracking
 from benchmarks.large_file import cpu_model, cpu_seconds_once_idle
-from benchmarks.versus_mlflow import Mismatch, can_drop_caches, process, settle, write_random
+from benchmarks.versus_mlflow import Mismatch, can_drop_caches, environment, process, settle, write_random
 from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
 from tests.storage_servers import seaweed_s3
@@ -181,20 +181,6 @@ def drop_caches(sources: Sources) -> None:
                 pass
 
 
-@contextlib.contextmanager
-def client_env(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def timed(server: Server, call: Callable[[], Any]) -> float:
     settle()
     server.idle()
@@ -287,7 +273,7 @@ def client_legs(
     sample["log_artifact_s"] = seconds
     check_stored(server, artifact_uri, f"large/{sources.large.name}", sources.large_sha)
     if forced:
-        with client_env(**{FORCE_MULTIPART: "true"}):
+        with environment(**{FORCE_MULTIPART: "true"}):
             seconds = timed(server, lambda: client.log_artifact(run_id, str(sources.large), "forced"))
         sample["log_artifact_multipart_s"] = seconds
         check_stored(server, artifact_uri, f"forced/{sources.large.name}", sources.large_sha)

@@ -41,7 +41,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import cpu_seconds
-from benchmarks.versus_mlflow import bounded, percentile, process
+from benchmarks.versus_mlflow import bounded, environment, percentile, process
 from repositories import ArtifactPath
 from repositories.options import S3Options
 from repositories.s3 import S3Repository
@@ -59,20 +59,6 @@ class Mismatch(SystemExit):
 
 def env_for(s3: S3Server) -> dict[str, str]:
     return {**s3.env(), "ARTIFACT_GATEWAY_S3_ADDRESSING_STYLE": "path"}
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Any:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 async def timed_all(jobs: list[Callable[[], Awaitable[None]]], in_flight: int) -> tuple[float, list[float]]:
@@ -159,7 +145,7 @@ async def run_rounds(
     options = S3Options(addressing_style="path", endpoint_url=s3.endpoint)
     repository = S3Repository(BUCKET, "direct", options)
     adapter = S3Repository(BUCKET, "adapter", options)
-    with environment(env_for(s3)):  # the credentials, read when the client is made
+    with environment(**env_for(s3)):  # the credentials, read when the client is made
         await repository.start()
         await adapter.start()
     legs: dict[str, Callable[[str], Awaitable[tuple[float, list[float]]]]] = {

@@ -360,6 +360,21 @@ class Data:
         return self.medium.stat().st_size
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """These environment variables set for the block, each put back as it was after (unset if it was)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def write_random(path: Path, size: int, block: int = 64 * BLOCK) -> str:
     """A file of `size` bytes of a repeated random block (generating every byte would take minutes)."""
     pattern = os.urandom(min(block, size) or 1)
