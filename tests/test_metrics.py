@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -251,17 +252,23 @@ def test_two_workers_every_scrape_sums_both_and_survives_a_worker_death(tmp_path
         data = os.urandom(1000)
         uploads = 0
         directory: Path | None = None
-        # New connections land on either worker; go on until each has counted PUTs of its own.
-        while uploads < 400:
-            assert requests.put(gateway.artifact_url(f"w/{uploads}.bin"), data=data, timeout=30).status_code == 200
-            uploads += 1
-            directory = directory or metrics_dir_of(workers)
-            if (
-                directory is not None
-                and uploads % 10 == 0
-                and all(puts_counted_in(directory / f"counter_{pid}.db") > 0 for pid in workers)
-            ):
-                break
+
+        def put(number: int) -> int:
+            return requests.put(gateway.artifact_url(f"w/{number}.bin"), data=data, timeout=30).status_code
+
+        # Connections land on whichever worker accepts first; sequential ones can all go to the same
+        # worker (a loaded machine, a worker still starting), so send batches at once until each
+        # worker has counted PUTs of its own.
+        deadline = time.monotonic() + 90
+        with ThreadPoolExecutor(8) as pool:
+            while time.monotonic() < deadline:
+                assert set(pool.map(put, range(uploads, uploads + 8))) == {200}
+                uploads += 8
+                directory = directory or metrics_dir_of(workers)
+                if directory is not None and all(
+                    puts_counted_in(directory / f"counter_{pid}.db") > 0 for pid in workers
+                ):
+                    break
         assert directory is not None
         assert all(puts_counted_in(directory / f"counter_{pid}.db") > 0 for pid in workers)
 
