@@ -300,6 +300,7 @@ def test_errors_have_mlflow_codes(
         ("POST", "/runs/set-tag", {"run_id": "{run}", "key": "k", "value": "v\x00"}),
         ("POST", "/runs/log-parameter", {"run_id": "{run}", "key": "k\x00", "value": "v"}),
         ("POST", "/runs/log-batch", {"run_id": "{run}", "tags": [{"key": "k", "value": "\x00"}]}),
+        ("POST", "/runs/log-batch", {"run_id": "{run}", "metrics": [{"key": "m\x00", "value": 1, "timestamp": 1}]}),
         ("POST", "/logged-models/search", {"filter": "name = 'a\x00'"}),
         ("GET", "/logged-models/m-a%00b", None),
     ],
@@ -315,6 +316,14 @@ def test_a_nul_character_is_a_400_on_every_store(
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "NUL" in response.json()["message"]
+
+
+def test_the_text_of_an_escape_is_not_a_nul(tracking: RunningGateway) -> None:
+    """Only a decoded NUL is refused: a value holding a backslash and `u0000` (JSON `\\u0000`) is kept."""
+    client = MlflowClient()
+    run_id = client.create_run("0").info.run_id
+    client.log_batch(run_id, tags=[RunTag("escaped", "a\\u0000b")])
+    assert client.get_run(run_id).data.tags["escaped"] == "a\\u0000b"
 
 
 def test_an_experiment_id_beyond_32_bits_is_not_found_on_every_store(tracking: RunningGateway) -> None:
