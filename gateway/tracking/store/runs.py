@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, delete, exists, func, insert, not_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, not_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -286,10 +286,12 @@ _CHILD_ORDER = {"latest_metrics": "key", "params": "key", "tags": "key", "run_mo
 @functools.cache
 def _postgresql_children(table_name: str) -> Any:
     """The rows of `table_name` for a list of runs bound as one array, `ids`: one statement text whatever
-    the count (prepared once per connection), where an expanding IN rendered a cast per id each time."""
+    the count (prepared once per connection), where an expanding IN rendered a cast per id each time.
+    As `IN (SELECT unnest(ids))`, which PostgreSQL joins by hash: `= ANY(ids)` in the generic plan of a
+    prepared statement compares every row with every id (0.9 against 0.3 ms for 100 runs' metrics)."""
     table = s.metadata.tables[table_name]
     ids = bindparam("ids", type_=postgresql.ARRAY(table.c.run_uuid.type))
-    return _ordered_children(table, select(table).where(table.c.run_uuid == any_(ids)))
+    return _ordered_children(table, select(table).where(table.c.run_uuid.in_(select(func.unnest(ids)))))
 
 
 def _ordered_children(table: Any, query: Any) -> Any:
