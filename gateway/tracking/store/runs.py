@@ -186,7 +186,7 @@ class RunStore(StoreBase):
 
     async def count_runs(self, experiment_ids: list[object], filter_string: str | None, view_type: str | None) -> int:
         """How many runs `search_runs` would page through with these arguments."""
-        query = self._runs_query(experiment_ids, filter_string, view_type).with_only_columns(func.count())
+        query = _runs_query(experiment_ids, filter_string, view_type).with_only_columns(func.count())
         async with self.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
@@ -222,9 +222,6 @@ class RunStore(StoreBase):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(lifecycle(query, s.runs.c.lifecycle_stage, view_type))).all()
             return await conn.run_sync(runs_json, rows[:limit]), len(rows) > limit
-
-    def _runs_query(self, experiment_ids: Sequence[object], filter_string: str | None, view_type: str | None) -> Any:
-        return _runs_query(experiment_ids, filter_string, view_type)
 
 
 def _runs_query(experiment_ids: Sequence[object], filter_string: str | None, view_type: str | None) -> Any:
