@@ -566,6 +566,36 @@ def test_run_search_like_is_case_sensitive_and_ilike_is_not(tracking: RunningGat
     assert found("attributes.run_name ILIKE 'L%'") == ["lower-run"]
 
 
+def test_a_repeated_search_sees_new_runs_and_pages_through_them(tracking: RunningGateway) -> None:
+    """The server keeps a search's statement for its arguments, never its answer: the same search asked
+    again finds what was logged meanwhile, and its pages follow one another."""
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"again-{uuid.uuid4().hex[:8]}")
+
+    def log_run(score: float) -> str:
+        run_id = client.create_run(experiment_id).info.run_id
+        client.log_batch(run_id, metrics=[Metric("score", score, 1, 0)], params=[Param("kind", "a")])
+        return run_id
+
+    def search(page_token: str | None = None) -> tuple[list[str], str | None]:
+        page = client.search_runs(
+            [experiment_id],
+            "metrics.score > 0.5 and params.kind = 'a'",
+            order_by=["metrics.score DESC"],
+            max_results=2,
+            page_token=page_token,
+        )
+        return [run.info.run_id for run in page], page.token
+
+    best, low = log_run(0.9), log_run(0.2)
+    assert search() == ([best], None)
+    second, third = log_run(0.8), log_run(0.7)
+    first_page, token = search()
+    assert first_page == [best, second] and token
+    assert search(token) == ([third], None)
+    assert low not in first_page
+
+
 def test_experiment_tag_values_up_to_20000_characters(tracking: RunningGateway) -> None:
     client = MlflowClient()
     experiment_id = client.create_experiment(f"long-{uuid.uuid4().hex[:8]}", tags={"created": "c" * 20_000})
