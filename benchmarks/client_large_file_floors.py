@@ -42,7 +42,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.versus_mlflow import process, settle, write_random  # noqa: E402
+from benchmarks.versus_mlflow import mlflow_server_command, process, settle, write_random  # noqa: E402
 from tests.gateway_process import ARTIFACTS, run_gateway  # noqa: E402
 
 NAME = "huge.bin"
@@ -127,9 +127,7 @@ def main() -> int:
                     destination=work / "gateway-artifacts",
                 )
             )
-            mlflow = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "4"]
-            mlflow += ["--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}"]
-            mlflow += ["--artifacts-destination", str(work / "mlflow-artifacts")]
+            mlflow = mlflow_server_command(work / "mlflow-artifacts", store=f"sqlite:///{work / 'mlflow.db'}")
             mlflow_url, _ = stack.enter_context(process("mlflow", mlflow, work, {}))
             servers = {"ceiling": ceiling_url, "gateway": gateway.url, "mlflow": mlflow_url}
             for url in (gateway.url, mlflow_url):

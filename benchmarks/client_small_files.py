@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.versus_mlflow import process, settle
+from benchmarks.versus_mlflow import mlflow_server_command, process, settle
 from tests.gateway_process import ARTIFACTS, run_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,9 +171,9 @@ def start_servers(work: Path, args: argparse.Namespace) -> Iterator[list[Server]
             )
             servers.append(Server(name, gateway.url, where / "artifacts", gateway.log_lines))
         (work / "mlflow").mkdir()
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "4"]
-        command += ["--backend-store-uri", f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"]
-        command += ["--artifacts-destination", str(work / "mlflow" / "artifacts")]
+        command = mlflow_server_command(
+            work / "mlflow" / "artifacts", store=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
+        )
         url, _ = stack.enter_context(process("mlflow", command, work / "mlflow", {}))
         servers.append(Server("mlflow", url, work / "mlflow" / "artifacts"))
         (work / "ceiling").mkdir()

@@ -55,7 +55,15 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import client_tracking
 from benchmarks.large_file import cpu_model, cpu_seconds_once_idle
-from benchmarks.versus_mlflow import Mismatch, can_drop_caches, environment, process, settle, write_random
+from benchmarks.versus_mlflow import (
+    Mismatch,
+    can_drop_caches,
+    environment,
+    mlflow_server_command,
+    process,
+    settle,
+    write_random,
+)
 from tests.conftest import s3_client
 from tests.gateway_process import ARTIFACTS, run_gateway
 from tests.storage_servers import seaweed_s3
@@ -354,9 +362,8 @@ def start_servers(work: Path, args: argparse.Namespace, backend: str) -> Iterato
             )
         )
         servers = [Server("gateway", gateway.url, gateway.proc.pid, **storage["gateway"])]
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-        command += ["--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}"]
-        command += ["--artifacts-destination", destinations["mlflow"], "--workers", str(args.mlflow_workers)]
+        store = f"sqlite:///{work / 'mlflow.db'}"
+        command = mlflow_server_command(destinations["mlflow"], store=store, workers=args.mlflow_workers)
         url, pid = stack.enter_context(process("mlflow", command, work, env))
         servers.append(Server("mlflow", url, pid, **storage["mlflow"]))
         yield servers
@@ -432,9 +439,8 @@ def compare_tracking_postgres(work: Path, args: argparse.Namespace) -> dict[str,
             run_gateway(work / "gateway-pg", "--backend-store-uri", gateway_store, *args.gateway_arg)
         )
         (work / "mlflow-pg").mkdir()
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--backend-store-uri", mlflow_store]
-        command += ["--artifacts-destination", str(work / "mlflow-pg" / "artifacts")]
-        command += ["--workers", str(args.mlflow_workers)]
+        artifacts = work / "mlflow-pg" / "artifacts"
+        command = mlflow_server_command(artifacts, store=mlflow_store, workers=args.mlflow_workers)
         mlflow_url, _ = stack.enter_context(process("mlflow-pg", command, work / "mlflow-pg", {}))
         urls = {"gateway_postgresql": gateway.url, "mlflow_postgresql": mlflow_url}
         seeded = {}

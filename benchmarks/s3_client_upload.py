@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import cpu_seconds
 from benchmarks.s3_large_file import settle
-from benchmarks.versus_mlflow import process, write_random
+from benchmarks.versus_mlflow import mlflow_server_command, process, write_random
 from tests.conftest import s3_client
 from tests.gateway_process import run_gateway
 from tests.storage_servers import S3Server, seaweed_s3
@@ -122,9 +122,8 @@ def servers(work: Path, s3: S3Server, source: Path, args: argparse.Namespace) ->
             )
             legs.append(client_leg(name, gateway.url, gateway.proc.pid, prefix, source))
         if not args.no_mlflow:
-            command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-            command += ["--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}"]
-            command += ["--artifacts-destination", f"s3://{BUCKET}/mlflow", "--workers", str(args.mlflow_workers)]
+            store = f"sqlite:///{work / 'mlflow.db'}"
+            command = mlflow_server_command(f"s3://{BUCKET}/mlflow", store=store, workers=args.mlflow_workers)
             url, pid = stack.enter_context(process("mlflow", command, work, s3.env()))
             legs.append(client_leg("mlflow", url, pid, "mlflow", source))
         legs.append(boto3_leg(s3, source))

@@ -41,7 +41,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.large_file import cpu_seconds
-from benchmarks.versus_mlflow import bounded, environment, percentile, process
+from benchmarks.versus_mlflow import bounded, environment, mlflow_server_command, percentile, process
 from repositories import ArtifactPath
 from repositories.options import S3Options
 from repositories.s3 import S3Repository
@@ -223,8 +223,7 @@ def main() -> int:
             )
             servers["baseline"] = (baseline.url, baseline.proc.pid)
         if not args.no_mlflow:
-            command = [sys.executable, "-m", "mlflow", "server", "--artifacts-only", "--host", "127.0.0.1"]
-            command += ["--artifacts-destination", f"s3://{BUCKET}/mlflow", "--workers", str(args.mlflow_workers)]
+            command = mlflow_server_command(f"s3://{BUCKET}/mlflow", workers=args.mlflow_workers)
             servers["mlflow"] = stack.enter_context(process("mlflow", command, work, env_for(s3)))
         print(f"{args.files} x {args.kib} KiB, {args.concurrency} in flight, load {load()}", file=sys.stderr)
         results = asyncio.run(run_rounds(s3, weed.pid, servers, blobs, args))

@@ -28,7 +28,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from benchmarks.versus_mlflow import process
+from benchmarks.versus_mlflow import mlflow_server_command, process
 from tests.gateway_process import run_gateway
 
 SEARCHES = {
@@ -158,8 +158,7 @@ def servers(work: Path) -> Iterator[dict[str, tuple[str, Path]]]:
             run_gateway(work / "gateway", "--backend-store-uri", f"sqlite:///{gateway_db}", "--workers", "1")
         )
         mlflow_db = work / "mlflow.db"
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "1"]
-        command += ["--backend-store-uri", f"sqlite:///{mlflow_db}", "--artifacts-destination", str(work / "mlart")]
+        command = mlflow_server_command(work / "mlart", store=f"sqlite:///{mlflow_db}", workers=1)
         url, _ = stack.enter_context(process("mlflow", command, work, {}))
         yield {"gateway": (gateway.url, gateway_db), "mlflow server": (url, mlflow_db)}
 

@@ -167,6 +167,14 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise SystemExit(f"{url} did not become healthy:\n{log.read_text()[-3000:]}")
 
 
+def mlflow_server_command(destination: str | Path, *, store: str | None = None, workers: int = 4) -> list[str]:
+    """A stock `mlflow server` on 127.0.0.1 (port appended by `process`): proxied artifacts in
+    `destination` with the tracking store `store`, or `--artifacts-only` without one."""
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", str(workers)]
+    command += ["--backend-store-uri", store] if store is not None else ["--artifacts-only"]
+    return [*command, "--artifacts-destination", str(destination)]
+
+
 @contextlib.contextmanager
 def process(name: str, command: list[str], work: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     """Run a server on a free port (appended as `--port N`) until the block ends; yields (url, pid)."""
@@ -260,9 +268,7 @@ def start_servers(backend: Backend, work: Path, sources: Path, args: argparse.Na
         servers = [
             Server("gateway", gateway.url, gateway.proc.pid, backend.reader("gateway"), backend.clearer("gateway"))
         ]
-        mlflow_command = [sys.executable, "-m", "mlflow", "server", "--artifacts-only"]
-        mlflow_command += ["--artifacts-destination", backend.destination("mlflow"), "--host", "127.0.0.1"]
-        mlflow_command += ["--workers", str(args.mlflow_workers)]
+        mlflow_command = mlflow_server_command(backend.destination("mlflow"), workers=args.mlflow_workers)
         url, pid = stack.enter_context(process("mlflow", mlflow_command, work, backend.env()))
         servers.append(Server("mlflow", url, pid, backend.reader("mlflow"), backend.clearer("mlflow")))
         if backend.kind == "local":
