@@ -177,7 +177,7 @@ async def _select_targets(engine: AsyncEngine, options: GcOptions) -> tuple[list
 
 
 async def _delete_run(engine: AsyncEngine, run_id: str, experiments: set[int]) -> str | None:
-    """Delete the run's rows (its children follow by cascade) when it is still deleted, or its
+    """Delete the run's rows (its points explicitly, its other children by cascade) when it is still deleted, or its
     experiment is being collected; its artifact location, or None when it was left alone."""
     async with engine.begin() as conn:
         row = (
@@ -190,6 +190,9 @@ async def _delete_run(engine: AsyncEngine, run_id: str, experiments: set[int]) -
         if row is None or (row.lifecycle_stage != DELETED and row.experiment_id not in experiments):
             return None
         await conn.execute(delete(s.logged_model_metrics).where(s.logged_model_metrics.c.run_uuid == run_id))
+        # No foreign key cascades to the points on PostgreSQL (migration 0012); the row lock above keeps
+        # a batch that is still writing them from committing after this.
+        await conn.execute(delete(s.metrics).where(s.metrics.c.run_uuid == run_id))
         await conn.execute(delete(s.runs).where(s.runs.c.run_uuid == run_id))
         return str(row.artifact_uri)
 

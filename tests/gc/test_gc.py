@@ -3,26 +3,33 @@ folders (local disk, S3, Azure), while a gateway serves the same store; nothing 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+import sqlalchemy
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
+from gateway.tracking.store.metrics import _POSTGRES_POINTS
 from tests.cloud_backend import Backend
 from tests.gateway_process import run_gateway
 from tests.import_mlflow.helpers import ROOT
+from tests.postgres_server import create_database
 
 
 def gc(
-    store: Path, destination: str, *args: str, env: dict[str, str] | None = None
+    store: Path | str, destination: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run `artifact-gateway gc` on `store` (a SQLite file or a database URI)."""
     process_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ARTIFACT_GATEWAY_"))}
     process_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
     return subprocess.run(
@@ -32,7 +39,7 @@ def gc(
             "gateway",
             "gc",
             "--backend-store-uri",
-            f"sqlite:///{store}",
+            store if isinstance(store, str) else f"sqlite:///{store}",
             "--artifacts-destination",
             destination,
             *args,
@@ -45,13 +52,18 @@ def gc(
     )
 
 
-def rows_of(store: Path, run_id: str) -> dict[str, int]:
-    db = sqlite3.connect(store)
-    counts = {
-        table: db.execute(f"SELECT COUNT(*) FROM {table} WHERE run_uuid = ?", (run_id,)).fetchone()[0]
-        for table in ("runs", "params", "tags", "metrics", "latest_metrics")
-    }
-    db.close()
+def rows_of(store: Path | str, run_id: str) -> dict[str, int]:
+    """The run's rows in each of its tables, in a SQLite file or a PostgreSQL database."""
+    uri = store.replace("postgresql://", "postgresql+psycopg2://") if isinstance(store, str) else f"sqlite:///{store}"
+    engine = sqlalchemy.create_engine(uri)
+    with engine.connect() as db:
+        counts = {
+            table: db.execute(
+                sqlalchemy.text(f"SELECT COUNT(*) FROM {table} WHERE run_uuid = :run"), {"run": run_id}
+            ).scalar_one()
+            for table in ("runs", "params", "tags", "metrics", "latest_metrics")
+        }
+    engine.dispose()
     return counts
 
 
@@ -179,3 +191,56 @@ def test_older_than_and_ids_follow_mlflow_gc(tmp_path: Path) -> None:
         assert rows_of(store, runs["deleted"].run_id)["runs"] == 0
         # as with `mlflow gc --run-ids`: the deleted experiments (and their runs) go too
         assert rows_of(store, runs["in-deleted-experiment"].run_id)["runs"] == 0
+
+
+def test_gc_on_postgresql_deletes_the_points_a_batch_commits_while_it_waits(postgres_dsn: str, tmp_path: Path) -> None:
+    """PostgreSQL has no foreign key from a run's points to the run (migration 0012): `gc` deletes
+    them itself, and a batch still writing points when `gc` starts holds the run's row until it
+    commits, so `gc` waits for it and deletes those points too: no point outlives its run."""
+    store = create_database(postgres_dsn, f"gc{uuid.uuid4().hex[:12]}")
+    destination = tmp_path / "artifacts"
+    with run_gateway(tmp_path / "gw", "--backend-store-uri", store, destination=destination) as gateway:
+        client = MlflowClient(gateway.url)
+        made = fill(client, tmp_path)
+        doomed = made["runs"]["deleted"].run_id
+        kept = made["runs"]["kept"].run_id
+        late = client.create_run(made["experiments"][0], run_name="deleted-while-writing").info.run_id
+        client.log_batch(late, [Metric("m", float(i), 1, i) for i in range(500)])
+
+    async def race() -> subprocess.CompletedProcess[str]:
+        writer = await asyncpg.connect(store)
+        watcher = await asyncpg.connect(store)
+        try:
+            batch = writer.transaction()
+            await batch.start()  # a batch that has written its points and not yet committed
+            points = [float(i) for i in range(500, 1500)]
+            await writer.fetchrow(
+                _POSTGRES_POINTS, late, ["m"] * 1000, points, [False] * 1000, [1] * 1000,
+                list(range(500, 1500)), [None] * 1000, [None] * 1000, [None] * 1000,
+                ["m"], [points[-1]], [False], [1], [1499],
+            )  # fmt: skip
+            await watcher.execute("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = $1", late)
+            collector = asyncio.create_task(asyncio.to_thread(gc, store, str(destination), "--run-ids", late))
+            for _ in range(600):  # until gc waits for the batch's lock on the run's row
+                waiting = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                if waiting or collector.done():
+                    break
+                await asyncio.sleep(0.1)
+            assert waiting == 1, "gc did not wait for the batch holding the run's row"
+            await batch.commit()
+            return await collector
+        finally:
+            await writer.close()
+            await watcher.close()
+
+    kept_rows = rows_of(store, kept)
+    done = asyncio.run(race())
+    assert done.returncode == 0, done.stderr
+    assert rows_of(store, late) == {"runs": 0, "params": 0, "tags": 0, "metrics": 0, "latest_metrics": 0}
+    assert rows_of(store, doomed)["metrics"] == 1  # not named: kept
+    assert gc(store, str(destination)).returncode == 0
+    assert rows_of(store, doomed) == {"runs": 0, "params": 0, "tags": 0, "metrics": 0, "latest_metrics": 0}
+    assert kept_rows["metrics"] == 1 and rows_of(store, kept) == kept_rows

@@ -400,7 +400,7 @@ def _latest_points(points: Sequence[MetricPoint]) -> dict[str, MetricPoint]:
 
 _POSTGRES_POINTS = """
 WITH run AS (
-    SELECT run_uuid, experiment_id, lifecycle_stage FROM runs WHERE run_uuid = $1::varchar
+    SELECT run_uuid, experiment_id, lifecycle_stage FROM runs WHERE run_uuid = $1::varchar FOR KEY SHARE
 ), points AS (
     INSERT INTO metrics (run_uuid, key, value, is_nan, "timestamp", step, model_id, dataset_name, dataset_digest)
     SELECT $1::varchar, * FROM unnest($2::varchar[], $3::float8[], $4::bool[], $5::int8[], $6::int8[],
@@ -418,7 +418,10 @@ WITH run AS (
 SELECT run_uuid, experiment_id, lifecycle_stage FROM run
 """
 """A batch's points and each key's latest value on PostgreSQL in one statement of one round trip, which
-also answers the run's row (none: no such run) and stores nothing unless the run is active: the
+also answers the run's row (none: no such run) and stores nothing unless the run is active. The run's
+row is locked once (FOR KEY SHARE: `gc` waits to delete it until the points are committed, and
+deletes them too); there is no foreign key from `metrics` on PostgreSQL, whose trigger took that lock
+once per point (migration 0012). The
 columns as arrays (asyncpg sends them in binary), so 1,000 points cost one execution instead of one
 each, and a `log_metric` one round trip instead of three. Repeated points are stored once (ON CONFLICT
 DO NOTHING skips a row that repeats one of the same statement too); the latest value moves forward
