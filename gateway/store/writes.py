@@ -135,7 +135,10 @@ class Reader:
 
     async def read(self, read: Write[T]) -> T:
         if self.engine.dialect.name != "sqlite":
+            # No BEGIN and ROLLBACK, two round trips of a read of three or four: under PostgreSQL's
+            # READ COMMITTED each statement sees its own snapshot, in a transaction or not.
             async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await conn.run_sync(read)
         if self._threads is None:
             self._threads = concurrent.futures.ThreadPoolExecutor(self.THREADS, thread_name_prefix="sqlite-reader")

@@ -14,7 +14,17 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Experiment, Metric, Param, RunTag
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    InputTag,
+    LoggedModelInput,
+    LoggedModelOutput,
+    Metric,
+    Param,
+    RunTag,
+)
 from mlflow.exceptions import MlflowException
 
 from tests.gateway_process import RunningGateway, run_gateway
@@ -594,6 +604,52 @@ def test_a_repeated_search_sees_new_runs_and_pages_through_them(tracking: Runnin
     assert first_page == [best, second] and token
     assert search(token) == ([third], None)
     assert low not in first_page
+
+
+def test_a_searched_run_carries_each_of_its_children_in_mlflows_order(tracking: RunningGateway) -> None:
+    """Metrics, params, tags, dataset inputs, model inputs and outputs of several runs read for a search
+    page at once (on PostgreSQL one statement for all six tables) each reach their own run, in order."""
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"children-{uuid.uuid4().hex[:8]}")
+    model = mlflow.initialize_logged_model(name="used", experiment_id=experiment_id)
+    expected = {}
+    for n in range(3):
+        run_id = client.create_run(experiment_id, run_name=f"run-{n}").info.run_id
+        keys = [f"k{n}-{letter}" for letter in "cab"]
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(i + n), 1, 7) for i, key in enumerate(keys)],
+            params=[Param(key, f"p{n}") for key in keys],
+            tags=[RunTag(key, f"t{n}") for key in keys],
+        )
+        dataset = Dataset(f"data-{n}", f"digest{n}", "local", f"/data/{n}", schema='{"a": 1}', profile="{}")
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
+        if n == 1:
+            client.log_inputs(run_id, models=[LoggedModelInput(model.model_id)])
+            client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 3)])
+        expected[run_id] = (n, sorted(keys))
+    found = client.search_runs([experiment_id], order_by=["attributes.run_name ASC"])
+    assert [run.info.run_name for run in found] == ["run-0", "run-1", "run-2"]
+    for run in found:
+        n, keys = expected[run.info.run_id]
+        assert run.data.metrics == {key: float("cab".index(key[-1]) + n) for key in keys}
+        assert list(run.data.params) == keys and set(run.data.params.values()) == {f"p{n}"}
+        assert [key for key in run.data.tags if not key.startswith("mlflow.")] == keys
+        assert [(i.dataset.name, i.dataset.digest, i.dataset.schema, [(t.key, t.value) for t in i.tags])
+                for i in run.inputs.dataset_inputs] == [(f"data-{n}", f"digest{n}", '{"a": 1}',
+                                                        [("mlflow.data.context", "train")])]  # fmt: skip
+        assert [i.model_id for i in run.inputs.model_inputs] == ([model.model_id] if n == 1 else [])
+        assert [(o.model_id, o.step) for o in (run.outputs.model_outputs if run.outputs else [])] == (
+            [(model.model_id, 3)] if n == 1 else []
+        )
+    raw = requests.post(
+        f"{tracking.url}{TRACKING}/runs/search", json={"experiment_ids": [experiment_id]}, timeout=30
+    ).json()["runs"]
+    for run in raw:
+        assert [m["key"] for m in run["data"]["metrics"]] == expected[run["info"]["run_id"]][1]
+        assert [p["key"] for p in run["data"]["params"]] == expected[run["info"]["run_id"]][1]
+        tag_keys = [t["key"] for t in run["data"]["tags"]]
+        assert tag_keys == sorted(tag_keys)
 
 
 def test_experiment_tag_values_up_to_20000_characters(tracking: RunningGateway) -> None:
