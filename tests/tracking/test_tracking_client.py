@@ -24,6 +24,7 @@ from mlflow.entities import (
     Metric,
     Param,
     RunTag,
+    ViewType,
 )
 from mlflow.exceptions import MlflowException
 
@@ -650,6 +651,44 @@ def test_a_searched_run_carries_each_of_its_children_in_mlflows_order(tracking: 
         assert [p["key"] for p in run["data"]["params"]] == expected[run["info"]["run_id"]][1]
         tag_keys = [t["key"] for t in run["data"]["tags"]]
         assert tag_keys == sorted(tag_keys)
+
+
+def test_run_search_filters_of_every_kind_and_value_type(tracking: RunningGateway) -> None:
+    """Each kind of run filter, with numbers written as integers or decimals against integer and float
+    columns, lists, LIKE and datasets, finds exactly its runs (the statement is compiled once and
+    its values bound by the driver, which takes only the column's own type on PostgreSQL)."""
+    client = MlflowClient()
+    experiment_id = client.create_experiment(f"filters-{uuid.uuid4().hex[:8]}")
+    ids = []
+    for n in range(4):
+        run = client.create_run(experiment_id, start_time=1_000 * (n + 1), run_name=f"Run-{n}")
+        run_id = run.info.run_id
+        client.log_batch(
+            run_id, metrics=[Metric("m", n * 1.5, 1, 0)], params=[Param("p", "xy"[n % 2])], tags=[RunTag("t", f"a{n}")]
+        )
+        dataset = Dataset(f"data-{n % 2}", f"digest{n}", "local", "/data")
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset, [])])
+        if n < 2:
+            client.set_terminated(run_id, end_time=10_000 + n)
+        ids.append(run_id)
+
+    def found(filter_string: str) -> set[int]:
+        runs = client.search_runs([experiment_id], filter_string, run_view_type=ViewType.ALL)
+        return {ids.index(run.info.run_id) for run in runs}
+
+    assert found("attributes.start_time >= 2000") == {1, 2, 3}
+    assert found("attributes.start_time > 1500.5") == {1, 2, 3}
+    assert found("attributes.end_time < 10001") == {0}
+    assert found("attributes.status = 'FINISHED'") == {0, 1}
+    assert found(f"attributes.run_id IN ('{ids[0]}', '{ids[3]}')") == {0, 3}
+    assert found("attributes.run_name ILIKE 'run-%'") == {0, 1, 2, 3}
+    assert found("attributes.run_name LIKE 'run-%'") == set()
+    assert found("metrics.m > 1") == {1, 2, 3}
+    assert found("metrics.m <= 1.5") == {0, 1}
+    assert found("params.p = 'y' and tags.t != 'a1'") == {3}
+    assert found("tags.t LIKE 'a%' and metrics.m >= 3") == {2, 3}
+    assert found("datasets.name = 'data-1'") == {1, 3}
+    assert found("datasets.digest IN ('digest0', 'digest2')") == {0, 2}
 
 
 def test_experiment_tag_values_up_to_20000_characters(tracking: RunningGateway) -> None:
