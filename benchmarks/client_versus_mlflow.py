@@ -645,9 +645,20 @@ def tracking_section(samples: dict[str, list[dict[str, float]]], meta: dict[str,
     return lines
 
 
-def floor_lines(samples: dict[str, list[dict[str, float]]], names: dict[str, str]) -> list[str]:
+def floor_lines(
+    samples: dict[str, list[dict[str, float]]],
+    names: dict[str, str],
+    gateway: str = "gateway",
+    mlflow: str = "mlflow",
+    intro: str = "The stock client's floor for each call: the same calls, the same run, against "
+    "`benchmarks/ceiling_server.py --replay-from <gateway>`, which answers each with the exact bytes the "
+    "gateway answered it once, at once. What is left is the client's own time (building and sending the "
+    "request, reading and parsing the answer); MLflow's figure over it is the most any server could reach.",
+) -> list[str]:
     """The client's floor per call (a server replaying the gateway's exact answers at once) and what it
-    allows: MLflow's figure over the floor is the most any server could reach against MLflow here."""
+    allows: MLflow's figure over the floor is the most any server could reach against MLflow here.
+    `gateway` and `mlflow` name the pair of samples compared (on SQLite, or both on PostgreSQL: the
+    client's own work is the same whichever database answers)."""
     mid = medians(samples)
     floor = mid.get("ceiling", {})
 
@@ -655,34 +666,33 @@ def floor_lines(samples: dict[str, list[dict[str, float]]], names: dict[str, str
         return ", ".join(fmt(sample[metric], seconds) for sample in samples["ceiling"] if metric in sample)
 
     rows = [
-        row for row in TRACKING_ROWS if row[0] in floor and row[0] != "log_metric_4_cps" and row[0] in mid["mlflow"]
+        row
+        for row in TRACKING_ROWS
+        if row[0] in floor and row[0] != "log_metric_4_cps" and row[0] in mid.get(mlflow, {}) and row[0] in mid[gateway]
     ]
     if not rows:
         return []
     lines = [
-        "The stock client's floor for each call: the same calls, the same run, against "
-        "`benchmarks/ceiling_server.py --replay-from <gateway>`, which answers each with the exact bytes the "
-        "gateway answered it once, at once. What is left is the client's own time (building and sending the "
-        "request, reading and parsing the answer); MLflow's figure over it is the most any server could reach.",
+        intro,
         "",
         "| call | client floor (per run) | MLflow 3.17.2 | best possible vs MLflow | gateway vs MLflow "
         "| gateway / best |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for metric, label, seconds in rows:
-        best = speedup(floor[metric], mid["mlflow"][metric], seconds)
-        ratio = speedup(mid["gateway"][metric], mid["mlflow"][metric], seconds)
+        best = speedup(floor[metric], mid[mlflow][metric], seconds)
+        ratio = speedup(mid[gateway][metric], mid[mlflow][metric], seconds)
         if best is None or ratio is None:
             continue
         lines.append(
             f"| {label.format(**names)} | {fmt(floor[metric], seconds)} ({per_run(metric, seconds)}) "
-            f"| {fmt(mid['mlflow'][metric], seconds)} "
+            f"| {fmt(mid[mlflow][metric], seconds)} "
             f"| {best:.2f}x | {ratio:.2f}x | {ratio / best:.0%} |"
         )
     lines.append("")
     for metric, label, seconds in rows:
-        best = speedup(floor[metric], mid["mlflow"][metric], seconds)
-        ratio = speedup(mid["gateway"][metric], mid["mlflow"][metric], seconds)
+        best = speedup(floor[metric], mid[mlflow][metric], seconds)
+        ratio = speedup(mid[gateway][metric], mid[mlflow][metric], seconds)
         if best is None or ratio is None:
             continue
         if ratio > best:  # the floor cannot be slower than a server: this figure is the machine's noise
@@ -693,13 +703,13 @@ def floor_lines(samples: dict[str, list[dict[str, float]]], names: dict[str, str
         elif best < TRACKING_TARGET:
             lines.append(
                 f"- {label.format(**names)}: floor {fmt(floor[metric], seconds)}: no server can be more than "
-                f"{best:.2f}x MLflow's {fmt(mid['mlflow'][metric], seconds)} here, so {TRACKING_TARGET:.0f}x is "
+                f"{best:.2f}x MLflow's {fmt(mid[mlflow][metric], seconds)} here, so {TRACKING_TARGET:.0f}x is "
                 "out of reach for it on this machine."
             )
         else:
             lines.append(
                 f"- {label.format(**names)}: floor {fmt(floor[metric], seconds)}: a server could reach up to "
-                f"{best:.2f}x MLflow's {fmt(mid['mlflow'][metric], seconds)} here; the gateway reached "
+                f"{best:.2f}x MLflow's {fmt(mid[mlflow][metric], seconds)} here; the gateway reached "
                 f"{ratio:.2f}x, {ratio / best:.0%} of that."
             )
     return [*lines, ""] if lines[-1] else lines
@@ -718,6 +728,14 @@ def postgres_lines(samples: dict[str, list[dict[str, float]]], names: dict[str, 
             "",
             *table(pair, names, [row for row in TRACKING_ROWS if row[0] != "search_runs_big_s"]),
             "",
+            *floor_lines(
+                samples,
+                names,
+                "gateway_postgresql",
+                "mlflow_postgresql",
+                intro="The same client floors (measured in the SQLite runs above: the client's own work does not "
+                "depend on the database behind the server) against MLflow on PostgreSQL:",
+            ),
         ]
     if "gateway_postgresql" not in samples:
         return []
