@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
-from gateway.tracking.store.metrics import _POSTGRES_POINTS
+from gateway.tracking.store.metrics import _POINT_ARRAYS, _POSTGRES_POINTS
 from tests.cloud_backend import Backend
 from tests.gateway_process import run_gateway
 from tests.import_mlflow.helpers import ROOT
@@ -214,11 +214,12 @@ def test_gc_on_postgresql_deletes_the_points_a_batch_commits_while_it_waits(post
             batch = writer.transaction()
             await batch.start()  # a batch that has written its points and not yet committed
             points = [float(i) for i in range(500, 1500)]
-            await writer.fetchrow(
-                _POSTGRES_POINTS, late, ["m"] * 1000, points, [False] * 1000, [1] * 1000,
-                list(range(500, 1500)), [None] * 1000, [None] * 1000, [None] * 1000,
-                ["m"], [points[-1]], [False], [1], [1499],
+            columns = (
+                ["m"] * 1000, points, [False] * 1000, [1] * 1000, list(range(500, 1500)),
+                [None] * 1000, [None] * 1000, [None] * 1000, ["m"], [points[-1]], [False], [1], [1499],
             )  # fmt: skip
+            arrays = [write(column) for write, column in zip(_POINT_ARRAYS, columns, strict=True)]
+            await writer.fetchrow(_POSTGRES_POINTS, late, *arrays)
             await watcher.execute("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = $1", late)
             collector = asyncio.create_task(asyncio.to_thread(gc, store, str(destination), "--run-ids", late))
             for _ in range(600):  # until gc waits for the batch's lock on the run's row

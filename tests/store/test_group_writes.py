@@ -8,6 +8,7 @@ rolled back alone, and an acknowledged write survives the gateway being killed.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import threading
@@ -191,3 +192,40 @@ def test_sixteen_clients_lose_and_duplicate_no_point_and_acknowledged_points_sur
         run = client.get_run(run_id)
         assert run.data.metrics["shared"] == CLIENTS * calls - 1  # the latest value: the highest step
         assert run.data.params == {"fixed": "1"}
+
+
+async def test_every_value_of_a_batch_is_stored_exactly(store: TrackingStore) -> None:
+    """What a point can hold comes back from the table as it went in: on PostgreSQL the batch's columns
+    travel as PostgreSQL's array text (numbers written by `repr`, strings quoted), so quotes,
+    backslashes, commas, braces, the word NULL, non-ASCII text, infinities, the smallest double, a
+    NaN and the 64-bit limits are each checked."""
+    run_id = await new_run(store)
+    names = ['a "quoted", {braced} \\ name', "NULL", "", "étoile ✓", "x" * 500]
+    values = [math.inf, -math.inf, 5e-324, -0.0, 1 / 3, 1e308, 7, math.nan]
+    points = [
+        MetricPoint(
+            key=f"k {i % 3}:/.-_",
+            value=value,
+            timestamp=(0, 2**63 - 1)[i % 2],
+            step=(-(2**63), 2**63 - 1, i)[i % 3],
+            dataset_name=names[i % len(names)] if i % 4 else None,
+            dataset_digest=f'd"{i}\\' if i % 4 else None,
+        )
+        for i, value in enumerate(values)
+    ]
+    await store.log_batch(run_id, points, [], [])
+    m = s.metrics.c
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(m.key, m.value, m.is_nan, m.timestamp, m.step, m.model_id, m.dataset_name, m.dataset_digest)
+                .where(m.run_uuid == run_id)
+                .order_by(m.id)
+            )
+        ).all()
+    expected = [
+        (p.key, 0.0 if math.isnan(p.value) else p.value, math.isnan(p.value), p.timestamp, p.step, None,
+         p.dataset_name, p.dataset_digest)
+        for p in points
+    ]  # fmt: skip
+    assert [tuple(row) for row in rows] == expected
