@@ -104,7 +104,7 @@ metrics = Table(
     # A point is stored once, as in MLflow (whose key is these columns): logging it again changes nothing.
     Index("uq_metrics_point", "run_uuid", "key", "step", "timestamp", "value", "is_nan", unique=True),
     # SQLite only (migration 0012): on PostgreSQL the constraint's trigger looked the run up once per
-    # point, a third of a 1,000-point batch's time; there the batch's statement locks the run's row
+    # point, a fifth of a 1,000-point batch's time; there the batch's statement locks the run's row
     # once instead (`_POSTGRES_POINTS`) and `gc` deletes a run's points itself.
     ForeignKeyConstraint(["run_uuid"], ["runs.run_uuid"], ondelete="CASCADE").ddl_if(dialect="sqlite"),
 )

@@ -5,7 +5,7 @@ Revises: 0011
 Create Date: 2026-12-07 13:55:00
 
 PostgreSQL checks a foreign key with a trigger per inserted row: for a 1,000-point `log_batch` that
-was a third of the statement's time (16.3 against 20.0 ms at the median, benchmarks/RESULTS.md).
+was a fifth of the statement's time (16.3 against 20.0 ms at the median, benchmarks/RESULTS.md).
 The batch's statement now locks the run's row once (FOR KEY SHARE, the lock the trigger took per
 row) and `gc` deletes a run's points itself. SQLite keeps the constraint: its check is a cheap
 index probe, and dropping it there would rebuild the whole table.
