@@ -267,16 +267,18 @@ class _SearchStatement:
 
     def __init__(self, query: Any) -> None:
         self.query = query
-        self._compiled: tuple[str, list[str], dict[str, Any]] | None = None
+        # By dialect: the statements are kept per process, and one process may use both (the tests do).
+        self._compiled: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
 
     def page(self, conn: Connection, offset: int, limit: int) -> Sequence[Any]:
         """The rows of runs `offset` to `offset + limit`: every column of the runs table, in its order."""
-        if self._compiled is None:  # two threads may both compile it: the same text either way
+        dialect = conn.dialect.name
+        if dialect not in self._compiled:  # two threads may both compile it: the same text either way
             paged = self.query.limit(bindparam("page_limit", 0)).offset(bindparam("page_offset", 0))
             # The experiment ids' IN rendered as one placeholder each (the ids are part of the statement).
             compiled = paged.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-            self._compiled = str(compiled), list(compiled.positiontup or ()), dict(compiled.params)
-        text, names, values = self._compiled
+            self._compiled[dialect] = str(compiled), list(compiled.positiontup or ()), dict(compiled.params)
+        text, names, values = self._compiled[dialect]
         page = {"page_limit": limit, "page_offset": offset}
         return driver_rows(conn, text, [page[name] if name in page else values[name] for name in names])
 
