@@ -20,16 +20,6 @@ from sqlalchemy.schema import ForeignKeyConstraint
 
 metadata = MetaData()
 
-
-def declared_on(constraint: object, dialect: str) -> bool:
-    """Whether `constraint` exists on `dialect`'s databases: false for one declared with `ddl_if` for
-    another dialect (SQLAlchemy keeps that condition in `_ddl_if`; Alembic's comparison ignores it)."""
-    condition = getattr(constraint, "_ddl_if", None)
-    if condition is None or condition.dialect is None:
-        return True
-    return dialect == condition.dialect or (isinstance(condition.dialect, tuple) and dialect in condition.dialect)
-
-
 ExperimentId = BigInteger().with_variant(Integer, "sqlite")
 """64-bit: an MLflow file store numbers experiments with 18 digits (SQLite's INTEGER already holds 64 bits)."""
 

@@ -110,7 +110,7 @@ def sqlite_text(query: Any) -> str:
 
 
 def driver_rows(conn: Connection, text: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """The rows of `text` run on `conn`'s driver connection (inside its transaction): plain tuples on
+    """The rows of `text` run on `conn`'s driver connection (inside its transaction, if any): plain tuples on
     SQLite, asyncpg's records (read by position) on PostgreSQL, whose `text` numbers its placeholders
     ($1) and whose adapter prepares it once per connection."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -317,9 +317,9 @@ _SLOT_TYPES: dict[str, TypeEngine[Any]] = {
 
 
 @functools.cache
-def _postgresql_children() -> tuple[str, list[tuple[str, Callable[[Any], tuple[Any, ...]]]]]:
+def _postgresql_children() -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
     """The text of one statement reading every child table's rows of runs bound as one array ($1), and
-    how to take each table's row back out of a row of it.
+    for each table its name and how to make its row (a `_plain_row`) out of a row of the statement.
 
     A UNION ALL of the six tables, each row a table number, an order key and the table's columns in
     typed slots (NULL where a table has fewer), read through the driver: a statement on PostgreSQL
@@ -333,7 +333,7 @@ def _postgresql_children() -> tuple[str, list[tuple[str, Callable[[Any], tuple[A
     slots = [(kind, n) for kind in _SLOT_TYPES for n in range(width[kind])]
     ids = bindparam("ids", type_=postgresql.ARRAY(String(32)))
     selects = []
-    readers: list[tuple[str, Callable[[Any], tuple[Any, ...]]]] = []
+    readers: list[tuple[str, Callable[[Any], Any]]] = []
     for number, table in enumerate(tables):
         placed: dict[tuple[str, int], Any] = {}
         positions = []  # of the table's columns in the union's row (after `child` and `ordering`)
@@ -352,9 +352,19 @@ def _postgresql_children() -> tuple[str, list[tuple[str, Callable[[Any], tuple[A
                 table.c.run_uuid.in_(select(func.unnest(ids)))
             )
         )
-        readers.append((table.name, operator.itemgetter(*positions)))
+        readers.append((table.name, _row_reader(table.name, positions)))
     statement = union_all(*selects).order_by(literal_column("child"), literal_column("ordering"))
     return str(statement.compile(dialect=PGDialect_asyncpg())), readers  # type: ignore[no-untyped-call]
+
+
+def _row_reader(table_name: str, positions: list[int]) -> Callable[[Any], Any]:
+    """A function making `table_name`'s row out of the values at `positions` of another row."""
+    columns_of, make = operator.itemgetter(*positions), _plain_row(table_name)
+
+    def read(row: Any) -> Any:
+        return make(columns_of(row))
+
+    return read
 
 
 @functools.lru_cache(maxsize=1024)
@@ -390,7 +400,7 @@ def _children_rows(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {name: [] for name in _CHILD_TABLES}
     for row in driver_rows(conn, text, [ids]):
         name, read = readers[row[0]]
-        found[name].append(_plain_row(name)(read(row)))
+        found[name].append(read(row))
     return found
 
 
