@@ -13,6 +13,8 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
+from gateway.tracking.store.runs import PAGE_BYTES, RUNS_PER_CHUNK, next_chunk
+from gateway.tracking.store.sql import IN_BATCH
 from tests.gateway_process import RunningGateway, run_gateway
 from tests.postgres_server import store_uri_for
 
@@ -97,6 +99,14 @@ def test_a_run_search_page_is_bounded_in_bytes_and_paging_returns_every_run(trac
         seen += [run.info.run_id for run in page]
         token = page.token
     assert sorted(seen) == sorted(created)
+
+
+def test_a_search_reads_more_small_runs_at_once_and_fewer_large_ones() -> None:
+    assert next_chunk(RUNS_PER_CHUNK, RUNS_PER_CHUNK * 600) == IN_BATCH  # small runs: one statement's worth
+    per_run = 100_000
+    read = RUNS_PER_CHUNK * per_run
+    assert next_chunk(RUNS_PER_CHUNK, read) == (PAGE_BYTES - read) // per_run  # what the page still holds
+    assert next_chunk(RUNS_PER_CHUNK, PAGE_BYTES + 1) == 1  # full: the next run only ends the page
 
 
 @pytest.mark.parametrize("route", ["/runs/create", "/experiments/search"])

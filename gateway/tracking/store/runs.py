@@ -68,7 +68,8 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 PAGE_BYTES = 16 << 20
 """About how much run data one page of a run search holds; the client follows next_page_token."""
 RUNS_PER_CHUNK = IN_BATCH // 5
-"""Runs whose children are read at once in a search; the page size is checked between chunks."""
+"""Runs whose children a search reads first; the next chunks are sized by `next_chunk`, and the page's
+size is checked between chunks."""
 
 
 class RunStore(StoreBase):
@@ -430,14 +431,25 @@ def _search_page(
     rows = statement.page(conn, offset, max_results + 1)
     page = list(map(_RUN_ROW, rows[:max_results]))
     found: list[str] = []
-    size = 0
-    for start in range(0, len(page), RUNS_PER_CHUNK):
-        for run in runs_text(conn, page[start : start + RUNS_PER_CHUNK]):
+    size = start = 0
+    chunk = RUNS_PER_CHUNK
+    while start < len(page):
+        for run in runs_text(conn, page[start : start + chunk]):
             if found and size >= PAGE_BYTES:
                 return found, offset_token(offset + len(found))
             found.append(run)
             size += len(run)
+        start += chunk
+        chunk = next_chunk(start, size)
     return found, offset_token(offset + max_results) if len(rows) > max_results else None
+
+
+def next_chunk(runs_read: int, bytes_read: int) -> int:
+    """How many runs' children to read next: as many as the page's remaining PAGE_BYTES hold at the
+    size of the runs read so far (one statement per IN_BATCH at most): a 1,000-run page of small runs is
+    read in three chunks, not ten, and a page of large runs stays within its bytes."""
+    per_run = max(1, bytes_read // max(1, runs_read))
+    return max(1, min(IN_BATCH, (PAGE_BYTES - bytes_read) // per_run))
 
 
 ATTRIBUTE_COLUMNS = {

@@ -1,0 +1,136 @@
+"""The PostgreSQL pool pings only a connection that rested (gateway/store/database.py): no round trip
+before each request, and a connection PostgreSQL dropped meanwhile is replaced, never handed out."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from mlflow import MlflowClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.store import database
+from gateway.store.database import create_engine
+from tests.gateway_process import run_gateway
+from tests.postgres_server import create_database
+
+
+@pytest.fixture
+def store_uri(postgres_dsn: str) -> str:
+    return create_database(postgres_dsn, f"pool{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def engine(store_uri: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(store_uri)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def pings(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each ping the pool sends, as it happens."""
+    sent: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        sent.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return sent
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def terminate(store_uri: str, pid: int) -> None:
+    admin = await asyncpg.connect(store_uri)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+
+
+async def test_a_connection_used_moments_ago_is_not_pinged(
+    engine: AsyncEngine, pings: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await backend_pid(engine)
+    for _ in range(20):
+        assert await backend_pid(engine) == first  # the same pooled connection, no ping before it
+    assert pings == []
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.05)
+    await asyncio.sleep(0.1)
+    assert await backend_pid(engine) == first
+    assert len(pings) == 1  # it rested: pinged once, then used
+
+
+async def test_a_connection_dropped_while_resting_is_replaced_before_use(
+    engine: AsyncEngine, store_uri: str, pings: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.05)
+    dropped = await backend_pid(engine)
+    await terminate(store_uri, dropped)
+    await asyncio.sleep(0.1)
+    assert await backend_pid(engine) != dropped  # the failed ping replaced it; the read itself succeeded
+    assert len(pings) == 1
+
+
+async def test_a_connection_dropped_within_the_window_fails_one_use_then_the_pool_recovers(
+    engine: AsyncEngine, store_uri: str
+) -> None:
+    """The cost of skipping the ping, bounded: one statement fails, and SQLAlchemy replaces every older
+    connection of the pool at their next checkout."""
+    pids = set()
+    connections = [await engine.connect() for _ in range(3)]
+    for conn in connections:
+        pids.add(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+        await conn.close()
+    for pid in pids:
+        await terminate(store_uri, pid)
+    with pytest.raises(DBAPIError) as failed:
+        await backend_pid(engine)
+    assert failed.value.connection_invalidated  # what makes the pool replace the older connections
+    after = {await backend_pid(engine) for _ in range(5)}
+    assert not after & pids
+
+
+def test_the_stock_client_goes_on_when_postgresql_drops_the_gateways_connections(
+    store_uri: str, tmp_path: Path
+) -> None:
+    """PostgreSQL restarted or a proxy cut the connections: the gateway's next requests still succeed
+    (a dropped connection's request answers 500, which MLflow's client retries), nothing is lost."""
+
+    async def gateway_backends() -> list[int]:
+        admin = await asyncpg.connect(store_uri)
+        try:
+            query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            return [row[0] for row in await admin.fetch(query)]
+        finally:
+            await admin.close()
+
+    with run_gateway(tmp_path, "--backend-store-uri", store_uri) as gateway:
+        client = MlflowClient(gateway.url)
+        run_id = client.create_run("0").info.run_id
+        client.log_metric(run_id, "loss", 1.0, step=0)
+        for dropped in range(2):  # once at once, once after the connections rested
+            for pid in asyncio.run(gateway_backends()):
+                asyncio.run(terminate(store_uri, pid))
+            if dropped:
+                asyncio.run(asyncio.sleep(database.IDLE_BEFORE_PING + 0.2))
+            client.log_metric(run_id, "loss", float(dropped + 2), step=dropped + 1)
+            client.log_param(run_id, f"p{dropped}", "v")
+        history = client.get_metric_history(run_id, "loss")
+        assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0), (2, 3.0)]
+        assert client.get_run(run_id).data.params == {"p0": "v", "p1": "v"}
