@@ -68,9 +68,9 @@ def create_engine(uri: str) -> AsyncEngine:
 
 IDLE_BEFORE_PING = 0.5
 """Seconds a pooled PostgreSQL connection may rest before it is pinged at checkout, as HikariCP's
-`aliveBypassWindowMs`: a ping is a round trip, 0.4 ms of a 2 ms tracking call, and a connection that
-served a request moments ago is alive (if PostgreSQL restarted since, that request fails and SQLAlchemy
-replaces every older connection of the pool; MLflow's client retries the request)."""
+`aliveBypassWindowMs`: a ping is a round trip before the request's own statements (0.3-0.5 ms here),
+and a connection that served a request moments ago is alive (if PostgreSQL restarted since, that
+request fails and SQLAlchemy replaces every older connection of the pool; MLflow's client retries)."""
 _LAST_USED = "artifact_gateway_last_used"
 
 
