@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.auth.passwords import check_password_off_loop, hash_password_off_loop
 from gateway.store import schema as s
+from gateway.store.database import probe
 
 TOKEN_PREFIX = "agw_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for, not a secret)
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -94,8 +95,7 @@ class AuthStore:
 
     async def ping(self) -> None:
         """Raise unless the database answers a query on the users table."""
-        async with self._engine.connect() as conn:
-            await conn.execute(select(s.users.c.username).limit(1))
+        await probe(self._engine, select(s.users.c.username).limit(1))
 
     async def add_user(self, username: str, password: str, permission: Permission) -> None:
         if not _USERNAME.match(username):

@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_266_021  # advisory lock id: replicas starting together migrate one at a time
@@ -92,6 +93,20 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:  # whatever a dead connection raises: the pool connects again
             raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
+
+
+async def probe(engine: AsyncEngine, statement: Executable) -> None:
+    """Run `statement` for a readiness check, once more on a new connection if the pooled one was dead:
+    a connection dropped while it rested in the pool (PostgreSQL restarted, a proxy cut it) says
+    nothing about the database now, and the second try meets the database itself."""
+    for last in (False, True):
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(statement)
+            return
+        except DBAPIError as exc:
+            if last or not exc.connection_invalidated:
+                raise
 
 
 def _upgrade(connection: Connection, revision: str = "head") -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import requests
 from mlflow import MlflowClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -106,27 +107,45 @@ async def test_a_connection_dropped_within_the_window_fails_one_use_then_the_poo
     assert not after & pids
 
 
+async def gateway_backends(store_uri: str) -> list[int]:
+    """The server processes of every other session on the gateway's database."""
+    admin = await asyncpg.connect(store_uri)
+    try:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        return [row[0] for row in await admin.fetch(query)]
+    finally:
+        await admin.close()
+
+
+def terminate_all(store_uri: str) -> None:
+    for pid in asyncio.run(gateway_backends(store_uri)):
+        asyncio.run(terminate(store_uri, pid))
+
+
+def test_readiness_is_not_lost_to_a_connection_dropped_in_the_pool(store_uri: str, tmp_path: Path) -> None:
+    """The probe's pooled connection was dropped moments after its last use (no ping then): the probe
+    tries a new one instead of reporting the database down."""
+    with run_gateway(tmp_path, "--backend-store-uri", store_uri) as gateway:
+        for _ in range(3):
+            assert requests.get(f"{gateway.url}/health/ready", timeout=30).status_code == 200
+            terminate_all(store_uri)
+            ready = requests.get(f"{gateway.url}/health/ready", timeout=30)
+            assert (ready.status_code, ready.json()["database"]) == (200, "ok")
+        assert not [line for line in gateway.log_lines() if line.get("msg") == "readiness check failed"]
+
+
 def test_the_stock_client_goes_on_when_postgresql_drops_the_gateways_connections(
     store_uri: str, tmp_path: Path
 ) -> None:
     """PostgreSQL restarted or a proxy cut the connections: the gateway's next requests still succeed
     (a dropped connection's request answers 500, which MLflow's client retries), nothing is lost."""
 
-    async def gateway_backends() -> list[int]:
-        admin = await asyncpg.connect(store_uri)
-        try:
-            query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            return [row[0] for row in await admin.fetch(query)]
-        finally:
-            await admin.close()
-
     with run_gateway(tmp_path, "--backend-store-uri", store_uri) as gateway:
         client = MlflowClient(gateway.url)
         run_id = client.create_run("0").info.run_id
         client.log_metric(run_id, "loss", 1.0, step=0)
         for dropped in range(2):  # once at once, once after the connections rested
-            for pid in asyncio.run(gateway_backends()):
-                asyncio.run(terminate(store_uri, pid))
+            terminate_all(store_uri)
             if dropped:
                 asyncio.run(asyncio.sleep(database.IDLE_BEFORE_PING + 0.2))
             client.log_metric(run_id, "loss", float(dropped + 2), step=dropped + 1)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import schema as s
+from gateway.store.database import probe
 from gateway.store.errors import InvalidValue
 from gateway.store.writes import GroupWriter, Reader
 from gateway.tracking.store.values import ACTIVE, int_field, missing, no_run, not_found, possible_experiment_id
@@ -33,8 +34,7 @@ class StoreBase:
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""
-        async with self.engine.connect() as conn:
-            await conn.execute(select(1))
+        await probe(self.engine, select(1))
 
     async def _experiment_row(self, conn: AsyncConnection, experiment_id: object) -> Any:
         if experiment_id is None or experiment_id == "":
