@@ -6,16 +6,18 @@ import asyncio
 import fcntl
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 _PG_MIGRATION_LOCK = 7_266_021  # advisory lock id: replicas starting together migrate one at a time
 
 
@@ -70,8 +72,9 @@ def create_engine(uri: str) -> AsyncEngine:
 IDLE_BEFORE_PING = 0.5
 """Seconds a pooled PostgreSQL connection may rest before it is pinged at checkout, as HikariCP's
 `aliveBypassWindowMs`: a ping is a round trip before the request's own statements (0.3-0.5 ms here),
-and a connection that served a request moments ago is alive (if PostgreSQL restarted since, that
-request fails and SQLAlchemy replaces every older connection of the pool; MLflow's client retries)."""
+and a connection that served a request moments ago is alive (if PostgreSQL restarted since, a read
+runs again (`reconnecting`), a write fails, MLflow's client retries it, and SQLAlchemy replaces every
+older connection of the pool)."""
 _LAST_USED = "artifact_gateway_last_used"
 
 
@@ -95,18 +98,27 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
+async def reconnecting(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """`work` on a pooled connection, once more on a new one if that connection was dead: one dropped
+    while it rested in the pool within IDLE_BEFORE_PING (PostgreSQL restarted, a proxy cut it) says
+    nothing about the database now. Only for work that may run twice: reads, readiness checks."""
+    try:
+        async with engine.connect() as conn:
+            return await work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with engine.connect() as conn:
+        return await work(conn)
+
+
 async def probe(engine: AsyncEngine, statement: Executable) -> None:
-    """Run `statement` for a readiness check, once more on a new connection if the pooled one was dead:
-    a connection dropped while it rested in the pool (PostgreSQL restarted, a proxy cut it) says
-    nothing about the database now, and the second try meets the database itself."""
-    for last in (False, True):
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(statement)
-            return
-        except DBAPIError as exc:
-            if last or not exc.connection_invalidated:
-                raise
+    """Raise unless the database answers `statement` (a readiness check)."""
+
+    async def answer(conn: AsyncConnection) -> None:
+        await conn.execute(statement)
+
+    await reconnecting(engine, answer)
 
 
 def _upgrade(connection: Connection, revision: str = "head") -> None:

@@ -24,7 +24,9 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store.database import reconnecting
 
 T = TypeVar("T")
 Write = Callable[[Connection], T]
@@ -137,9 +139,11 @@ class Reader:
         if self.engine.dialect.name != "sqlite":
             # No BEGIN and ROLLBACK, two round trips of a read of three or four: under PostgreSQL's
             # READ COMMITTED each statement sees its own snapshot, in a transaction or not.
-            async with self.engine.connect() as conn:
+            async def autocommit(conn: AsyncConnection) -> T:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await conn.run_sync(read)
+
+            return await reconnecting(self.engine, autocommit)
         if self._threads is None:
             self._threads = concurrent.futures.ThreadPoolExecutor(self.THREADS, thread_name_prefix="sqlite-reader")
             self._sync_engine = sqlite_reader_engine(self.engine, self.THREADS)

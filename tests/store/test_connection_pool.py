@@ -1,5 +1,6 @@
 """The PostgreSQL pool pings only a connection that rested (gateway/store/database.py): no round trip
-before each request, and a connection PostgreSQL dropped meanwhile is replaced, never handed out."""
+before each request, a connection PostgreSQL dropped meanwhile is replaced, and reads and readiness
+checks that meet one dropped within the window run again on a new one."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import database
 from gateway.store.database import create_engine
+from gateway.store.writes import Reader
 from tests.gateway_process import run_gateway
 from tests.postgres_server import create_database
 
@@ -105,6 +107,19 @@ async def test_a_connection_dropped_within_the_window_fails_one_use_then_the_poo
     assert failed.value.connection_invalidated  # what makes the pool replace the older connections
     after = {await backend_pid(engine) for _ in range(5)}
     assert not after & pids
+
+
+async def test_a_read_meets_a_dropped_connection_and_still_answers(engine: AsyncEngine, store_uri: str) -> None:
+    """Reads (run search, metric history) may run twice: one that meets a connection dropped within the
+    window runs again on a new one instead of failing."""
+    reads = Reader(engine)
+
+    def pid(conn: Any) -> int:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    dropped = await reads.read(pid)
+    await terminate(store_uri, dropped)
+    assert await reads.read(pid) != dropped
 
 
 async def gateway_backends(store_uri: str) -> list[int]:
