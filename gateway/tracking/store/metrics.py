@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy import bindparam, case, func, null, select, tuple_, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -339,25 +339,49 @@ _METRIC_COLUMNS = (
 """A metrics row's columns in the table's order: the order of the SQLite insert's `?` placeholders."""
 
 
+_LINKS = ("model_id", "dataset_name", "dataset_digest")
+"""A point's optional links to a logged model and a dataset: the last three of `_METRIC_COLUMNS`."""
+
+
 @functools.cache
-def _sqlite_metric_insert() -> str:
-    """The batch's metric insert as SQLite text with positional placeholders, for the driver's executemany."""
-    compiled = _statements("sqlite").metric.compile(dialect=sqlite.dialect(), column_keys=list(_METRIC_COLUMNS))
-    assert tuple(compiled.positiontup or ()) == _METRIC_COLUMNS, compiled.positiontup
+def _sqlite_metric_insert(links: bool) -> str:
+    """The batch's metric insert as SQLite text with positional placeholders, for the driver's executemany.
+
+    Unless some point `links` to a model or dataset, those three columns are NULL in the statement's
+    text: the driver looks up an adapter for every None (or bool) it binds, and the NULLs took 2.3 ms of
+    the 5.5 ms binding a 1,000-point batch took (`benchmarks/RESULTS.md`)."""
+    statement = _statements("sqlite").metric
+    columns = _METRIC_COLUMNS if links else _METRIC_COLUMNS[: -len(_LINKS)]
+    if not links:
+        statement = statement.values({column: null() for column in _LINKS})
+    compiled = statement.compile(dialect=sqlite.dialect(), column_keys=list(columns))
+    assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
     return str(compiled)
+
+
+def _sqlite_rows(run_id: str, points: Sequence[MetricPoint], links: bool) -> list[tuple[Any, ...]]:
+    """The points' rows for `_sqlite_metric_insert(links)`, is_nan as the integer SQLite stores: a bool
+    goes through the same adapter lookup as None (1.0 ms a 1,000-point batch)."""
+    rows = []
+    for point in points:
+        value, nan, timestamp, step = _stored_columns(point)
+        row = (run_id, point.key, value, int(nan), timestamp, step)
+        rows.append((*row, point.model_id, point.dataset_name, point.dataset_digest) if links else row)
+    return rows
 
 
 def _insert_metrics(conn: Connection, sql: _Statements, run: Any, run_id: str, points: Sequence[MetricPoint]) -> None:
     """Store each point once (logging it again changes nothing, as in MLflow), link to their logged
     models the points that name one, and move each key's latest value forward. The `run`'s row, or
     None on PostgreSQL to have it looked up and checked in the same statement."""
-    rows = [(run_id, p.key, *_stored_columns(p), p.model_id, p.dataset_name, p.dataset_digest) for p in points]
     latest = _latest_points(points)
     if conn.dialect.name == "sqlite":
         # The driver's own executemany: SQLAlchemy's per-row parameter handling cost as much as SQLite's
         # inserts themselves for a batch of 1,000 points (benchmarks: log_batch from 4 threads).
-        conn.exec_driver_sql(_sqlite_metric_insert(), rows)
+        links = any((p.model_id, p.dataset_name, p.dataset_digest) != (None, None, None) for p in points)
+        conn.exec_driver_sql(_sqlite_metric_insert(links), _sqlite_rows(run_id, points, links))
     else:
+        rows = [(run_id, p.key, *_stored_columns(p), p.model_id, p.dataset_name, p.dataset_digest) for p in points]
         found = _postgres_insert_points(conn, run_id, rows, latest)
         run = run if run is not None else active_run(found_run(found, run_id))
     linked = [p for p in points if p.model_id]
