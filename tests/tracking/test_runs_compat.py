@@ -3,6 +3,8 @@ batches, and MLflow's UI routes for sampled histories and datasets (on SQLite an
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -176,6 +178,43 @@ def test_a_history_answer_is_protobufs_json_page_by_page(tracking: RunningGatewa
     query = {"run_id": run_id, "metric_key": "x"}
     empty = requests.get(f"{tracking.url}{API}/metrics/get-history", params=query, timeout=30)
     assert empty.status_code == 200 and empty.json() == {}
+
+
+def _history_page(gateway: RunningGateway, run_id: str, token: str | None = None) -> requests.Response:
+    query = {"run_id": run_id, "metric_key": "m", "max_results": "3", **({"page_token": token} if token else {})}
+    return requests.get(f"{gateway.url}{API}/metrics/get-history", params=query, timeout=30)
+
+
+def _token(fields: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+
+
+def test_a_history_page_continues_after_the_last_point_it_gave(tracking: RunningGateway) -> None:
+    """A history's page token carries its last point's (step, timestamp, id), not a count of points: a
+    point logged before it while a client pages does not shift the next page (an offset gave the same
+    point twice), and the next page starts in the index at that point instead of reading and skipping
+    every point before it. A token that is not the gateway's (MLflow's offset token among them) is a 400."""
+    _, run_id = new_run(tracking)
+    metrics = [{"key": "m", "value": float(step), "timestamp": 7, "step": step} for step in range(10, 16)]
+    assert post(tracking, "/runs/log-batch", {"run_id": run_id, "metrics": metrics}).ok
+    first = _history_page(tracking, run_id).json()
+    assert [point["step"] for point in first["metrics"]] == [10, 11, 12]
+    earlier = {"key": "m", "value": 0.0, "timestamp": 1, "step": 0}
+    assert post(tracking, "/runs/log-batch", {"run_id": run_id, "metrics": [earlier]}).ok
+    second = _history_page(tracking, run_id, first["next_page_token"]).json()
+    assert [point["step"] for point in second["metrics"]] == [13, 14, 15]
+    assert "next_page_token" not in second
+    message = "Invalid page_token: pass back the next_page_token of the previous page"
+    for token in (
+        _token({"offset": 3}),
+        _token({"after": [12, 7]}),
+        _token({"after": [12, 7, True]}),
+        _token({"after": [12, 7, 2**63]}),
+        _token({"after": "12,7,3"}),
+        _token([12, 7, 3]),
+        "not base64 !",
+    ):
+        assert_400(_history_page(tracking, run_id, token), message)
 
 
 def test_create_run_needs_an_experiment_and_checks_its_name_tag(tracking: RunningGateway) -> None:

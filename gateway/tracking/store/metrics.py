@@ -36,8 +36,8 @@ from gateway.tracking.store.values import (
     json_double,
     json_number,
     no_run,
-    offset_token,
-    page_offset,
+    page_position,
+    position_token,
 )
 
 METRIC_POINT = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
@@ -109,10 +109,10 @@ class MetricStore(StoreBase):
         """A page of one metric's points as the JSON text of their array (None: no points), and the next
         page's token. Written as text in the read's thread: a history of thousands of points costs one
         string per point instead of a dict each and then the event loop's time encoding them."""
-        offset = page_offset(page_token)
+        after = page_position(page_token, 3)
         if not isinstance(run_id, str) or not run_id:
             raise no_run(run_id)
-        return await self.reads.read(functools.partial(_history_page, run_id, key, max_results, offset))
+        return await self.reads.read(functools.partial(_history_page, run_id, key, max_results, after))
 
     async def metric_history_bulk(self, run_ids: list[str], key: object, max_results: int) -> list[dict[str, Any]]:
         """One metric's points for several runs, from one query over `metrics`, each with its `run_id`.
@@ -212,23 +212,25 @@ _POINT_ORDER = (s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.value, s.me
 
 
 def _history_page(
-    run_id: str, key: object, max_results: int, offset: int, conn: Connection
+    run_id: str, key: object, max_results: int, after: tuple[int, ...] | None, conn: Connection
 ) -> tuple[str | None, str | None]:
     """A page of one metric's points, in step and time order (the run looked up before the key is checked),
     as the JSON text of their array: each point `{"key", "value", "timestamp", "step"}` in protobuf's
-    field order, as `json.dumps` of the point's dict writes it."""
+    field order, as `json.dumps` of the point's dict writes it. The page starts after the point whose
+    (step, timestamp, id) is `after`, and its token carries its last point's."""
     sql = _statements(conn.dialect.name)
     found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id)
     m = s.metrics.c
-    rows = plain_rows(
-        conn,
-        select(m.value, m.is_nan, m.timestamp, m.step)
-        .where(m.run_uuid == run_id, m.key == check_key(key, "metric_key"))
-        .order_by(m.step, m.timestamp, m.id)
-        .offset(offset)
-        .limit(max_results + 1),
+    query = select(m.value, m.is_nan, m.timestamp, m.step, m.id).where(
+        m.run_uuid == run_id, m.key == check_key(key, "metric_key")
     )
-    token = offset_token(offset + max_results) if len(rows) > max_results else None
+    if after is not None:
+        query = query.where(tuple_(m.step, m.timestamp, m.id) > tuple_(*after))
+    rows = plain_rows(conn, query.order_by(m.step, m.timestamp, m.id).limit(max_results + 1))
+    token = None
+    if len(rows) > max_results:
+        _, _, timestamp, step, point_id = rows[max_results - 1]
+        token = position_token((step, timestamp, point_id))
     if not rows:
         return None, token
     head = '{"key": ' + json.dumps(key) + ', "value": '
@@ -237,7 +239,7 @@ def _history_page(
         f'{head}{value!r}, "timestamp": {timestamp}, "step": {step}}}'
         if not nan and finite(value)
         else f'{head}{json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
-        for value, nan, timestamp, step in rows[:max_results]
+        for value, nan, timestamp, step, _ in rows[:max_results]
     ]
     return "[" + ", ".join(points) + "]", token
 
