@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -41,6 +39,7 @@ from gateway.tracking.store.values import (
     INT64_MAX,
     INT64_MIN,
     MAX_OFFSET,
+    NOT_A_PAGE,
     check_key,
     check_value,
     default_run_name,
@@ -48,7 +47,9 @@ from gateway.tracking.store.values import (
     json_number,
     not_found,
     now_ms,
+    page_token,
     possible_experiment_id,
+    token_fields,
     wrong_type,
 )
 
@@ -411,22 +412,14 @@ def _fingerprint(
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
-_NOT_A_PAGE = "Invalid page_token: pass back the next_page_token of the previous page"
-
-
 def _page_offset(token: str | None, search: str) -> int:
     if not token:
         return 0
-    if not isinstance(token, str):
-        raise InvalidValue(_NOT_A_PAGE)
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        decoded = None
-    offset = decoded.get("offset") if isinstance(decoded, dict) else None
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidValue(_NOT_A_PAGE)
-    if decoded.get("search") != search:
+    fields = token_fields(token)
+    offset = fields.get("offset")
+    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidValue(NOT_A_PAGE)
+    if fields.get("search") != search:
         raise InvalidValue(
             "Invalid page_token: it continues another search; send the experiment_ids, filter, datasets and "
             "order_by of the request that returned it"
@@ -435,7 +428,7 @@ def _page_offset(token: str | None, search: str) -> int:
 
 
 def _page_token(offset: int, search: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset, "search": search}).encode()).decode()
+    return page_token({"offset": offset, "search": search})
 
 
 def _on_datasets(wanted: list[DatasetFilter]) -> ColumnElement[bool]:

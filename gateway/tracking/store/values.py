@@ -84,35 +84,39 @@ def json_double(value: float) -> str:
 MAX_OFFSET = 1 << 53
 
 
-_NOT_A_PAGE = "Invalid page_token: pass back the next_page_token of the previous page"
+NOT_A_PAGE = "Invalid page_token: pass back the next_page_token of the previous page"
 
 
-def _token_field(token: object, name: str) -> object:
-    """The `name` field of a page token (base64 of a JSON object); a 400 for anything else."""
+def token_fields(token: object) -> dict[str, object]:
+    """What a page token carries: base64 of a JSON object (`page_token`); a 400 for anything else."""
     if not isinstance(token, str):
-        raise InvalidValue(_NOT_A_PAGE)
+        raise InvalidValue(NOT_A_PAGE)
     try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))[name]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidValue(_NOT_A_PAGE) from None
+        fields = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError):
+        raise InvalidValue(NOT_A_PAGE) from None
+    if not isinstance(fields, dict):
+        raise InvalidValue(NOT_A_PAGE)
+    return fields
 
 
-def _token(fields: dict[str, object]) -> str:
+def page_token(fields: dict[str, object]) -> str:
+    """The `next_page_token` that carries `fields`, read back by `token_fields`."""
     return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
 
 
 def page_offset(token: str | None) -> int:
     if not token:
         return 0
-    offset = _token_field(token, "offset")
-    if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidValue(_NOT_A_PAGE)
+    offset = token_fields(token).get("offset")
+    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidValue(NOT_A_PAGE)
     return offset
 
 
 def offset_token(offset: int) -> str:
     """The page token that starts a listing at `offset`, as `next_page_token` carries it."""
-    return _token({"offset": offset})
+    return page_token({"offset": offset})
 
 
 def page_position(token: str | None, size: int) -> tuple[int, ...] | None:
@@ -120,20 +124,20 @@ def page_position(token: str | None, size: int) -> tuple[int, ...] | None:
     carries (`position_token`); None for the first page."""
     if not token:
         return None
-    after = _token_field(token, "after")
+    after = token_fields(token).get("after")
     if not (
         isinstance(after, list)
         and len(after) == size
         and all(type(value) is int and INT64_MIN <= value <= INT64_MAX for value in after)
     ):
-        raise InvalidValue(_NOT_A_PAGE)
+        raise InvalidValue(NOT_A_PAGE)
     return tuple(after)
 
 
 def position_token(position: tuple[int, ...]) -> str:
     """The page token that continues a listing after the row whose sort key is `position`: the next page
     is found in the index, where an offset made each page read and skip every row before it."""
-    return _token({"after": list(position)})
+    return page_token({"after": list(position)})
 
 
 _NAME = re.compile(r"^[/\w.\- :]*$")
