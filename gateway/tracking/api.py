@@ -130,11 +130,13 @@ def _metric(
         checked = check_key(key, f"{prefix}key", name_field=f"{prefix}name", label="Metric name")
         if checked_keys is not None:
             checked_keys[checked] = checked
+    if len(fields) == 4 and "step" in fields:  # the stock client's point: no link to look for
+        return MetricPoint(checked, value, timestamp, step)
     return MetricPoint(
-        key=checked,
-        value=value,
-        timestamp=timestamp,
-        step=step,
+        checked,
+        value,
+        timestamp,
+        step,
         model_id=_text(fields, "model_id") if "model_id" in fields else None,
         dataset_name=_text(fields, "dataset_name") if "dataset_name" in fields else None,
         dataset_digest=_text(fields, "dataset_digest") if "dataset_digest" in fields else None,
