@@ -38,8 +38,6 @@ from gateway.tracking.store.values import (
     DELETED,
     INT64_MAX,
     INT64_MIN,
-    MAX_OFFSET,
-    NOT_A_PAGE,
     check_key,
     check_value,
     default_run_name,
@@ -47,9 +45,9 @@ from gateway.tracking.store.values import (
     json_number,
     not_found,
     now_ms,
+    page_offset,
     page_token,
     possible_experiment_id,
-    token_fields,
     wrong_type,
 )
 
@@ -284,7 +282,7 @@ class LoggedModelStore(StoreBase):
         wanted = [_dataset_filter(item) for item in datasets]
         ordering = [_model_order(item) for item in order_by]
         search = _fingerprint(ids, filter_string, wanted, ordering)
-        offset = _page_offset(page_token, search)
+        offset = page_offset(page_token, search)
         page = min(max_results, MAX_LOGGED_MODELS)
         ids = [number for number in ids if possible_experiment_id(number)]
         if not ids:
@@ -410,21 +408,6 @@ def _fingerprint(
     """What a page token is bound to: the search it continues."""
     described = json.dumps([ids, filter_string or None, [astuple(d) for d in datasets], [astuple(o) for o in ordering]])
     return hashlib.sha256(described.encode()).hexdigest()[:16]
-
-
-def _page_offset(token: str | None, search: str) -> int:
-    if not token:
-        return 0
-    fields = token_fields(token)
-    offset = fields.get("offset")
-    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidValue(NOT_A_PAGE)
-    if fields.get("search") != search:
-        raise InvalidValue(
-            "Invalid page_token: it continues another search; send the experiment_ids, filter, datasets and "
-            "order_by of the request that returned it"
-        )
-    return offset
 
 
 def _page_token(offset: int, search: str) -> str:

@@ -105,12 +105,20 @@ def page_token(fields: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
 
 
-def page_offset(token: str | None) -> int:
+def page_offset(token: str | None, search: str | None = None) -> int:
+    """Where a page read by offset starts (0 without a token); with `search`, the token must carry the
+    same one: a token is bound to the search that returned it."""
     if not token:
         return 0
-    offset = token_fields(token).get("offset")
+    fields = token_fields(token)
+    offset = fields.get("offset")
     if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
         raise InvalidValue(NOT_A_PAGE)
+    if search is not None and fields.get("search") != search:
+        raise InvalidValue(
+            "Invalid page_token: it continues another search; send the experiment_ids, filter, datasets and "
+            "order_by of the request that returned it"
+        )
     return offset
 
 
