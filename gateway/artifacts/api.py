@@ -6,8 +6,6 @@ path is taken from the raw URL and percent-decoded exactly once, here, into an `
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -31,6 +29,7 @@ from gateway.http.request_values import (
     whole_number,
 )
 from gateway.logs import audit
+from gateway.store.pages import name_token, page_name
 from repositories import ArtifactPath, ListEntry
 
 MAX_PAGE_SIZE = 10_000
@@ -105,22 +104,6 @@ def _entry_json(prefix_free: ListEntry) -> dict[str, object]:
     return {"path": prefix_free.name, "is_dir": False, "file_size": prefix_free.size}
 
 
-def _page_token(last: ListEntry) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last.sort_key}).encode()).decode()
-
-
-def _start_after(token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        after = None
-    if not isinstance(after, str):
-        raise ApiError.invalid("Invalid page_token: pass back the next_page_token of the previous page")
-    return after
-
-
 def _max_results(value: str | None) -> int | None:
     return None if value is None else whole_number(value, "max_results", MAX_PAGE_SIZE)
 
@@ -130,7 +113,7 @@ async def list_artifacts(request: web.Request) -> web.StreamResponse:
     query = query_params(request)
     path = parse_path(query.get("path", ""), allow_trailing_slash=True)
     limit = _max_results(query.get("max_results"))
-    listing = repository_of(request).list(path, start_after=_start_after(query.get("page_token")))
+    listing = repository_of(request).list(path, start_after=page_name(query.get("page_token")))
     async with contextlib.aclosing(listing) as entries:  # a full page, or a client gone, stops it early
         if limit is None:
             return await _stream_listing(request, entries)
@@ -138,7 +121,7 @@ async def list_artifacts(request: web.Request) -> web.StreamResponse:
         async for entry in entries:
             if len(page) == limit:
                 body: dict[str, object] = {"files": [_entry_json(e) for e in page]}
-                body["next_page_token"] = _page_token(page[-1])
+                body["next_page_token"] = name_token(page[-1].sort_key)
                 return web.json_response(body)
             page.append(entry)
         return web.json_response({"files": [_entry_json(e) for e in page]} if page else {})

@@ -7,7 +7,6 @@ store's own (`gateway.store.errors`).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import time
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.pages import offset_token, page_offset
 from gateway.traces.limits import MAX_LINKS_PER_REQUEST, MAX_PREVIEW
 from gateway.traces.search_filter import TRACE, Clause, condition, order_columns
 
@@ -99,22 +99,6 @@ def _experiment_id(value: object) -> int:
     if not 0 <= number < 2**63:
         raise NotFound(f"No Experiment with id={value} exists")
     return number
-
-
-def page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def token_offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidValue(f"Invalid page token '{token}'") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidValue(f"Invalid page token '{token}'")
-    return offset
 
 
 class TraceStore:
@@ -399,7 +383,7 @@ class TraceStore:
         max_results: int,
         token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        offset = token_offset(token)
+        offset = page_offset(token)
         experiments = [_experiment_id(experiment_id) for experiment_id in experiment_ids]
         t = s.trace_info.c
         query = (
@@ -412,7 +396,7 @@ class TraceStore:
         async with self.engine.connect() as conn:
             ids = [row.trace_id for row in await conn.execute(query)]
             infos = await self._infos(conn, ids[:max_results])
-        return infos, page_token(offset + max_results) if len(ids) > max_results else None
+        return infos, offset_token(offset + max_results) if len(ids) > max_results else None
 
     async def delete_traces(
         self,

@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.request_values import query_pairs
-from gateway.tracking.store import offset_token
+from gateway.store.pages import offset_token
 from gateway.ui.rendering import page
 from gateway.ui.runs_table import RunsQuery, chosen_experiments, default_columns, flat_row, merged_keys
 

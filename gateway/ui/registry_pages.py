@@ -15,8 +15,8 @@ from gateway.http.access import Access, add_route
 from gateway.http.app_keys import REGISTRY_STORE_KEY
 from gateway.http.request_values import query_params, whole_number
 from gateway.registry.store import RegistryStore
-from gateway.registry.store.values import page_token
 from gateway.store.errors import InvalidValue
+from gateway.store.pages import offset_token
 from gateway.ui.artifact_pages import stored_folder
 from gateway.ui.rendering import page, render
 
@@ -86,7 +86,7 @@ async def models_page(request: web.Request) -> web.StreamResponse:
 
 
 def _offset(offset: int) -> str | None:
-    return page_token(offset) if offset else None
+    return offset_token(offset) if offset else None
 
 
 @page

@@ -15,8 +15,9 @@ from yarl import URL
 from gateway.http.app_keys import STORE_KEY, TRACE_STORE_KEY
 from gateway.http.request_values import query_params, whole_number
 from gateway.store.errors import InvalidValue
+from gateway.store.pages import offset_token
 from gateway.traces import search_filter, span_dicts
-from gateway.traces.store import PROMPT_VERSION, RUN, TraceStore, page_token
+from gateway.traces.store import PROMPT_VERSION, RUN, TraceStore
 from gateway.ui.rendering import page, render
 
 TRACES_PER_PAGE = 50
@@ -97,7 +98,7 @@ async def traces_page(request: web.Request) -> web.StreamResponse:
     try:
         clauses = search_filter.parse(search)
         infos, token = await _traces(request).search_traces(
-            [experiment_id], clauses, [], TRACES_PER_PAGE, page_token(offset) if offset else None
+            [experiment_id], clauses, [], TRACES_PER_PAGE, offset_token(offset) if offset else None
         )
         rows = [_row(info) for info in infos]
         (total,) = await _traces(request).count_traces([experiment_id], [clauses])

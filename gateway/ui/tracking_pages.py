@@ -15,8 +15,9 @@ from gateway.http.app_keys import STORE_KEY
 from gateway.http.errors import ApiError
 from gateway.http.request_values import query_pairs, query_params, whole_number
 from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.pages import offset_token
 from gateway.tracking.limits import MAX_BULK_RUNS, MAX_HISTORY
-from gateway.tracking.store import TrackingStore, offset_token
+from gateway.tracking.store import TrackingStore
 from gateway.ui.artifact_pages import run_artifact_summary
 from gateway.ui.compare_charts import compare_plot_data
 from gateway.ui.logged_model_pages import status_words

@@ -12,6 +12,7 @@ from gateway.registry.store import values as v
 from gateway.registry.store.base import MODEL, RegistryBase, search_conditions
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue, NotFound
+from gateway.store.pages import offset_token, page_offset
 from gateway.store.sql import compare, insert_statement
 
 
@@ -114,7 +115,7 @@ class RegisteredModelStore(RegistryBase):
             ordering = parse_order_by(order_by, MODELS)
         except InvalidFilter as exc:
             raise InvalidValue(str(exc)) from None
-        offset = v.page_offset(token)
+        offset = page_offset(token)
         query = select(s.registered_models)
         tag = s.registered_model_tags.c
         own = tag.registered_model_id == MODEL.registered_model_id
@@ -135,7 +136,7 @@ class RegisteredModelStore(RegistryBase):
         async with self.engine.connect() as conn:
             rows = list((await conn.execute(query)).all())
             found = await self._models_json(conn, rows[:max_results])
-        return found, v.page_token(offset + max_results) if len(rows) > max_results else None
+        return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
     async def set_registered_model_tag(self, name: object, key: object, value: object) -> None:
         checked = v.model_name(name)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import posixpath
 import re
@@ -156,22 +154,3 @@ def stage(value: object) -> str:
         if value.lower() == canonical.lower():
             return canonical
     raise InvalidValue(f"Invalid Model Version stage: {value}. Value must be one of {', '.join(STAGES)}.")
-
-
-def page_offset(token: object) -> int:
-    if token is None or token == "":
-        return 0
-    offset = None
-    if isinstance(token, str):
-        try:
-            offset = json.loads(base64.b64decode(token.encode(), validate=False))["offset"]
-        except (binascii.Error, ValueError, KeyError, TypeError):
-            offset = None
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= 1 << 53:
-        raise InvalidValue("Invalid page token, could not base64-decode")
-    return offset
-
-
-def page_token(offset: int) -> str:
-    """MLflow's token: base64 of `{"offset": n}`, so a client may pass either server's token."""
-    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()

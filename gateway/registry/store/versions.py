@@ -14,6 +14,7 @@ from gateway.registry.store import values as v
 from gateway.registry.store.base import MODEL, VERSION, RegistryBase, search_conditions
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.pages import offset_token, page_offset
 from gateway.store.sql import compare, insert_statement
 
 ACTIVE = "active"
@@ -231,7 +232,7 @@ class ModelVersionStore(RegistryBase):
             )
         except InvalidFilter as exc:
             raise InvalidValue(str(exc)) from None
-        offset = v.page_offset(token)
+        offset = page_offset(token)
         columns = {
             "name": MODEL.name,
             "run_id": VERSION.run_id,
@@ -262,7 +263,7 @@ class ModelVersionStore(RegistryBase):
         async with self.engine.connect() as conn:
             rows = list((await conn.execute(query)).all())
             found = await self._versions_json(conn, rows[:max_results])
-        return found, v.page_token(offset + max_results) if len(rows) > max_results else None
+        return found, offset_token(offset + max_results) if len(rows) > max_results else None
 
     # -- the tracking data a source names (read-only) --------------------------------------------
 

@@ -20,6 +20,7 @@ from gateway.registry.store import values as v
 from gateway.registry.store.base import IS_PROMPT_TAG, MODEL, RegistryBase
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, NotFound
+from gateway.store.pages import offset_token, page_offset
 
 HOOK = s.webhooks.c
 EVENT = s.webhook_events.c
@@ -104,7 +105,7 @@ class WebhookStore(RegistryBase):
     async def list_webhooks(self, max_results: int, token: object) -> tuple[list[dict[str, Any]], str | None]:
         if not 1 <= max_results <= MAX_WEBHOOKS:
             raise InvalidValue(f"max_results must be between 1 and {MAX_WEBHOOKS}.")
-        offset = v.page_offset(token)
+        offset = page_offset(token)
         query = (
             select(HOOK.webhook_id)
             .where(HOOK.deleted_time.is_(None))
@@ -115,7 +116,7 @@ class WebhookStore(RegistryBase):
         async with self.engine.connect() as conn:
             ids = list((await conn.execute(query)).scalars())
             found = await self._webhooks_json(conn, ids[:max_results])
-        return found, v.page_token(offset + max_results) if len(ids) > max_results else None
+        return found, offset_token(offset + max_results) if len(ids) > max_results else None
 
     async def update_webhook(
         self, webhook_id: str, changes: dict[str, Any], events: list[tuple[str, str]] | None

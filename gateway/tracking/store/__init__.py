@@ -19,7 +19,6 @@ from gateway.tracking.store.values import (
     metric_value,
     missing,
     now_ms,
-    offset_token,
     wrong_type,
 )
 
@@ -36,6 +35,5 @@ __all__ = [
     "metric_value",
     "missing",
     "now_ms",
-    "offset_token",
     "wrong_type",
 ]

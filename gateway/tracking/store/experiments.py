@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import AlreadyExists, InvalidValue
+from gateway.store.pages import offset_token, page_offset
 from gateway.store.sql import compare, upsert
 from gateway.tracking.limits import MAX_EXPERIMENT_NAME, MAX_EXPERIMENT_TAG_VALUE
 from gateway.tracking.search_filter import (
@@ -32,8 +33,6 @@ from gateway.tracking.store.values import (
     missing,
     not_found,
     now_ms,
-    offset_token,
-    page_offset,
     possible_experiment_id,
     wrong_type,
 )

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue, UnknownAttribute
+from gateway.store.pages import offset_token, page_offset
 from gateway.store.sql import compare, insert_statement, upsert
 from gateway.tracking.limits import (
     MAX_LOGGED_MODELS,
@@ -45,8 +46,6 @@ from gateway.tracking.store.values import (
     json_number,
     not_found,
     now_ms,
-    page_offset,
-    page_token,
     possible_experiment_id,
     wrong_type,
 )
@@ -265,7 +264,7 @@ class LoggedModelStore(StoreBase):
         datasets: list[dict[str, Any]],
         max_results: int,
         order_by: list[dict[str, Any]],
-        page_token: str | None,
+        token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the active logged models of `experiment_ids` that match, in MLflow's order.
 
@@ -282,7 +281,7 @@ class LoggedModelStore(StoreBase):
         wanted = [_dataset_filter(item) for item in datasets]
         ordering = [_model_order(item) for item in order_by]
         search = _fingerprint(ids, filter_string, wanted, ordering)
-        offset = page_offset(page_token, search)
+        offset = page_offset(token, search)
         page = min(max_results, MAX_LOGGED_MODELS)
         ids = [number for number in ids if possible_experiment_id(number)]
         if not ids:
@@ -297,7 +296,7 @@ class LoggedModelStore(StoreBase):
                 query = query.where(exists().where(lmm.model_id == _MODEL.model_id, _on_datasets(wanted)))
             rows = (await conn.execute(order_models(query, ordering).offset(offset).limit(page + 1))).all()
             found = await self._models_json(conn, rows[:page])
-        return found, _page_token(offset + page, search) if len(rows) > page else None
+        return found, offset_token(offset + page, search) if len(rows) > page else None
 
     async def log_outputs(self, run_id: object, models: list[dict[str, Any]]) -> None:
         async with self.engine.begin() as conn:
@@ -408,10 +407,6 @@ def _fingerprint(
     """What a page token is bound to: the search it continues."""
     described = json.dumps([ids, filter_string or None, [astuple(d) for d in datasets], [astuple(o) for o in ordering]])
     return hashlib.sha256(described.encode()).hexdigest()[:16]
-
-
-def _page_token(offset: int, search: str) -> str:
-    return page_token({"offset": offset, "search": search})
 
 
 def _on_datasets(wanted: list[DatasetFilter]) -> ColumnElement[bool]:

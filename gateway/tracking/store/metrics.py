@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.store.pages import page_position, position_token
 from gateway.store.sql import insert_for, plain_rows, upsert_statement
 from gateway.tracking.limits import (
     MAX_BATCH_METRICS,
@@ -36,12 +37,13 @@ from gateway.tracking.store.values import (
     json_double,
     json_number,
     no_run,
-    page_position,
-    position_token,
 )
 
 METRIC_POINT = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
 """What makes a metric point itself: MLflow stores one row per these values."""
+
+HISTORY_ORDER = ("step", "timestamp", "id")
+"""A history's point order, and what its page token carries: the last point's values of these."""
 
 
 def _check_batch_size(metrics: int, params: int, tags: int) -> None:
@@ -109,7 +111,7 @@ class MetricStore(StoreBase):
         """A page of one metric's points as the JSON text of their array (None: no points), and the next
         page's token. Written as text in the read's thread: a history of thousands of points costs one
         string per point instead of a dict each and then the event loop's time encoding them."""
-        after = page_position(page_token, 3)
+        after = page_position(page_token, HISTORY_ORDER)
         if not isinstance(run_id, str) or not run_id:
             raise no_run(run_id)
         return await self.reads.read(functools.partial(_history_page, run_id, key, max_results, after))
@@ -221,16 +223,14 @@ def _history_page(
     sql = _statements(conn.dialect.name)
     found_run(conn.execute(sql.run, {"run_id": run_id}).first(), run_id)
     m = s.metrics.c
-    query = select(m.value, m.is_nan, m.timestamp, m.step, m.id).where(
-        m.run_uuid == run_id, m.key == check_key(key, "metric_key")
-    )
+    order = [m[column] for column in HISTORY_ORDER]
+    query = select(m.value, m.is_nan, *order).where(m.run_uuid == run_id, m.key == check_key(key, "metric_key"))
     if after is not None:
-        query = query.where(tuple_(m.step, m.timestamp, m.id) > tuple_(*after))
-    rows = plain_rows(conn, query.order_by(m.step, m.timestamp, m.id).limit(max_results + 1))
+        query = query.where(tuple_(*order) > tuple_(*after))
+    rows = plain_rows(conn, query.order_by(*order).limit(max_results + 1))
     token = None
     if len(rows) > max_results:
-        _, _, timestamp, step, point_id = rows[max_results - 1]
-        token = position_token((step, timestamp, point_id))
+        token = position_token(tuple(rows[max_results - 1][2:]))
     if not rows:
         return None, token
     head = '{"key": ' + json.dumps(key) + ', "value": '
@@ -239,7 +239,7 @@ def _history_page(
         f'{head}{value!r}, "timestamp": {timestamp}, "step": {step}}}'
         if not nan and finite(value)
         else f'{head}{json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
-        for value, nan, timestamp, step, _ in rows[:max_results]
+        for value, nan, step, timestamp, _ in rows[:max_results]
     ]
     return "[" + ", ".join(points) + "]", token
 

@@ -39,6 +39,7 @@ from sqlalchemy.types import TypeEngine
 
 from gateway.store import schema as s
 from gateway.store.errors import InvalidValue
+from gateway.store.pages import offset_token, page_offset
 from gateway.store.sql import compare, driver_rows, sqlite_text, upsert
 from gateway.tracking.limits import MAX_RUN_NAME, MAX_SEARCH_RESULTS, MAX_TAG_VALUE, MAX_USER_ID, RUN_STATUSES
 from gateway.tracking.search_filter import Comparison, InvalidFilter, OrderBy, parse_filter, parse_order_by
@@ -57,8 +58,6 @@ from gateway.tracking.store.values import (
     missing,
     not_found,
     now_ms,
-    offset_token,
-    page_offset,
     possible_experiment_id,
     wrong_type,
 )

@@ -5,8 +5,6 @@ Every check raises `InvalidValue` (or `NotFound`) with the words MLflow's client
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -79,73 +77,6 @@ def json_double(value: float) -> str:
     """A double as protobuf's JSON (and `json.dumps` of `json_number`) writes it."""
     number = json_number(float(value))
     return f'"{number}"' if isinstance(number, str) else repr(number)
-
-
-MAX_OFFSET = 1 << 53
-
-
-NOT_A_PAGE = "Invalid page_token: pass back the next_page_token of the previous page"
-
-
-def token_fields(token: object) -> dict[str, object]:
-    """What a page token carries: base64 of a JSON object (`page_token`); a 400 for anything else."""
-    if not isinstance(token, str):
-        raise InvalidValue(NOT_A_PAGE)
-    try:
-        fields = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError):
-        raise InvalidValue(NOT_A_PAGE) from None
-    if not isinstance(fields, dict):
-        raise InvalidValue(NOT_A_PAGE)
-    return fields
-
-
-def page_token(fields: dict[str, object]) -> str:
-    """The `next_page_token` that carries `fields`, read back by `token_fields`."""
-    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
-
-
-def page_offset(token: str | None, search: str | None = None) -> int:
-    """Where a page read by offset starts (0 without a token); with `search`, the token must carry the
-    same one: a token is bound to the search that returned it."""
-    if not token:
-        return 0
-    fields = token_fields(token)
-    offset = fields.get("offset")
-    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidValue(NOT_A_PAGE)
-    if search is not None and fields.get("search") != search:
-        raise InvalidValue(
-            "Invalid page_token: it continues another search; send the experiment_ids, filter, datasets and "
-            "order_by of the request that returned it"
-        )
-    return offset
-
-
-def offset_token(offset: int) -> str:
-    """The page token that starts a listing at `offset`, as `next_page_token` carries it."""
-    return page_token({"offset": offset})
-
-
-def page_position(token: str | None, size: int) -> tuple[int, ...] | None:
-    """Where a page read by position starts: after the row whose sort key (`size` integers) the token
-    carries (`position_token`); None for the first page."""
-    if not token:
-        return None
-    after = token_fields(token).get("after")
-    if not (
-        isinstance(after, list)
-        and len(after) == size
-        and all(type(value) is int and INT64_MIN <= value <= INT64_MAX for value in after)
-    ):
-        raise InvalidValue(NOT_A_PAGE)
-    return tuple(after)
-
-
-def position_token(position: tuple[int, ...]) -> str:
-    """The page token that continues a listing after the row whose sort key is `position`: the next page
-    is found in the index, where an offset made each page read and skip every row before it."""
-    return page_token({"after": list(position)})
 
 
 _NAME = re.compile(r"^[/\w.\- :]*$")
