@@ -73,8 +73,9 @@ IDLE_BEFORE_PING = 0.5
 """Seconds a pooled PostgreSQL connection may rest before it is pinged at checkout, as HikariCP's
 `aliveBypassWindowMs`: a ping is a round trip before the request's own statements (0.3-0.5 ms here),
 and a connection that served a request moments ago is alive (if PostgreSQL restarted since, a read
-runs again (`reconnecting`), a write fails, MLflow's client retries it, and SQLAlchemy replaces every
-older connection of the pool)."""
+runs again (`reconnecting`), so does a grouped write that failed before its COMMIT (`GroupWriter`),
+another write fails and MLflow's client retries it, and SQLAlchemy replaces every older connection of
+the pool)."""
 _LAST_USED = "artifact_gateway_last_used"
 
 

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.database import reconnecting
@@ -219,6 +220,19 @@ class GroupWriter:
     async def _run(self, writes: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         if self._thread is not None:
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._run_in_thread, writes)
+        try:
+            return await self._run_pooled(writes)
+        except _Failed as failed:
+            if not (isinstance(failed.error, DBAPIError) and failed.error.connection_invalidated):
+                raise
+        # The group's one write met a connection PostgreSQL dropped within IDLE_BEFORE_PING of its last
+        # use (restarted, or a proxy cut it): it failed before its COMMIT was sent, so nothing of it is
+        # stored and it runs once more on a new connection instead of answering 500. A group of several
+        # recovers inside `run_group` (the SAVEPOINT pass runs on a new connection); a failed COMMIT is
+        # never run again.
+        return await self._run_pooled(writes)
+
+    async def _run_pooled(self, writes: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         async with self.engine.connect() as conn:
             outcomes: list[tuple[bool, Any]] = await conn.run_sync(run_group, writes)
             return outcomes

@@ -1,6 +1,7 @@
 """The PostgreSQL pool pings only a connection that rested (gateway/store/database.py): no round trip
-before each request, a connection PostgreSQL dropped meanwhile is replaced, and reads and readiness
-checks that meet one dropped within the window run again on a new one."""
+before each request, a connection PostgreSQL dropped meanwhile is replaced, and reads, readiness
+checks and grouped writes (metrics, params, tags) that meet one dropped within the window run again
+on a new one."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import database
 from gateway.store.database import create_engine
-from gateway.store.writes import Reader
+from gateway.store.writes import GroupWriter, Reader
 from tests.gateway_process import run_gateway
 from tests.postgres_server import create_database
 
@@ -122,6 +123,35 @@ async def test_a_read_meets_a_dropped_connection_and_still_answers(engine: Async
     assert await reads.read(pid) != dropped
 
 
+async def test_a_write_meets_a_dropped_connection_and_is_stored_once(engine: AsyncEngine, store_uri: str) -> None:
+    """A grouped write (a metric, param or tag) that meets a connection dropped within the window fails
+    before its COMMIT is sent: it runs again on a new connection instead of failing, and is stored once;
+    so do the writes of a group of several that all meet dropped connections."""
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE written (n integer)"))
+    writes = GroupWriter(engine)
+
+    def insert(n: int) -> Any:
+        def write(conn: Any) -> int:
+            conn.execute(text("INSERT INTO written VALUES (:n)"), {"n": n})
+            return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+        return write
+
+    try:
+        first = await writes.write(insert(1))
+        await terminate(store_uri, first)
+        assert await writes.write(insert(2)) != first
+        for pid in await gateway_backends(store_uri):
+            await terminate(store_uri, pid)
+        await asyncio.gather(*(writes.write(insert(n)) for n in range(3, 11)))
+    finally:
+        await writes.close()
+    async with engine.connect() as conn:
+        stored = sorted((await conn.execute(text("SELECT n FROM written"))).scalars())
+    assert stored == list(range(1, 11))
+
+
 async def gateway_backends(store_uri: str) -> list[int]:
     """The server processes of every other session on the gateway's database."""
     admin = await asyncpg.connect(store_uri)
@@ -152,8 +182,9 @@ def test_readiness_is_not_lost_to_a_connection_dropped_in_the_pool(store_uri: st
 def test_the_stock_client_goes_on_when_postgresql_drops_the_gateways_connections(
     store_uri: str, tmp_path: Path
 ) -> None:
-    """PostgreSQL restarted or a proxy cut the connections: the gateway's next requests still succeed
-    (a dropped connection's request answers 500, which MLflow's client retries), nothing is lost."""
+    """PostgreSQL restarted or a proxy cut the connections: the gateway's next requests still succeed,
+    a metric logged at once after the cut included (its first answer is 200, not a 500 the client would
+    retry), and nothing is lost or stored twice."""
 
     with run_gateway(tmp_path, "--backend-store-uri", store_uri) as gateway:
         client = MlflowClient(gateway.url)
@@ -163,7 +194,9 @@ def test_the_stock_client_goes_on_when_postgresql_drops_the_gateways_connections
             terminate_all(store_uri)
             if dropped:
                 asyncio.run(asyncio.sleep(database.IDLE_BEFORE_PING + 0.2))
-            client.log_metric(run_id, "loss", float(dropped + 2), step=dropped + 1)
+            point = {"run_id": run_id, "key": "loss", "value": float(dropped + 2), "timestamp": 5, "step": dropped + 1}
+            answer = requests.post(f"{gateway.url}/api/2.0/mlflow/runs/log-metric", json=point, timeout=30)
+            assert answer.status_code == 200, answer.text
             client.log_param(run_id, f"p{dropped}", "v")
         history = client.get_metric_history(run_id, "loss")
         assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0), (2, 3.0)]
