@@ -239,7 +239,7 @@ def _history_page(
         f'{head}{value!r}, "timestamp": {timestamp}, "step": {step}}}'
         if not nan and finite(value)
         else f'{head}{json_double(math.nan if nan else value)}, "timestamp": {timestamp}, "step": {step}}}'
-        for value, nan, step, timestamp, _ in rows[:max_results]
+        for value, nan, step, timestamp, _ in rows[:max_results]  # after value and is_nan, HISTORY_ORDER's
     ]
     return "[" + ", ".join(points) + "]", token
 
