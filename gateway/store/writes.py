@@ -214,6 +214,10 @@ class GroupWriter:
                     continue
                 if ok:
                     pending.done.set_result(value)
+                elif isinstance(value, StopIteration):  # a future refuses it, and the lane would end with it
+                    error = RuntimeError(f"a write raised StopIteration: {value!r}")
+                    error.__cause__ = value
+                    pending.done.set_exception(error)
                 else:
                     pending.done.set_exception(value)
 

@@ -194,6 +194,41 @@ def test_sixteen_clients_lose_and_duplicate_no_point_and_acknowledged_points_sur
         assert run.data.params == {"fixed": "1"}
 
 
+async def test_a_write_raising_stop_iteration_fails_alone_and_the_writer_goes_on(store: TrackingStore) -> None:
+    """A future refuses StopIteration: delivered as it is, it ended the writer's lane and every later
+    write waited forever. Its caller gets a RuntimeError instead, and the next write is stored."""
+
+    def stops(_: Any) -> None:
+        raise StopIteration("no chunk size fits")
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await asyncio.wait_for(store.writes.write(stops), 10)
+    run_id = await new_run(store)
+    await asyncio.wait_for(store.log_batch(run_id, [MetricPoint("after", 1.0, 1, 1)], [], []), 10)
+    assert (await store.get_run(run_id))["data"]["metrics"][0]["key"] == "after"
+
+
+@pytest.mark.parametrize("sent", [1, 7, 513, 999, 1000])
+async def test_a_batch_of_any_size_is_stored_whole_once_and_in_its_order(store: TrackingStore, sent: int) -> None:
+    """On SQLite a batch goes in as statements of 1,000, 512, 256, ... 1 points (`SQLITE_CHUNKS`; 999
+    points are eight of them): every point comes out once, ids in the request's order (steps running
+    backwards, so no other order matches it), and the batch's first point sent again as its last is
+    stored once, in the same statement (1,000) or a later one."""
+    run_id = await new_run(store)
+    count = max(1, sent - 1)
+    points = [MetricPoint(key=f"k{i % 3}", value=i / 2, timestamp=1000 + i, step=count - i) for i in range(count)]
+    await store.log_batch(run_id, [*points, points[0]] if sent > 1 else points, [], [])
+    m = s.metrics.c
+    async with store.engine.connect() as conn:
+        query = select(m.key, m.value, m.timestamp, m.step).where(m.run_uuid == run_id).order_by(m.id)
+        rows = (await conn.execute(query)).all()
+    assert [tuple(row) for row in rows] == [(p.key, p.value, p.timestamp, p.step) for p in points]
+    latest = await store.get_run(run_id)
+    assert {m["key"]: m["step"] for m in latest["data"]["metrics"]} == {
+        key: max(p.step for p in points if p.key == key) for key in {p.key for p in points}
+    }
+
+
 @pytest.mark.parametrize("linked", [True, False], ids=["some-points-name-a-dataset", "none-does"])
 async def test_every_value_of_a_batch_is_stored_exactly(store: TrackingStore, linked: bool) -> None:
     """What a point can hold comes back from the table as it went in: on PostgreSQL the batch's columns

@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, null, select, tuple_, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import bindparam, case, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -345,31 +344,59 @@ _LINKS = ("model_id", "dataset_name", "dataset_digest")
 """A point's optional links to a logged model and a dataset: the last three of `_METRIC_COLUMNS`."""
 
 
+SQLITE_CHUNKS = (MAX_BATCH_METRICS, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+"""Points per SQLite insert statement: a batch goes in the fewest of these (a full batch in one; 600
+points as 512 + 64 + 16 + 8), so at most eleven statement texts are prepared and kept by the driver's
+statement cache, whatever sizes clients send (a prepared 1,000-point statement holds about 0.5 MB).
+1,000 points of eight values is 8,001 variables, under SQLite's 32,766 (the registry's RETURNING
+needs SQLite 3.35 already, and 3.32 raised the limit from 999)."""
+
+
 @functools.cache
-def _sqlite_metric_insert(links: bool) -> str:
-    """The batch's metric insert as SQLite text with positional placeholders, for the driver's executemany.
+def _sqlite_metric_insert(links: bool, points: int) -> str:
+    """The insert of `points` metric points as one SQLite statement: the run's id bound once, then each
+    point's values (`_sqlite_values`) in a VALUES list; unless some point `links` to a model or dataset,
+    those three columns are NULL in the text.
 
-    Unless some point `links` to a model or dataset, those three columns are NULL in the statement's
-    text: the driver looks up an adapter for every None (or bool) it binds, and the NULLs took 2.3 ms of
-    the 5.5 ms binding a 1,000-point batch took (`benchmarks/RESULTS.md`)."""
-    statement = _statements("sqlite").metric
-    columns = _METRIC_COLUMNS if links else _METRIC_COLUMNS[: -len(_LINKS)]
-    if not links:
-        statement = statement.values({column: null() for column in _LINKS})
-    compiled = statement.compile(dialect=sqlite.dialect(), column_keys=list(columns))
-    assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
-    return str(compiled)
+    One statement instead of the driver's executemany, which binds and steps each row on its own and
+    gives up the GIL around every step: the server's CPU per 1,000-point batch went from 7.5 to 6.0 ms
+    and its log-batch capacity up a quarter (`benchmarks/log_batch_capacity.py`, RESULTS.md). SQLite
+    fills VALUES rows in their order, so ids still follow the request's order."""
+    given = _METRIC_COLUMNS[1:] if links else _METRIC_COLUMNS[1 : -len(_LINKS)]
+    row = "(" + ", ".join("?" * len(given)) + ")"
+    selected = [f"column{n}" for n in range(1, len(given) + 1)] + ([] if links else ["NULL"] * len(_LINKS))
+    return (  # fixed names only; WHERE true: SQLite's grammar for an upsert from a SELECT
+        f"INSERT INTO metrics ({', '.join(map(_quoted, _METRIC_COLUMNS))}) "  # noqa: S608
+        f"SELECT ?, {', '.join(selected)} FROM (VALUES {', '.join([row] * points)}) "
+        f"WHERE true ON CONFLICT ({', '.join(map(_quoted, METRIC_POINT))}) DO NOTHING"
+    )
 
 
-def _sqlite_rows(run_id: str, points: Sequence[MetricPoint], links: bool) -> list[tuple[Any, ...]]:
-    """The points' rows for `_sqlite_metric_insert(links)`, is_nan as the integer SQLite stores: a bool
-    goes through the same adapter lookup as None (1.0 ms a 1,000-point batch)."""
-    rows = []
+def _quoted(column: str) -> str:
+    return f'"{column}"'
+
+
+def _sqlite_values(points: Sequence[MetricPoint], links: bool) -> list[Any]:
+    """The points' values for `_sqlite_metric_insert(links, len(points))` after the run's id, one after the
+    other; is_nan as the integer SQLite stores (a bool costs the driver an adapter lookup)."""
+    values: list[Any] = []
     for point in points:
         value, nan, timestamp, step = _stored_columns(point)
-        row = (run_id, point.key, value, int(nan), timestamp, step)
-        rows.append((*row, point.model_id, point.dataset_name, point.dataset_digest) if links else row)
-    return rows
+        values += (point.key, value, int(nan), timestamp, step)
+        if links:
+            values += (point.model_id, point.dataset_name, point.dataset_digest)
+    return values
+
+
+def _sqlite_insert_points(conn: Connection, run_id: str, points: Sequence[MetricPoint]) -> None:
+    """Store the points not stored yet, in `SQLITE_CHUNKS` statements."""
+    links = any((p.model_id, p.dataset_name, p.dataset_digest) != (None, None, None) for p in points)
+    start = 0
+    while start < len(points):
+        size = next(size for size in SQLITE_CHUNKS if size <= len(points) - start)
+        chunk = points[start : start + size]
+        conn.exec_driver_sql(_sqlite_metric_insert(links, size), (run_id, *_sqlite_values(chunk, links)))
+        start += size
 
 
 def _insert_metrics(conn: Connection, sql: _Statements, run: Any, run_id: str, points: Sequence[MetricPoint]) -> None:
@@ -378,10 +405,7 @@ def _insert_metrics(conn: Connection, sql: _Statements, run: Any, run_id: str, p
     None on PostgreSQL to have it looked up and checked in the same statement."""
     latest = _latest_points(points)
     if conn.dialect.name == "sqlite":
-        # The driver's own executemany: SQLAlchemy's per-row parameter handling cost as much as SQLite's
-        # inserts themselves for a batch of 1,000 points (benchmarks: log_batch from 4 threads).
-        links = any((p.model_id, p.dataset_name, p.dataset_digest) != (None, None, None) for p in points)
-        conn.exec_driver_sql(_sqlite_metric_insert(links), _sqlite_rows(run_id, points, links))
+        _sqlite_insert_points(conn, run_id, points)
     else:
         rows = [(run_id, p.key, *_stored_columns(p), p.model_id, p.dataset_name, p.dataset_digest) for p in points]
         found = _postgres_insert_points(conn, run_id, rows, latest)
