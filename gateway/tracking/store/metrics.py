@@ -252,7 +252,6 @@ class _Statements:
     param_value: Any
     tag: Any
     run_name: Any
-    metric: Any
     model: Any
     model_metric: Any
     latest: Any
@@ -271,7 +270,6 @@ def _statements(dialect: str) -> _Statements:
         ),
         tag=upsert_statement(dialect, s.tags, ["run_uuid", "key"], ["value"]),
         run_name=update(s.runs).where(s.runs.c.run_uuid == bindparam("run_id")).values(name=bindparam("run_name")),
-        metric=insert_for(dialect, s.metrics).on_conflict_do_nothing(index_elements=list(METRIC_POINT)),
         model=select(s.logged_models.c.model_id, s.logged_models.c.lifecycle_stage).where(
             s.logged_models.c.model_id == bindparam("model_id")
         ),
@@ -360,7 +358,7 @@ def _sqlite_metric_insert(links: bool, points: int) -> str:
 
     One statement instead of the driver's executemany, which binds and steps each row on its own and
     gives up the GIL around every step: the server's CPU per 1,000-point batch about 1 ms less (7.5-8.5
-    ms before) and its log-batch capacity 14-25% higher (`benchmarks/log_batch_capacity.py`). SQLite
+    ms before) and its log-batch capacity 14-19% higher (`benchmarks/log_batch_capacity.py`). SQLite
     fills VALUES rows in their order, so ids still follow the request's order."""
     given = _METRIC_COLUMNS[1:] if links else _METRIC_COLUMNS[1 : -len(_LINKS)]
     row = "(" + ", ".join("?" * len(given)) + ")"
