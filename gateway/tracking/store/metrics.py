@@ -357,8 +357,8 @@ def _sqlite_metric_insert(links: bool, points: int) -> str:
     those three columns are NULL in the text.
 
     One statement instead of the driver's executemany, which binds and steps each row on its own and
-    gives up the GIL around every step: the server's CPU per 1,000-point batch about 1 ms less (7.5-8.5
-    ms before) and its log-batch capacity 14-19% higher (`benchmarks/log_batch_capacity.py`). SQLite
+    gives up the GIL around every step: the server's CPU per 1,000-point batch 7.35 -> 6.05 ms and its
+    log-batch capacity 30% higher (`benchmarks/log_batch_capacity.py`, idle machine). SQLite
     fills VALUES rows in their order, so ids still follow the request's order."""
     given = _METRIC_COLUMNS[1:] if links else _METRIC_COLUMNS[1 : -len(_LINKS)]
     row = "(" + ", ".join("?" * len(given)) + ")"
