@@ -63,8 +63,8 @@ def start(tree: Path, work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            urllib.request.urlopen(url + "/health")
-            break
+            with urllib.request.urlopen(url + "/health"):
+                break
         except OSError:
             time.sleep(0.1)
     experiment = call(url, "/experiments/create", {"name": "capacity"})["experiment_id"]
